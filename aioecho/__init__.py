@@ -1,0 +1,30 @@
+"""aioecho: a fast, abuse-resistant asyncio TCP echo service.
+
+Each line ``hello\\n`` is answered ``HELLO_SB\\n``. Start a server inside any
+running event loop::
+
+    async with await aioecho.start_server(host="127.0.0.1", port=0) as server:
+        host, port = server.addresses[0]
+        async with await aioecho.connect(host, port) as client:
+            assert await client.request("hello") == b"HELLO_SB"
+"""
+
+from .client import EchoClient, ServerError, connect
+from .config import ConfigError, ServerConfig
+from .server import EchoServer, start_server
+from .stats import CloseReason, Stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloseReason",
+    "ConfigError",
+    "EchoClient",
+    "EchoServer",
+    "ServerConfig",
+    "ServerError",
+    "Stats",
+    "__version__",
+    "connect",
+    "start_server",
+]

@@ -1,0 +1,5 @@
+"""``python -m aioecho``: the command line."""
+
+from .cli import main_entry
+
+main_entry()

@@ -1,0 +1,117 @@
+"""The command line: ``serve`` (the default), ``client``.
+
+Flags of ``serve`` are generated from :class:`ServerConfig`'s fields, so a
+new server option is declared once and appears here by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import typing
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from . import __version__
+from .config import ConfigError, ServerConfig
+from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
+from .run import run_on, run_server
+
+DEFAULTS = ServerConfig()
+COMMANDS = ("serve", "client")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+HELP_FLAGS = ("-h", "--help", "--version")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line in one line and exit code 2, without the usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aioecho", description="Uppercase TCP echo service.")
+    parser.add_argument("--version", action="version", version=f"aioecho {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,client}")
+    serve = commands.add_parser("serve", help="run the echo server (the default command)")
+    _add_config_flags(serve)
+    serve.add_argument(
+        "--loop",
+        choices=LOOP_NAMES,
+        default="auto",
+        help="event loop; auto takes uvloop when installed (default: auto)",
+    )
+    serve.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
+    )
+    client = commands.add_parser("client", help="talk to a server: a prompt, or a pipe filter")
+    client.add_argument("--host", default=DEFAULTS.host, help="server address")
+    client.add_argument("--port", type=int, default=DEFAULTS.port, help="server port")
+    return parser
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(ServerConfig)
+    for field in dataclasses.fields(ServerConfig):
+        kind = hints[field.name]
+        literal = typing.get_origin(kind) is typing.Literal
+        values: dict[str, Any] = {"choices": typing.get_args(kind)} if literal else {"type": kind}
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            default=field.default,
+            metavar=field.metadata["metavar"],
+            help=field.metadata["help"] + " (default: %(default)s)",
+            **values,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in COMMANDS and args[0] not in HELP_FLAGS):
+        args.insert(0, "serve")  # every serve flag works without the word serve
+    parser = build_parser()
+    options = parser.parse_args(args)
+    if options.command == "client":
+        return _client(options)
+    return _serve(parser, options)
+
+
+def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
+    try:
+        fields = dataclasses.fields(ServerConfig)
+        config = ServerConfig(**{field.name: getattr(options, field.name) for field in fields})
+        resolve_loop(options.loop)
+    except (ConfigError, LoopUnavailableError) as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        level=options.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return run_server(config, options.loop)
+
+
+def _client(options: argparse.Namespace) -> int:
+    from .console import interactive, pipe
+
+    try:
+        if sys.stdin.isatty():
+            return interactive(options.host, options.port)
+        piped = pipe(options.host, options.port, sys.stdin.buffer, sys.stdout.buffer)
+        return run_on(resolve_loop("auto"), piped)
+    except OSError as exc:
+        print(f"aioecho client: {options.host}:{options.port}: {_reason(exc)}", file=sys.stderr)
+        return 1
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def main_entry(*_: Any) -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Server configuration: one frozen dataclass shared by the library and the CLI.
+
+Each field carries its help text in its metadata, so the command line is
+generated from this single list instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Framing = Literal["line", "chunk"]
+FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
+
+
+class ConfigError(ValueError):
+    """An option has a value the server cannot run with."""
+
+
+def option(default: Any, help: str, metavar: str | None = None) -> Any:
+    """A dataclass field whose metadata also describes its command-line flag."""
+    return field(default=default, metadata={"help": help, "metavar": metavar})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything an :class:`~aioecho.EchoServer` needs to know before it starts."""
+
+    host: str = option("127.0.0.1", "address to listen on", "HOST")
+    port: int = option(8088, "TCP port; 0 picks any free port", "PORT")
+    framing: Framing = option(
+        "line", "line: one reply per LF-terminated line; chunk: one reply per read"
+    )
+    suffix: str = option("_SB", "text appended to every reply (may be empty)", "TEXT")
+    max_line: int = option(65536, "longest accepted line body, in bytes", "BYTES")
+    backlog: int = option(1024, "listen queue length", "N")
+    shutdown_timeout: float = option(
+        5.0, "seconds a graceful stop waits for owed replies to flush", "SECONDS"
+    )
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
+        _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
+        _check(self.max_line >= 1, f"max_line must be at least 1, not {self.max_line}")
+        _check(self.backlog >= 1, f"backlog must be at least 1, not {self.backlog}")
+        _check(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
+        _check(
+            "\n" not in self.suffix and "\r" not in self.suffix,
+            "suffix must not contain CR or LF: it would break line framing",
+        )
+
+    @property
+    def suffix_bytes(self) -> bytes:
+        """The suffix as it goes on the wire (UTF-8)."""
+        return self.suffix.encode()
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,67 @@
+"""The echo transform, as batch byte operations over whole buffers.
+
+Every function here works on all complete lines of a read at once with
+C-level ``bytes`` methods, because a Python loop per line would cost more
+than the kernel's own work for a small message.
+"""
+
+from __future__ import annotations
+
+LF = b"\n"
+CR = b"\r"
+
+Buffer = bytes | bytearray
+
+
+class LineEcho:
+    """Replies for line framing: ``upper(body) + suffix + terminator``."""
+
+    __slots__ = ("_crlf_fix", "_suffix", "_suffix_lf", "max_line", "too_long_error")
+
+    def __init__(self, suffix: bytes, max_line: int) -> None:
+        self._suffix = suffix
+        self._suffix_lf = suffix + LF
+        # After the suffix has been put before every LF, a CRLF line reads
+        # body CR suffix LF; this pair moves the CR back behind the suffix.
+        self._crlf_fix = (CR + suffix + LF, suffix + CR + LF)
+        self.max_line = max_line
+        self.too_long_error = b"ERR line too long (max %d bytes)\n" % max_line
+
+    def lines(self, complete: Buffer) -> Buffer:
+        """Replies to ``complete``, which holds whole lines only (ends with LF)."""
+        reply = complete.upper()
+        if not self._suffix:
+            return reply
+        reply = reply.replace(LF, self._suffix_lf)
+        if CR in complete:
+            reply = reply.replace(*self._crlf_fix)
+        return reply
+
+    def partial(self, body: Buffer) -> Buffer:
+        """Reply to a last line cut short by end of input: no terminator."""
+        return body.upper() + self._suffix
+
+    def first_too_long(self, complete: Buffer) -> int:
+        """Offset of the first line of ``complete`` whose body is too long, or -1."""
+        if len(complete) <= self.max_line + 1:
+            return -1  # one LF-terminated line at the limit fits: nothing to split
+        lines = complete.split(LF)
+        if max(map(len, lines)) <= self.max_line:
+            return -1
+        offset = 0
+        for line in lines:
+            if _body_length(line) > self.max_line:
+                return offset
+            offset += len(line) + 1
+        return -1
+
+    def partial_too_long(self, partial: Buffer) -> bool:
+        """Whether an unterminated line is already past the limit.
+
+        One byte of grace: a trailing CR may be the start of a CRLF terminator.
+        """
+        return len(partial) > self.max_line and _body_length(partial) > self.max_line
+
+
+def _body_length(line: Buffer) -> int:
+    return len(line) - 1 if line.endswith(CR) else len(line)

@@ -1,0 +1,45 @@
+"""Event-loop choice: the only module that imports uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LOOP_NAMES: tuple[LoopName, ...] = ("auto", "asyncio", "uvloop")
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+class LoopUnavailableError(RuntimeError):
+    """The requested event loop is not installed."""
+
+
+@dataclass(frozen=True)
+class ResolvedLoop:
+    """A concrete loop: the name to report and the factory to run it with."""
+
+    name: Literal["asyncio", "uvloop"]
+    factory: LoopFactory
+
+
+def uvloop_available() -> bool:
+    """Whether uvloop can be imported here."""
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def resolve_loop(name: LoopName = "auto") -> ResolvedLoop:
+    """Map a loop name to a factory; ``auto`` prefers uvloop when it is installed."""
+    if name == "asyncio" or (name == "auto" and not uvloop_available()):
+        return ResolvedLoop("asyncio", asyncio.new_event_loop)
+    try:
+        import uvloop
+    except ImportError as exc:
+        raise LoopUnavailableError(
+            "uvloop is not installed: pip install 'aioecho[uvloop]'"
+        ) from exc
+    factory: LoopFactory = uvloop.new_event_loop
+    return ResolvedLoop("uvloop", factory)

@@ -1,0 +1,78 @@
+"""Blocking entry points for the command line: loop choice and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from .config import ServerConfig
+from .loops import LoopName, ResolvedLoop, resolve_loop
+from .server import Address, EchoServer
+
+logger = logging.getLogger("aioecho")
+
+T = TypeVar("T")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_on(loop: ResolvedLoop, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on a new loop of the given kind."""
+    with asyncio.Runner(loop_factory=loop.factory) as runner:
+        return runner.run(main)
+
+
+def run_server(config: ServerConfig, loop: LoopName = "auto") -> int:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully; the exit code."""
+    resolved = resolve_loop(loop)
+    return run_on(resolved, _serve(config, resolved.name))
+
+
+async def _serve(config: ServerConfig, loop_name: str) -> int:
+    server = EchoServer(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        logger.error("cannot listen on %s: %s", format_address((config.host, config.port)), exc)
+        return 1
+    listening = ", ".join(format_address(address) for address in server.addresses)
+    logger.info("serving on %s (loop=%s, framing=%s)", listening, loop_name, config.framing)
+    stop = _StopSignals(server)
+    try:
+        await stop.requested.wait()
+        logger.info("shutting down (grace %.1f s; signal again to force)", config.shutdown_timeout)
+        await server.shutdown()
+    finally:
+        stop.remove()
+    logger.info("stopped")
+    return 0
+
+
+class _StopSignals:
+    """First SIGINT/SIGTERM asks for a graceful stop, the second forces it."""
+
+    def __init__(self, server: EchoServer) -> None:
+        self.requested = asyncio.Event()
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        if self.requested.is_set():
+            logger.warning("second signal: closing all connections now")
+            self._server.abort()
+        self.requested.set()
+
+    def remove(self) -> None:
+        for sig in STOP_SIGNALS:
+            self._loop.remove_signal_handler(sig)
+
+
+def format_address(address: Address) -> str:
+    """``host:port``, with IPv6 hosts in brackets."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
