@@ -11,6 +11,8 @@ from typing import Protocol
 
 from .stats import Counters
 
+RECEIVE_BUFFER_SIZE = 256 * 1024
+
 
 class Connection(Protocol):
     """What the tracker needs from a connection."""
@@ -25,6 +27,8 @@ class ConnectionTracker:
 
     def __init__(self) -> None:
         self.counters = Counters()
+        self.receive_buffer = bytearray(RECEIVE_BUFFER_SIZE)
+        self.receive_view = memoryview(self.receive_buffer)
         self._open: set[Connection] = set()
         self._none_open = asyncio.Event()
         self._none_open.set()

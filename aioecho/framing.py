@@ -9,6 +9,7 @@ from __future__ import annotations
 
 LF = b"\n"
 CR = b"\r"
+CR_CODE = ord(CR)  # an int operand makes ``in`` a plain byte scan: several times faster
 
 Buffer = bytes | bytearray
 
@@ -33,7 +34,7 @@ class LineEcho:
         if not self._suffix:
             return reply
         reply = reply.replace(LF, self._suffix_lf)
-        if CR in complete:
+        if CR_CODE in complete:
             reply = reply.replace(*self._crlf_fix)
         return reply
 
