@@ -1,0 +1,77 @@
+"""Helpers shared by the tests: a server in a subprocess, raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+Address = tuple[str, int]
+
+SERVING = re.compile(rb"serving on \[?([^\]\s]+?)\]?:(\d+)")
+
+
+@dataclass
+class ServerProcess:
+    """``python -m aioecho`` running in a child process."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    startup_log: bytes
+
+
+def aioecho_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aioecho", *args]
+
+
+@contextlib.contextmanager
+def serve_in_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """Start the CLI server on a free port; yield once it logged where it listens."""
+    process = subprocess.Popen(
+        aioecho_command("--port", "0", *args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stderr is not None
+    try:
+        log = b""
+        for line in process.stderr:
+            log += line
+            match = SERVING.search(line)
+            if match:
+                break
+        else:
+            raise AssertionError(f"server did not start: {log!r}")
+        yield ServerProcess(process, match.group(1).decode(), int(match.group(2)), log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stderr.close()
+
+
+def server_options(**options: Any) -> pytest.MarkDecorator:
+    """Options for the ``server`` fixture of the marked test."""
+    return pytest.mark.server_options(**options)
+
+
+async def exchange(address: Address, *sends: bytes) -> bytes:
+    """Send each piece separately, half-close, return all until the server closes."""
+    reader, writer = await asyncio.open_connection(*address)
+    for piece in sends:
+        writer.write(piece)
+        await writer.drain()
+    writer.write_eof()
+    reply = await reader.read()
+    writer.close()
+    return reply

@@ -1,0 +1,65 @@
+"""The batch echo transform, byte by byte, without sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from aioecho.framing import LineEcho
+
+
+@pytest.mark.parametrize(
+    ("lines", "replies"),
+    [
+        (b"hello\n", b"HELLO_SB\n"),
+        (b"hi\r\n", b"HI_SB\r\n"),
+        (b"\n", b"_SB\n"),
+        (b"\r\n", b"_SB\r\n"),
+        (b"a\nb\r\nc\n", b"A_SB\nB_SB\r\nC_SB\n"),
+        (b"mid\rcr\n", b"MID\rCR_SB\n"),
+        (b"\r_sb\n", b"\r_SB_SB\n"),
+        ("straße ß\n".encode(), "STRAßE ß_SB\n".encode()),
+    ],
+)
+def test_lines(lines: bytes, replies: bytes) -> None:
+    assert LineEcho(b"_SB", 100).lines(lines) == replies
+
+
+def test_every_byte_value_but_letters_passes_through() -> None:
+    body = bytes(b for b in range(256) if b != 0x0A)
+    expected = bytes(b - 32 if 0x61 <= b <= 0x7A else b for b in body)
+    assert LineEcho(b"_SB", 1000).lines(body + b"\n") == expected + b"_SB\n"
+
+
+@pytest.mark.parametrize("suffix", [b"", b"!", b"-ok-"])
+def test_other_suffixes(suffix: bytes) -> None:
+    echo = LineEcho(suffix, 100)
+    assert echo.lines(b"a\r\nb\n") == b"A" + suffix + b"\r\nB" + suffix + b"\n"
+    assert echo.partial(b"tail") == b"TAIL" + suffix
+
+
+@pytest.mark.parametrize(
+    ("complete", "offset"),
+    [
+        (b"abcd\n", -1),  # exactly at the limit
+        (b"abcd\r\n", -1),  # CR is part of the terminator, not the body
+        (b"abcde\n", 0),
+        (b"ok\nabcd\r\nabcde\nxx\n", 9),
+        (b"ok\n" * 50 + b"abcd\n", -1),
+        (b"ok\n" * 50 + b"abcd\r\r\n", 150),
+    ],
+)
+def test_first_too_long(complete: bytes, offset: int) -> None:
+    assert LineEcho(b"_SB", 4).first_too_long(complete) == offset
+
+
+@pytest.mark.parametrize(
+    ("partial", "too_long"),
+    [(b"abcd", False), (b"abcd\r", False), (b"abcde", True), (b"abcd\r\r", True)],
+)
+def test_partial_too_long(partial: bytes, too_long: bool) -> None:
+    assert LineEcho(b"_SB", 4).partial_too_long(partial) is too_long
+
+
+def test_error_line_names_the_limit_and_lacks_the_suffix() -> None:
+    error = LineEcho(b"_SB", 4).too_long_error
+    assert error == b"ERR line too long (max 4 bytes)\n"
