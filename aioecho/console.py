@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import threading
@@ -42,39 +43,49 @@ async def pipe(host: str, port: int, source: BinaryIO, sink: BinaryIO) -> int:
     rest (a last unterminated line included) before closing.
     """
     client = await connect(host, port)
-    sending = asyncio.create_task(_send_all(client.writer, source))
+    sent = _Sent()
+    sending = asyncio.create_task(_send_all(client.writer, source, sent))
     replies = errors = 0
     while reply := await client.read_reply():
         sink.write(reply)
         replies += 1
         errors += reply.startswith(ERROR_PREFIX)
     sink.flush()
+    # The server has closed: after an error it may have done so before all
+    # input was sent, so stop sending rather than write to a closed socket.
+    sending.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
     await client.close()
-    lines = await sending
-    if errors or replies != lines:
+    if errors or replies != sent.lines:
         print(
-            f"aioecho client: {lines} line(s) sent, {replies - errors} answered, {errors} error(s)",
+            f"aioecho client: {sent.lines} line(s) sent, {replies - errors} answered, "
+            f"{errors} error(s)",
             file=sys.stderr,
         )
         return 1
     return 0
 
 
-async def _send_all(writer: asyncio.StreamWriter, source: BinaryIO) -> int:
-    """Copy ``source`` to the server; return how many lines it held."""
+class _Sent:
+    """How many lines have gone to the server so far."""
+
     lines = 0
+
+
+async def _send_all(writer: asyncio.StreamWriter, source: BinaryIO, sent: _Sent) -> None:
+    """Copy ``source`` to the server, counting lines, then half-close."""
     last = b"\n"
     try:
         async for chunk in _read_chunks(source):
             writer.write(chunk)
-            lines += chunk.count(b"\n")
+            sent.lines += chunk.count(b"\n")
             last = chunk[-1:]
             await writer.drain()
-        lines += last != b"\n"  # an unterminated last line is answered too
+        sent.lines += last != b"\n"  # an unterminated last line is answered too
         writer.write_eof()
     except ConnectionError:
         pass  # the server closed first; the reply count tells what was lost
-    return lines
 
 
 async def _read_chunks(source: BinaryIO) -> AsyncIterator[bytes]:

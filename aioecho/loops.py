@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -26,20 +25,17 @@ class ResolvedLoop:
     factory: LoopFactory
 
 
-def uvloop_available() -> bool:
-    """Whether uvloop can be imported here."""
-    return importlib.util.find_spec("uvloop") is not None
-
-
 def resolve_loop(name: LoopName = "auto") -> ResolvedLoop:
     """Map a loop name to a factory; ``auto`` prefers uvloop when it is installed."""
-    if name == "asyncio" or (name == "auto" and not uvloop_available()):
-        return ResolvedLoop("asyncio", asyncio.new_event_loop)
-    try:
-        import uvloop
-    except ImportError as exc:
-        raise LoopUnavailableError(
-            "uvloop is not installed: pip install 'aioecho[uvloop]'"
-        ) from exc
-    factory: LoopFactory = uvloop.new_event_loop
-    return ResolvedLoop("uvloop", factory)
+    if name != "asyncio":
+        try:
+            import uvloop
+        except ImportError as exc:
+            if name == "uvloop":
+                raise LoopUnavailableError(
+                    "uvloop is not installed: pip install 'aioecho[uvloop]'"
+                ) from exc
+        else:
+            factory: LoopFactory = uvloop.new_event_loop
+            return ResolvedLoop("uvloop", factory)
+    return ResolvedLoop("asyncio", asyncio.new_event_loop)

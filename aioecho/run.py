@@ -38,9 +38,10 @@ async def _serve(config: ServerConfig, loop_name: str) -> int:
     except OSError as exc:
         logger.error("cannot listen on %s: %s", format_address((config.host, config.port)), exc)
         return 1
+    # Handlers first: whoever reads the log line may signal at once.
+    stop = _StopSignals(server)
     listening = ", ".join(format_address(address) for address in server.addresses)
     logger.info("serving on %s (loop=%s, framing=%s)", listening, loop_name, config.framing)
-    stop = _StopSignals(server)
     try:
         await stop.requested.wait()
         logger.info("shutting down (grace %.1f s; signal again to force)", config.shutdown_timeout)
