@@ -37,7 +37,7 @@ def aioecho_command(*args: str) -> list[str]:
 def serve_in_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     """Start the CLI server on a free port; yield once it logged where it listens."""
     process = subprocess.Popen(
-        aioecho_command("--port", "0", *args),
+        aioecho_command(*args, "--port", "0"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},

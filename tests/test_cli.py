@@ -1,0 +1,224 @@
+"""The command line, in real subprocesses talking over real sockets."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .support import ServerProcess, aioecho_command, serve_in_subprocess
+
+LOOPS = ["asyncio", "uvloop"]
+
+
+def talk(server: ServerProcess, message: bytes) -> bytes:
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(message)
+        sock.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def stop(server: ServerProcess, sig: signal.Signals = signal.SIGTERM) -> tuple[int, bytes]:
+    server.process.send_signal(sig)
+    assert server.process.stderr is not None
+    rest = server.process.stderr.read()
+    return server.process.wait(timeout=20), rest
+
+
+@pytest.fixture
+def no_uvloop(tmp_path: Path) -> dict[str, str]:
+    """An environment where ``import uvloop`` fails, as on a machine without it."""
+    package = tmp_path / "uvloop"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise ImportError('uvloop is not installed')\n")
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_talk_and_stop_on_signal(loop: str, sig: signal.Signals) -> None:
+    with serve_in_subprocess("--loop", loop) as server:
+        assert f"(loop={loop}, framing=line)".encode() in server.startup_log
+        assert talk(server, b"hello\nworld\r\n") == b"HELLO_SB\nWORLD_SB\r\n"
+        code, log = stop(server, sig)
+    assert code == 0
+    assert b"Traceback" not in log
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_flags_work_with_the_serve_word_too(loop: str) -> None:
+    flags = ("--loop", loop, "--framing", "chunk", "--suffix", "!")
+    with serve_in_subprocess("serve", *flags) as server:
+        assert b"framing=chunk" in server.startup_log
+        assert talk(server, b"abc") == b"ABC!"
+        assert stop(server)[0] == 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_second_signal_forces_the_stop(loop: str) -> None:
+    with serve_in_subprocess("--loop", loop, "--shutdown-timeout", "3600") as server:
+        # A peer that never reads keeps the graceful stop waiting for it.
+        hog = socket.create_connection((server.host, server.port))
+        send_until_blocked(hog)
+        assert server.process.stderr is not None
+        server.process.send_signal(signal.SIGTERM)
+        for line in server.process.stderr:
+            if b"shutting down" in line:
+                break
+        else:
+            raise AssertionError("the first signal did not start a graceful stop")
+        code, _ = stop(server)
+        hog.close()
+    assert code == 0
+
+
+def send_until_blocked(sock: socket.socket) -> None:
+    """Send until the kernel refuses more: the server has stopped reading."""
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.send(b"x" * 65535 + b"\n")
+    except BlockingIOError:
+        return
+
+
+def test_console_script_serves() -> None:
+    script = Path(sys.executable).with_name("aioecho")
+    with serve_in_subprocess(env={"PATH": f"{script.parent}:{os.environ['PATH']}"}) as server:
+        assert talk(server, b"x\n") == b"X_SB\n"
+        stop(server)
+    result = subprocess.run([script, "--version"], capture_output=True, check=True)
+    assert result.stdout.startswith(b"aioecho ")
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--port", "x"], b"--port"),
+        (["--port", "70000"], b"port"),
+        (["--framing", "words"], b"--framing"),
+        (["--max-line", "0"], b"max_line"),
+        (["--loop", "trio"], b"--loop"),
+        (["--no-such-flag"], b"--no-such-flag"),
+        (["serve", "extra"], b"extra"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(args: list[str], complaint: bytes) -> None:
+    result = subprocess.run(aioecho_command(*args), capture_output=True, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert complaint in lines[0]
+
+
+def test_explicit_uvloop_without_uvloop_exits_2(no_uvloop: dict[str, str]) -> None:
+    env = {**os.environ, **no_uvloop}
+    result = subprocess.run(
+        aioecho_command("--loop", "uvloop"), capture_output=True, env=env, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        b"aioecho: error: uvloop is not installed: pip install 'aioecho[uvloop]' (see --help)"
+    ]
+
+
+def test_auto_loop_falls_back_to_asyncio_without_uvloop(no_uvloop: dict[str, str]) -> None:
+    with serve_in_subprocess(env=no_uvloop) as server:
+        assert b"loop=asyncio" in server.startup_log
+        assert talk(server, b"ok\n") == b"OK_SB\n"
+        assert stop(server)[0] == 0
+
+
+def test_a_port_in_use_is_a_one_line_error() -> None:
+    with serve_in_subprocess() as server:
+        result = subprocess.run(
+            aioecho_command("--port", str(server.port)), capture_output=True, timeout=30
+        )
+        stop(server)
+    assert result.returncode == 1
+    assert b"cannot listen on 127.0.0.1:" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_client_in_a_pipe_prints_every_reply(loop: str) -> None:
+    lines = b"".join(b"line %d\n" % i for i in range(5000)) + b"tail"
+    with serve_in_subprocess("--loop", loop) as server:
+        result = subprocess.run(
+            aioecho_command("client", "--port", str(server.port)),
+            input=lines,
+            capture_output=True,
+            timeout=60,
+        )
+        stop(server)
+    assert result.returncode == 0, result.stderr
+    expected = b"".join(b"LINE %d_SB\n" % i for i in range(5000)) + b"TAIL_SB"
+    assert result.stdout == expected
+
+
+def test_client_in_a_pipe_fails_on_an_error_reply() -> None:
+    with serve_in_subprocess("--max-line", "4") as server:
+        result = subprocess.run(
+            aioecho_command("client", "--port", str(server.port)),
+            input=b"ok\ntoo long\nnever\n",
+            capture_output=True,
+            timeout=30,
+        )
+        stop(server)
+    assert result.returncode == 1
+    assert result.stdout == b"OK_SB\nERR line too long (max 4 bytes)\n"
+    assert result.stderr == b"aioecho client: 3 line(s) sent, 1 answered, 1 error(s)\n"
+
+
+def test_client_without_a_server_is_a_one_line_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        result = subprocess.run(
+            aioecho_command("client", "--port", str(free_port)),
+            input=b"x\n",
+            capture_output=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"aioecho client: 127.0.0.1:{free_port}: Connection refused".encode()
+    ]
+
+
+def test_client_on_a_terminal_is_the_tutorial_prompt() -> None:
+    with serve_in_subprocess() as server:
+        controller, terminal = pty.openpty()
+        client = subprocess.Popen(
+            aioecho_command("client", "--port", str(server.port)),
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        screen = read_until(controller, b"", prompts=1)
+        os.write(controller, b"\nhello\n")  # the empty line is skipped: a second prompt
+        screen = read_until(controller, screen, prompts=3)
+        os.write(controller, b"\x04")  # end of input: leave quietly
+        assert client.wait(timeout=20) == 0
+        os.close(controller)
+        stop(server)
+    # The terminal echoes typed input whenever it arrives; the replies and
+    # prompts are what the client wrote.
+    assert screen.endswith(b"HELLO_SB\r\n>>: ")
+    assert screen.count(b"HELLO_SB") == 1
+
+
+def read_until(fd: int, screen: bytes, prompts: int) -> bytes:
+    """Read a terminal until it shows ``prompts`` prompts (the test's timeout bounds it)."""
+    while screen.count(b">>: ") < prompts:
+        select.select([fd], [], [])
+        screen += os.read(fd, 1024)
+    return screen
