@@ -1,0 +1,154 @@
+"""Benchmark options: one frozen dataclass shared by the library and the CLI.
+
+Each field carries its flag's help text, metavar and argument type in its
+metadata, so ``bench/cli.py`` generates the command line from this list
+instead of repeating it. This module must stay importable without the
+``bench`` extra: the CLI builds its parser from it on every start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..loops import LOOP_NAMES, LoopName
+
+Expect = Literal["upper-sb", "echo"]
+EXPECTS: tuple[Expect, ...] = ("upper-sb", "echo")
+
+Mode = Literal["closed", "open"]
+
+# Used when neither --duration nor --messages says when to stop.
+DEFAULT_DURATION = 10.0
+# The port aioecho serves on by default; a target given as --host alone uses it.
+DEFAULT_PORT = 8088
+# One request of this size fits in no kernel socket buffer pair: a larger one
+# measures memory copies and buffer sizing rather than an echo round trip.
+MAX_SIZE = 16 * 1024 * 1024
+
+
+class BenchConfigError(ValueError):
+    """An option has a value the benchmark cannot run with."""
+
+
+def flag(
+    default: Any,
+    help: str,
+    metavar: str | None = None,
+    type: Callable[[str], Any] | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field whose metadata also describes its command-line flag."""
+    metadata = {"help": help, "metavar": metavar, "type": type, "choices": choices}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """What to run: the target, the load's shape, how to verify and when to stop.
+
+    ``host`` and ``port`` both ``None`` means: start an aioecho server in a
+    child process and benchmark that.
+    """
+
+    host: str | None = flag(
+        None, "target host; without --host and --port a local aioecho is started", "HOST", str
+    )
+    port: int | None = flag(None, f"target port (default {DEFAULT_PORT} with --host)", "PORT", int)
+    connections: int = flag(1000, "concurrent connections", "N", int)
+    duration: float | None = flag(
+        None, f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)", "S", float
+    )
+    messages: int | None = flag(
+        None, "stop after this many measured round trips (with --duration: first wins)", "N", int
+    )
+    warmup: float = flag(1.0, "seconds of traffic before measuring starts", "S", float)
+    size: int = flag(64, "request line length in bytes, newline included", "BYTES", int)
+    pipeline: int | None = flag(
+        None,
+        "messages in flight per connection (default: 1 closed loop, unlimited open loop)",
+        "K",
+        int,
+    )
+    rate: float | None = flag(
+        None, "open loop: R messages per second in total, spread over the connections", "R", float
+    )
+    connect_rate: float | None = flag(
+        None, "new connections per second during ramp-up (default: as fast as possible)", "R", float
+    )
+    connect_timeout: float = flag(
+        5.0, "seconds before a connect attempt counts as failed", "S", float
+    )
+    processes: int | None = flag(
+        None, "client processes (default: from the core count and the fd limit)", "N", int
+    )
+    expect: Expect = flag(
+        "upper-sb",
+        "reply to verify: aioecho's upper+suffix, or a plain RFC 862 echo",
+        None,
+        str,
+        EXPECTS,
+    )
+    suffix: str = flag(
+        "_SB", "the suffix upper-sb replies carry (and the local server uses)", "TEXT", str
+    )
+    loop: LoopName = flag("auto", "the client's event loop", None, str, LOOP_NAMES)
+    server_loop: LoopName = flag("auto", "event loop of the local server", None, str, LOOP_NAMES)
+
+    def __post_init__(self) -> None:
+        _check(self.host is None or self.host != "", "host must not be empty")
+        _check(
+            self.port is None or 1 <= self.port <= 65535, f"port must be 1..65535, not {self.port}"
+        )
+        _check(self.connections >= 1, f"connections must be at least 1, not {self.connections}")
+        _check_positive("duration", self.duration)
+        _check(self.messages is None or self.messages >= 1, "messages must be at least 1")
+        _check(math.isfinite(self.warmup) and self.warmup >= 0, "warmup must not be negative")
+        _check(1 <= self.size <= MAX_SIZE, f"size must be 1..{MAX_SIZE} bytes, not {self.size}")
+        _check(self.pipeline is None or self.pipeline >= 1, "pipeline must be at least 1")
+        _check_positive("rate", self.rate)
+        _check_positive("connect_rate", self.connect_rate)
+        _check_positive("connect_timeout", self.connect_timeout)
+        _check(self.processes is None or self.processes >= 1, "processes must be at least 1")
+        _check(self.expect in EXPECTS, f"expect must be one of {EXPECTS}")
+        _check(self.loop in LOOP_NAMES, f"loop must be one of {LOOP_NAMES}")
+        _check(self.server_loop in LOOP_NAMES, f"server_loop must be one of {LOOP_NAMES}")
+        _check(
+            "\n" not in self.suffix and "\r" not in self.suffix,
+            "suffix must not contain CR or LF: it would break line framing",
+        )
+
+    @property
+    def mode(self) -> Mode:
+        """``open`` (paced by --rate) or ``closed`` (each reply releases the next request)."""
+        return "closed" if self.rate is None else "open"
+
+    @property
+    def spawns_server(self) -> bool:
+        """Whether the benchmark starts its own aioecho server."""
+        return self.host is None and self.port is None
+
+    @property
+    def time_limit(self) -> float | None:
+        """Seconds to measure, or ``None`` when only --messages ends the run."""
+        if self.duration is None and self.messages is None:
+            return DEFAULT_DURATION
+        return self.duration
+
+    @property
+    def in_flight_cap(self) -> int | None:
+        """Most messages one connection has unanswered; ``None`` means no cap."""
+        if self.pipeline is None and self.mode == "closed":
+            return 1
+        return self.pipeline
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise BenchConfigError(message)
+
+
+def _check_positive(name: str, value: float | None) -> None:
+    _check(value is None or (math.isfinite(value) and value > 0), f"{name} must be positive")

@@ -1,0 +1,115 @@
+"""Latency histograms: HDR for honest percentiles, cheap to feed per message.
+
+``hdrh``'s ``record_value`` is pure Python and costs about 0.6 µs, a large
+share of a round trip's budget. So the hot path only appends a nanosecond
+latency to a list (a C call), and :meth:`LatencyRecorder.flush` folds the
+list into the histogram a few times a second: counting equal microsecond
+values first (``Counter``, in C) means one ``record_value`` per distinct
+value instead of one per message, about 0.05 µs a sample. The histogram
+stays exact to its 3 significant digits, and memory stays bounded however
+long the run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hdrh.histogram import HdrHistogram
+
+# 1 µs to one hour: an open-loop run against a stalled server can see
+# latencies of minutes, and a value past the top would be lost.
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000
+SIGNIFICANT_DIGITS = 3
+
+# The summary's keys, as the JSON report names them.
+PERCENTILES: dict[str, float] = {
+    "p50": 50.0,
+    "p90": 90.0,
+    "p99": 99.0,
+    "p999": 99.9,
+    "p9999": 99.99,
+}
+SUMMARY_KEYS = (*PERCENTILES, "max")
+
+Summary = dict[str, int | None]
+
+
+class Histogram:
+    """An HDR histogram of microseconds that can travel between processes."""
+
+    def __init__(self, hdr: HdrHistogram | None = None) -> None:
+        self._hdr = hdr or HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+    @property
+    def count(self) -> int:
+        """How many values were recorded."""
+        return int(self._hdr.get_total_count())
+
+    def record(self, value_us: int, count: int = 1) -> None:
+        """Record ``value_us`` ``count`` times; values past the top are clamped."""
+        self._hdr.record_value(min(max(value_us, 0), HIGHEST_US), count)
+
+    def add(self, other: Histogram) -> None:
+        """Merge ``other`` into this histogram."""
+        self._hdr.add(other._hdr)
+
+    def encode(self) -> bytes:
+        """A compact, picklable form for :meth:`decode` in another process."""
+        return bytes(self._hdr.encode())
+
+    @classmethod
+    def decode(cls, encoded: bytes) -> Histogram:
+        """The histogram :meth:`encode` produced."""
+        return cls(HdrHistogram.decode(encoded))
+
+    def percentile(self, percent: float) -> int:
+        """The value at ``percent`` (0-100), in microseconds."""
+        return int(self._hdr.get_value_at_percentile(percent))
+
+    def summary(self) -> Summary:
+        """p50 … p99.99 and max in microseconds; ``None`` each when nothing was recorded."""
+        if self.count == 0:
+            return dict.fromkeys(SUMMARY_KEYS)
+        summary: Summary = {key: self.percentile(p) for key, p in PERCENTILES.items()}
+        summary["max"] = int(self._hdr.get_max_value())
+        return summary
+
+
+class LatencyRecorder:
+    """Collects nanosecond latencies on the hot path, folds them into a histogram.
+
+    Append to :attr:`samples` (bind ``samples.append`` once); call
+    :meth:`flush` periodically and before reading :attr:`histogram`.
+    """
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.histogram = Histogram()
+        self._closed = False
+
+    @property
+    def count(self) -> int:
+        """Values recorded so far, flushed or not."""
+        return self.histogram.count + len(self.samples)
+
+    def flush(self) -> None:
+        """Move the pending samples into the histogram (drop them once closed)."""
+        if self._closed:
+            self.samples.clear()
+        if not self.samples:
+            return
+        counts = Counter([sample // 1000 for sample in self.samples])
+        self.samples.clear()
+        record = self.histogram.record
+        for value_us, count in counts.items():
+            record(value_us, count)
+
+    def discard(self) -> None:
+        """Drop the pending samples (warm-up traffic, or after the measurement)."""
+        self.samples.clear()
+
+    def close(self) -> None:
+        """End the measurement: flush now, and count nothing recorded after this."""
+        self.flush()
+        self._closed = True

@@ -1,0 +1,328 @@
+"""Running a benchmark: the target, the client processes, the merged result.
+
+With one client process the load runs in this process. With several, each
+is a ``spawn``-ed worker running its own event loop and its share of the
+connections; they connect, report in, start traffic at one agreed instant
+of the machine-wide monotonic clock, and send back encoded histograms that
+merge exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import multiprocessing
+import os
+import signal
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from time import monotonic_ns
+from typing import Any
+
+from ..loops import resolve_loop
+from ..run import run_on
+from .config import BenchConfig, BenchConfigError
+from .load import LoadEngine, Progress, ProgressCallback
+from .payload import Payload
+from .result import BenchResult, PartialResult, merge
+from .target import Target, open_target, resolve, usable_descriptors
+
+# Traffic starts this long after the last process connected, so that every
+# process has received the start time before it arrives.
+START_DELAY_NS = 100_000_000
+# How often the parent checks for a stop request while waiting on workers.
+POLL_INTERVAL = 0.1
+# How often the combined progress of the workers is reported.
+REPORT_NS = 400_000_000
+PHASE_ORDER = ("idle", "connecting", "warmup", "measuring", "done", "closing")
+
+
+class WorkerError(RuntimeError):
+    """A client process failed; the message holds its traceback."""
+
+
+def run(
+    config: BenchConfig,
+    *,
+    on_progress: ProgressCallback | None = None,
+    handle_interrupt: bool = False,
+) -> BenchResult:
+    """Run a benchmark to completion and return its result (blocking).
+
+    Starts the local server when ``config`` names no target. With
+    ``handle_interrupt``, SIGINT ends the measurement early and the result
+    covers what was measured (for the command line; libraries leave signals
+    alone).
+
+    Raises :class:`~aioecho.bench.target.TargetError` when the target cannot
+    be resolved or the local server does not start,
+    :class:`~aioecho.loops.LoopUnavailableError` for a missing loop, and
+    :class:`WorkerError` if a client process crashes. Connection failures
+    and wrong replies are not exceptions: they are in the result.
+    """
+    loop = resolve_loop(config.loop)
+    descriptors = usable_descriptors()
+    with open_target(config) as (target, server):
+        processes = plan_processes(config, target, descriptors, local_server=server is not None)
+        if processes == 1:
+            single = _run_engine(config, target, on_progress, handle_interrupt)
+            parts: Sequence[PartialResult] = [run_on(loop, single)]
+        else:
+            parts = _fan_out(config, target, processes, on_progress, handle_interrupt)
+    return _merge(parts, config, target, server, loop.name)
+
+
+async def run_async(config: BenchConfig) -> BenchResult:
+    """Run a benchmark in this process, on the running event loop.
+
+    For test suites and notebooks: ``config`` must name a target
+    (``host``/``port``), which may be a server on this same loop. One
+    process; ``config.processes`` and ``config.loop`` are ignored.
+    """
+    if config.spawns_server:
+        raise BenchConfigError("run_async needs a target: set host and port")
+    host, port = config.host or "127.0.0.1", config.port or 0
+    target = await asyncio.to_thread(resolve, host, port, config.connections)
+    part = await _run_engine(config, target, None, False)
+    running: Any = asyncio.get_running_loop()
+    loop = "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
+    return _merge([part], config, target, None, loop)
+
+
+def plan_processes(
+    config: BenchConfig, target: Target, descriptors: int, *, local_server: bool
+) -> int:
+    """How many client processes to use.
+
+    Unless ``--processes`` says, from the cores, leaving the server its
+    share when it runs on this machine:
+
+    - a local aioecho started by the benchmark runs on one core, and one
+      client process drives about what one aioecho core serves: up to 2
+      client processes, and never every core (on 2 cores: 1);
+    - another server on this machine: half the cores, the rest are its;
+    - a remote server: every core.
+
+    Never fewer than the open-file limit requires: one descriptor per
+    connection.
+    """
+    if config.processes is not None:
+        wanted = config.processes
+    else:
+        cores = os.cpu_count() or 1
+        if local_server:
+            wanted = max(1, min(2, cores - 1))
+        elif target.is_local:
+            wanted = max(1, cores // 2)
+        else:
+            wanted = cores
+        wanted = max(wanted, math.ceil(config.connections / descriptors))
+    return max(1, min(wanted, config.connections, config.messages or wanted))
+
+
+def split(config: BenchConfig, processes: int) -> list[tuple[BenchConfig, int]]:
+    """Each process's share of the load, with the index of its first connection."""
+    shares, first = [], 0
+    for number in range(processes):
+        connections = _part(config.connections, processes, number)
+        fraction = connections / config.connections
+        share = dataclasses.replace(
+            config,
+            connections=connections,
+            processes=1,
+            messages=None if config.messages is None else _part(config.messages, processes, number),
+            rate=None if config.rate is None else config.rate * fraction,
+            connect_rate=None if config.connect_rate is None else config.connect_rate * fraction,
+        )
+        shares.append((share, first))
+        first += connections
+    return shares
+
+
+def _part(total: int, parts: int, number: int) -> int:
+    return total // parts + (number < total % parts)
+
+
+def _merge(
+    parts: Sequence[PartialResult],
+    config: BenchConfig,
+    target: Target,
+    server: str | None,
+    loop: str,
+) -> BenchResult:
+    return merge(
+        parts,
+        config,
+        target=target.description,
+        server=server,
+        loop=loop,
+        request_size=config.size,
+        reply_size=Payload.reply_size(config.size, config.expect, config.suffix),
+    )
+
+
+async def _run_engine(
+    config: BenchConfig,
+    target: Target,
+    on_progress: ProgressCallback | None,
+    handle_interrupt: bool,
+) -> PartialResult:
+    engine = LoadEngine(config, target, on_progress=on_progress)
+    loop = asyncio.get_running_loop()
+    if handle_interrupt:
+        loop.add_signal_handler(signal.SIGINT, engine.stop)
+    try:
+        await engine.connect()
+        await engine.run()
+        return engine.partial()
+    finally:
+        await engine.close()
+        if handle_interrupt:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+# -- several processes -------------------------------------------------------
+
+
+def _fan_out(
+    config: BenchConfig,
+    target: Target,
+    processes: int,
+    on_progress: ProgressCallback | None,
+    handle_interrupt: bool,
+) -> list[PartialResult]:
+    context = multiprocessing.get_context("spawn")
+    workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    try:
+        for share, first in split(config, processes):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=worker_main, args=(theirs, share, target, first), daemon=True
+            )
+            process.start()
+            theirs.close()
+            workers.append((process, ours))
+        with _interrupt_flag(handle_interrupt) as interrupted:
+            return _coordinate([pipe for _, pipe in workers], on_progress, interrupted)
+    finally:
+        for worker, pipe in workers:
+            pipe.close()
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+
+def _coordinate(
+    pipes: list[Connection],
+    on_progress: ProgressCallback | None,
+    interrupted: Callable[[], bool],
+) -> list[PartialResult]:
+    """Collect "connected" from all, send "go", collect "done" from all."""
+    active = {pipe: number for number, pipe in enumerate(pipes)}
+    progress: dict[int, Progress] = {}
+    connected: set[int] = set()
+    results: dict[int, PartialResult] = {}
+    stopping = False
+    last_report = monotonic_ns()
+    while active:
+        if interrupted() and not stopping:
+            stopping = True
+            for pipe in active:
+                with contextlib.suppress(OSError):  # it may be exiting already
+                    pipe.send(("stop",))
+        for ready in wait(list(active), timeout=POLL_INTERVAL):
+            assert isinstance(ready, Connection)
+            number = active[ready]
+            try:
+                kind, *payload = ready.recv()
+            except EOFError:
+                raise WorkerError(f"client process {number} exited unexpectedly") from None
+            if kind == "failed":
+                raise WorkerError(f"client process {number} failed:\n{payload[0]}")
+            if kind == "progress":
+                progress[number] = payload[0]
+            elif kind == "connected":
+                connected.add(number)
+                if len(connected) == len(pipes) and not stopping:
+                    start = monotonic_ns() + START_DELAY_NS
+                    for pipe in pipes:
+                        pipe.send(("go", start))
+            elif kind == "done":
+                results[number] = payload[0]
+                del active[ready]
+        if on_progress is not None and progress and monotonic_ns() - last_report > REPORT_NS:
+            last_report = monotonic_ns()
+            on_progress(_combine(list(progress.values())))
+    return [results[number] for number in range(len(pipes))]
+
+
+def _combine(progresses: list[Progress]) -> Progress:
+    return Progress(
+        phase=min((p.phase for p in progresses), key=PHASE_ORDER.index),
+        connected=sum(p.connected for p in progresses),
+        connect_failed=sum(p.connect_failed for p in progresses),
+        alive=sum(p.alive for p in progresses),
+        messages=sum(p.messages for p in progresses),
+        errors=sum(p.errors for p in progresses),
+    )
+
+
+@contextlib.contextmanager
+def _interrupt_flag(enabled: bool) -> Iterator[Callable[[], bool]]:
+    """Turn SIGINT into a flag the coordinator polls, while the workers run."""
+    hits: list[int] = []
+    if not enabled:
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def worker_main(pipe: Connection, config: BenchConfig, target: Target, first_index: int) -> None:
+    """A client process: connect, report, wait for "go", run, send the result."""
+    # The parent decides when to stop: Ctrl-C reaches every process of the
+    # terminal's group, and a worker killed by it would lose its results.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        usable_descriptors()
+        with asyncio.Runner(loop_factory=resolve_loop(config.loop).factory) as runner:
+            engine = LoadEngine(
+                config,
+                target,
+                first_index=first_index,
+                on_progress=lambda progress: pipe.send(("progress", progress)),
+            )
+            try:
+                runner.run(engine.connect())
+                pipe.send(("connected",))
+                command = pipe.recv()
+                if command[0] == "go":
+                    runner.run(_run_until_told(engine, pipe, command[1]))
+                partial = engine.partial()
+            finally:
+                runner.run(engine.close())
+        pipe.send(("done", partial))
+    except BaseException:
+        pipe.send(("failed", traceback.format_exc()))
+
+
+async def _run_until_told(engine: LoadEngine, pipe: Connection, start_ns: int) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_message() -> None:
+        if pipe.poll():
+            pipe.recv()  # the only message after "go" is "stop"
+            engine.stop()
+
+    loop.add_reader(pipe.fileno(), on_message)
+    try:
+        await engine.run(start_ns)
+    finally:
+        loop.remove_reader(pipe.fileno())

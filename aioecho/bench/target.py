@@ -1,0 +1,200 @@
+"""Where the load goes: a resolved address, the source addresses to spread
+connections over, and the local aioecho server started when none is given."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import math
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .config import DEFAULT_PORT, BenchConfig
+
+# Leave part of the ephemeral port range to the rest of the machine (and to
+# ports still held by earlier runs) before spreading over another source.
+PORT_MARGIN = 2000
+PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+FALLBACK_PORT_RANGE = (32768, 60999)  # Linux's default
+# How long the local server may take to say where it listens.
+SERVER_START_TIMEOUT = 15.0
+SERVER_STOP_TIMEOUT = 10.0
+SERVING = re.compile(rb"serving on \[?([^\]\s]+?)\]?:(\d+)")
+# Descriptors a client process needs besides its connections: stdio, the
+# loop's epoll and self-pipe, pipes to workers, files of imported modules.
+FD_RESERVE = 64
+# What to assume where the limit cannot be read.
+DEFAULT_DESCRIPTORS = 1024
+
+
+class TargetError(RuntimeError):
+    """The target cannot be resolved, or the local server would not start."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved server address.
+
+    ``sources`` is empty when the kernel may pick the source address; else
+    connection ``i`` binds to ``sources[i % len(sources)]`` first.
+    """
+
+    host: str
+    port: int
+    family: int
+    sockaddr: tuple[Any, ...]
+    sources: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the server shares this machine (and its cores) with the client."""
+        return ipaddress.ip_address(self.sockaddr[0]).is_loopback
+
+    def source_for(self, connection: int) -> str | None:
+        """The address connection ``connection`` binds to, if any."""
+        return self.sources[connection % len(self.sources)] if self.sources else None
+
+
+def resolve(host: str, port: int, connections: int) -> Target:
+    """Resolve ``host`` once, and plan source addresses for ``connections``.
+
+    One source address reaches a given server port from at most one
+    ephemeral port range (about 28,000 ports). Past that, connections to an
+    IPv4 loopback target are spread over 127.0.0.1, 127.0.0.2, ...: the whole
+    of 127/8 is local on Linux, and each source address has its own range.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TargetError(f"cannot resolve {host}: {exc.strerror}") from exc
+    family, _, _, _, sockaddr = infos[0]
+    address = ipaddress.ip_address(sockaddr[0])
+    per_source = ports_per_source()
+    sources: tuple[str, ...] = ()
+    if connections > per_source:
+        if address.version != 4 or not address.is_loopback:
+            raise TargetError(
+                f"{connections} connections need more than one source address, which only "
+                f"works toward an IPv4 loopback target: use at most {per_source}"
+            )
+        count = math.ceil(connections / per_source)
+        sources = tuple(f"127.0.0.{n}" for n in range(1, count + 1))
+    return Target(host, port, family, tuple(sockaddr), sources)
+
+
+def ports_per_source() -> int:
+    """Connections one source address can open toward one server port."""
+    try:
+        with open(PORT_RANGE_FILE) as file:
+            low, high = (int(part) for part in file.read().split())
+    except (OSError, ValueError):
+        low, high = FALLBACK_PORT_RANGE
+    return max(1, high - low + 1 - PORT_MARGIN)
+
+
+def target_port(config: BenchConfig) -> int:
+    return DEFAULT_PORT if config.port is None else config.port
+
+
+class LocalServer:
+    """``python -m aioecho`` on a free port in a child process.
+
+    Its stderr is drained by a thread for the whole run: a server whose log
+    pipe fills up would block, and the benchmark would measure that.
+    """
+
+    def __init__(self, config: BenchConfig) -> None:
+        command = [
+            sys.executable, "-m", "aioecho", "serve",
+            "--host", "127.0.0.1", "--port", "0",
+            "--loop", config.server_loop, "--suffix", config.suffix,
+        ]  # fmt: skip
+        self.loop = config.server_loop
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self.log: deque[bytes] = deque(maxlen=20)
+        self.description = ""
+        threading.Thread(target=self._drain, name="aioecho-bench-server-log", daemon=True).start()
+
+    def wait_serving(self) -> tuple[str, int]:
+        """The host and port from the server's start-up line."""
+        while True:
+            try:
+                line = self._lines.get(timeout=SERVER_START_TIMEOUT)
+            except queue.Empty:
+                raise TargetError("the local server did not start in time") from None
+            if not line:
+                raise TargetError(f"the local server exited: {self.last_log()}")
+            if match := SERVING.search(line):
+                # The rest of the line says which loop and framing it serves with.
+                details = line[match.end() :].decode(errors="replace").strip()
+                self.description = f"aioecho child process {details}".strip()
+                return match.group(1).decode(), int(match.group(2))
+
+    def stop(self) -> None:
+        """SIGTERM, then wait; kill if it does not stop within the timeout."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(SERVER_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+    def last_log(self) -> str:
+        return b"".join(self.log).decode(errors="replace").strip() or "no output"
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        with self.process.stderr:
+            for line in self.process.stderr:
+                self.log.append(line)
+                self._lines.put(line)
+        self._lines.put(b"")
+
+
+@contextlib.contextmanager
+def open_target(config: BenchConfig) -> Iterator[tuple[Target, str | None]]:
+    """The configured target, or a local server started for the run.
+
+    Yields the target and, for a local server, a description of it.
+    """
+    if not config.spawns_server:
+        yield resolve(config.host or "127.0.0.1", target_port(config), config.connections), None
+        return
+    server = LocalServer(config)
+    try:
+        host, port = server.wait_serving()
+        yield resolve(host, port, config.connections), server.description
+    finally:
+        server.stop()
+
+
+def usable_descriptors() -> int:
+    """Raise the soft open-file limit to the hard one; the result, less a reserve.
+
+    Children inherit the raised limit, the local server included.
+    """
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return DEFAULT_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return max(1, soft - FD_RESERVE)
