@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .bench import cli as bench_cli
 from .config import ConfigError, ServerConfig
 from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
 from .run import run_on, run_server
 
 DEFAULTS = ServerConfig()
-COMMANDS = ("serve", "client")
+COMMANDS = ("serve", "client", "bench")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HELP_FLAGS = ("-h", "--help", "--version")
 
@@ -35,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aioecho", description="Uppercase TCP echo service.")
     parser.add_argument("--version", action="version", version=f"aioecho {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{serve,client}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,client,bench}")
     serve = commands.add_parser("serve", help="run the echo server (the default command)")
     _add_config_flags(serve)
     serve.add_argument(
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     client = commands.add_parser("client", help="talk to a server: a prompt, or a pipe filter")
     client.add_argument("--host", default=DEFAULTS.host, help="server address")
     client.add_argument("--port", type=int, default=DEFAULTS.port, help="server port")
+    bench_cli.add_parser(commands)
     return parser
 
 
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(args)
     if options.command == "client":
         return _client(options)
+    if options.command == "bench":
+        return bench_cli.main(options)
     return _serve(parser, options)
 
 
