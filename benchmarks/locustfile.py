@@ -1,0 +1,68 @@
+"""Locust load against an aioecho server (or anything speaking its protocol).
+
+One machine::
+
+    python -m aioecho &
+    locust -f benchmarks/locustfile.py --headless -u 200 -r 50 -t 1m --host tcp://127.0.0.1:8088
+
+Many machines: the same file on a ``--master`` and on every ``--worker``
+(see the README, "Distributed load with Locust"). Every simulated user keeps
+one connection and sends its next line as soon as the previous reply has been
+checked, so the load is set by the number of users.
+
+The options below appear in ``locust --help``, in config files and in the web
+UI, and the master passes them on to its workers.
+"""
+
+from __future__ import annotations
+
+from locust import events
+from locust.argument_parser import LocustArgumentParser
+
+from aioecho.locust import EchoUser
+from aioecho.locust.wire import PAYLOADS
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: LocustArgumentParser) -> None:
+    parser.add_argument(
+        "--line-size",
+        type=int,
+        default=EchoUser.line_size,
+        metavar="BYTES",
+        help="body bytes of each line, without the newline (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--payload",
+        choices=PAYLOADS,
+        default=EchoUser.payload,
+        help="text: mixed-case ASCII; random: any bytes but CR and LF (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--suffix",
+        default=EchoUser.suffix.decode(),
+        metavar="TEXT",
+        help="the suffix the server appends to replies (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=EchoUser.timeout,
+        metavar="SECONDS",
+        help="a request with no full reply after this long fails (default: %(default)s)",
+    )
+
+
+class Echo(EchoUser):
+    """The default traffic: lines of ``--line-size`` bytes of ``--payload``."""
+
+    host = "tcp://127.0.0.1:8088"  # where `python -m aioecho` listens; --host overrides it
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        if options is not None:  # None only when run as a library, without a command line
+            self.line_size = options.line_size
+            self.payload = options.payload
+            self.suffix = options.suffix.encode()
+            self.timeout = options.request_timeout
+        super().on_start()
