@@ -1,0 +1,389 @@
+"""The Locust integration: its wire checks in-process, Locust itself in subprocesses.
+
+Importing Locust imports gevent, which monkey-patches the standard library of
+the whole process; everything that imports Locust therefore runs in a child
+process, never in pytest's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import random
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aioecho.locust.wire import (
+    PAYLOADS,
+    ConnectFailed,
+    ConnectionLost,
+    EchoConnection,
+    ReplyMismatch,
+    ReplyTimeout,
+    Target,
+    TargetError,
+    check_body,
+    expected_reply,
+    make_body,
+    parse_target,
+)
+
+from .support import ServerProcess, serve_in_subprocess
+
+# pytest.importorskip would import Locust, and with it gevent's patches, here.
+if importlib.util.find_spec("locust") is None:
+    pytest.skip("the locust extra is not installed", allow_module_level=True)
+
+LOCUSTFILE = Path(__file__).resolve().parent.parent / "benchmarks" / "locustfile.py"
+USERS = 20
+# Workers report to the master every 3 s and the master rewrites its CSV files
+# every second, not at exit: a run shorter than 5 s could end before the CSV
+# holds a report from a worker.
+RUN_SECONDS = 5
+# Locust needs the run time, the start of its workers and a final stats report.
+LOCUST_DEADLINE = RUN_SECONDS + 30
+TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[ServerProcess]:
+    with serve_in_subprocess() as server:
+        yield server
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A bare listening socket: the test plays a misbehaving server by hand."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock
+
+
+def target_of(sock: socket.socket) -> Target:
+    host, port = sock.getsockname()[:2]
+    return Target("tcp", host, port)
+
+
+# --- targets, bodies, replies -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("tcp://127.0.0.1:8088", Target("tcp", "127.0.0.1", 8088)),
+        ("tcp://[::1]:9000", Target("tcp", "::1", 9000)),
+        ("tcp://echo.example:1", Target("tcp", "echo.example", 1)),
+    ],
+)
+def test_parse_target(url: str, expected: Target) -> None:
+    assert parse_target(url) == expected
+    assert str(expected) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (None, "no target"),
+        ("", "no target"),
+        ("127.0.0.1:8088", "no scheme"),
+        ("http://127.0.0.1:8088", "unsupported scheme 'http'"),
+        ("tls://127.0.0.1:8088", "unsupported scheme 'tls'"),
+        ("tcp://127.0.0.1", "non-zero port"),
+        ("tcp://127.0.0.1:0", "non-zero port"),
+        ("tcp://:8088", "needs both a host"),
+        ("tcp://127.0.0.1:99999", "out of range"),
+        ("tcp://::1:8088", "could not be cast"),
+        ("tcp://[::1:8088", "Invalid IPv6 URL"),
+        ("tcp://127.0.0.1:8088/path", "parts a TCP target cannot use"),
+        ("tcp://user@127.0.0.1:8088", "parts a TCP target cannot use"),
+    ],
+)
+def test_parse_target_rejects(url: str | None, reason: str) -> None:
+    with pytest.raises(TargetError, match="expected tcp://HOST:PORT") as caught:
+        parse_target(url)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("size", [0, 1, 45, 1000])
+def test_make_body_is_one_line_of_the_size(payload: str, size: int) -> None:
+    body = make_body(size, payload, random.Random(size))  # type: ignore[arg-type]
+    assert len(body) == size
+    check_body(body)
+
+
+def test_random_bodies_cover_every_byte_but_cr_and_lf() -> None:
+    body = make_body(100_000, "random", random.Random(1))
+    assert set(body) == set(range(256)) - {ord("\n"), ord("\r")}
+    assert body != make_body(100_000, "random", random.Random(2))
+
+
+def test_text_bodies_vary_and_have_lowercase_for_the_server_to_change() -> None:
+    rng = random.Random(3)
+    bodies = {make_body(64, "text", rng) for _ in range(10)}
+    assert len(bodies) > 1
+    assert all(body.isascii() and body.upper() != body for body in bodies)
+
+
+@pytest.mark.parametrize("body", [b"two\nlines", b"ends in CR\r"])
+def test_check_body_refuses_what_is_not_one_line(body: bytes) -> None:
+    with pytest.raises(ValueError, match="must not"):
+        check_body(body)
+
+
+# --- one connection against the real server ------------------------------------
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("terminator", [b"\n", b"\r\n"])
+def test_replies_of_the_real_server_pass(
+    echo_server: ServerProcess, payload: str, terminator: bytes
+) -> None:
+    target = Target("tcp", echo_server.host, echo_server.port)
+    connection = EchoConnection.open(target, TIMEOUT)
+    rng = random.Random(7)
+    try:
+        for size in (0, 1, 64, 35_000):
+            body = make_body(size, payload, rng)  # type: ignore[arg-type]
+            expected = expected_reply(body, b"_SB", terminator)
+            assert connection.request(body + terminator, expected, TIMEOUT) == expected
+    finally:
+        connection.close()
+
+
+def test_a_wrong_suffix_is_a_mismatch_from_the_first_differing_byte(
+    echo_server: ServerProcess,
+) -> None:
+    target = Target("tcp", echo_server.host, echo_server.port)
+    connection = EchoConnection.open(target, TIMEOUT)
+    try:
+        with pytest.raises(ReplyMismatch) as caught:
+            connection.request(b"hello\n", expected_reply(b"hello", b"_XX", b"\n"), TIMEOUT)
+    finally:
+        connection.close()
+    assert str(caught.value) == (
+        "reply differs at byte 6 (expected 9 bytes, got 9): expected b'XX\\n', got b'SB\\n'"
+    )
+    assert repr(caught.value) == f"ReplyMismatch: {caught.value}"
+
+
+# --- one connection against a server played by hand ----------------------------
+
+
+def test_an_error_line_is_a_mismatch_that_quotes_it(listener: socket.socket) -> None:
+    connection = EchoConnection.open(target_of(listener), TIMEOUT)
+    peer, _ = listener.accept()
+    with peer, contextlib.closing(connection):
+        peer.sendall(b"ERR line too long (max 4 bytes)\n")
+        with pytest.raises(ReplyMismatch, match=r"server answered an error: b'ERR line too long"):
+            connection.request(b"hello\n", b"HELLO_SB\n", TIMEOUT)
+
+
+def test_a_reply_without_newline_fails_once_longer_than_expected(
+    listener: socket.socket,
+) -> None:
+    connection = EchoConnection.open(target_of(listener), TIMEOUT)
+    peer, _ = listener.accept()
+    with peer, contextlib.closing(connection):
+        peer.sendall(b"x" * 100)  # and keeps the connection open: no timeout may be needed
+        with pytest.raises(ReplyMismatch, match=r"at byte 0 \(expected 9 bytes, got \d+\)"):
+            connection.request(b"hello\n", b"HELLO_SB\n", 60)
+
+
+def test_no_reply_times_out(listener: socket.socket) -> None:
+    # The kernel completes the handshake from the listen queue; nobody answers.
+    connection = EchoConnection.open(target_of(listener), TIMEOUT)
+    with contextlib.closing(connection), pytest.raises(ReplyTimeout) as caught:
+        connection.request(b"hello\n", b"HELLO_SB\n", 0.2)
+    assert str(caught.value) == "timed out after 0.2 s waiting for the reply"
+
+
+def test_a_close_before_the_whole_reply_is_a_lost_connection(listener: socket.socket) -> None:
+    connection = EchoConnection.open(target_of(listener), TIMEOUT)
+    peer, _ = listener.accept()
+    with peer, contextlib.closing(connection):
+        peer.sendall(b"HEL")
+        peer.shutdown(socket.SHUT_WR)  # half-close: no reset, the request still goes out
+        with pytest.raises(ConnectionLost, match="closed the connection after 3 of 9 bytes"):
+            connection.request(b"hello\n", b"HELLO_SB\n", TIMEOUT)
+
+
+def test_a_reset_is_a_lost_connection_with_the_os_error(listener: socket.socket) -> None:
+    connection = EchoConnection.open(target_of(listener), TIMEOUT)
+    peer, _ = listener.accept()
+    # A zero linger time makes close() send RST instead of FIN.
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+    with contextlib.closing(connection), pytest.raises(ConnectionLost) as caught:
+        connection.request(b"hello\n", b"HELLO_SB\n", TIMEOUT)
+    assert str(caught.value).startswith("connection lost: [Errno ")
+
+
+def test_a_refused_connect_fails_with_the_os_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        target = target_of(sock)  # a port just freed: nothing listens on it now
+    with pytest.raises(ConnectFailed, match=r"connect to tcp://127.0.0.1:\d+ failed: \[Errno "):
+        EchoConnection.open(target, TIMEOUT)
+
+
+# --- Locust itself, in child processes --------------------------------------------
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_importing_aioecho_leaves_gevent_and_locust_out() -> None:
+    loaded = "sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust'))"
+    code = "import sys, aioecho, aioecho.locust, aioecho.locust.wire; print({})"
+    assert run_python(code.format(loaded)) == "[]"
+    # The same probe sees them once EchoUser is asked for: it can see them.
+    code = "import sys; from aioecho.locust import EchoUser; print({})"
+    assert "'gevent'" in run_python(code.format(loaded))
+
+
+def test_tasks_of_a_subclass_replace_the_default_task() -> None:
+    code = """if True:
+        from locust import task
+        from aioecho.locust import EchoUser
+
+        class Sized(EchoUser):
+            line_size = 1000
+
+        class Custom(Sized):
+            @task
+            def hello(self) -> None:
+                self.echo(b"hello")
+
+        print(Sized.tasks == [EchoUser.send_line], Custom.tasks == [Custom.hello])
+    """
+    assert run_python(code) == "True True"
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def locust_command(*options: str) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *options]
+
+
+@pytest.mark.parametrize("role", [["--master", "--expect-workers=2"], []], ids=["master", "local"])
+def test_a_host_that_is_no_tcp_target_stops_locust_at_startup(
+    tmp_path: Path, role: list[str]
+) -> None:
+    # A master that passed the check would wait for its workers until killed.
+    command = locust_command(
+        "--headless", *role, f"--master-bind-port={free_port()}", "--host=http://127.0.0.1:8088"
+    )
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Echo: --host 'http://127.0.0.1:8088': unsupported scheme 'http'" in result.stderr
+
+
+@dataclass
+class LocustRun:
+    exit_code: int
+    stats: dict[str, dict[str, str]]  # rows of Locust's stats_stats.csv by name
+    failures: list[dict[str, str]]  # rows of its stats_failures.csv
+    log: str
+
+
+def run_locust(tmp_path: Path, server: ServerProcess, *options: str) -> LocustRun:
+    """Run the benchmark locustfile as a master with two workers, ``options`` on the master.
+
+    The workers get no options of their own: what they send must come from
+    the master, as in a run across machines.
+    """
+    master_port = str(free_port())
+    master = locust_command(
+        *options,
+        "--headless",
+        "--master",
+        "--master-bind-host=127.0.0.1",
+        f"--master-bind-port={master_port}",
+        "--expect-workers=2",
+        f"--users={USERS}",
+        f"--spawn-rate={USERS}",
+        f"--run-time={RUN_SECONDS}s",
+        f"--host=tcp://{server.host}:{server.port}",
+        f"--csv={tmp_path / 'stats'}",
+        "--only-summary",
+    )
+    worker = locust_command("--worker", "--master-host=127.0.0.1", f"--master-port={master_port}")
+    # The working directory keeps a locust.conf or pyproject.toml around the
+    # test run from changing Locust's options.
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for command in (master, worker, worker)
+    ]
+    try:
+        outputs = [process.communicate(timeout=LOCUST_DEADLINE)[0] for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    log = b"\n".join(outputs).decode(errors="replace")
+    return LocustRun(
+        processes[0].returncode,
+        {row["Name"]: row for row in read_csv(tmp_path / "stats_stats.csv")},
+        read_csv(tmp_path / "stats_failures.csv"),
+        log,
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
+    with serve_in_subprocess() as server:
+        run = run_locust(tmp_path, server, "--payload=random", "--line-size=100")
+    assert run.exit_code == 0, run.log
+    assert run.failures == []
+    total, echoes, connects = run.stats["Aggregated"], run.stats["100 B"], run.stats["connect"]
+    assert int(echoes["Request Count"]) > 0
+    assert int(total["Failure Count"]) == 0
+    # Each user connected once and kept its connection: nothing was retried.
+    assert int(connects["Request Count"]) == USERS
+    # Replies to 100-byte bodies, upper(body) + "_SB\n": the workers took the
+    # line size from the master.
+    assert float(echoes["Average Content Size"]) == 104
+
+
+def test_wrong_replies_are_failures_with_the_difference(tmp_path: Path) -> None:
+    with serve_in_subprocess("--suffix=_XX") as server:
+        run = run_locust(tmp_path, server)
+    assert run.exit_code == 1, run.log  # Locust's exit code for a run with failures
+    total, echoes, connects = run.stats["Aggregated"], run.stats["64 B"], run.stats["connect"]
+    assert int(echoes["Failure Count"]) == int(echoes["Request Count"]) > 0
+    assert int(total["Failure Count"]) == int(echoes["Failure Count"])
+    # Every wrong reply dropped its connection and the next request reconnected.
+    assert int(connects["Request Count"]) > USERS
+    assert int(connects["Failure Count"]) == 0
+    [failure] = run.failures
+    assert (failure["Method"], failure["Name"]) == ("ECHO", "64 B")
+    # Older Locust versions quote the message once more in the CSV file.
+    for part in (
+        "ReplyMismatch: reply differs at byte 65 (expected 68 bytes, got 68)",
+        "expected b'SB",
+        "got b'XX",
+    ):
+        assert part in failure["Error"]
