@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+import types
 import typing
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -23,6 +24,7 @@ from .run import run_on, run_server
 DEFAULTS = ServerConfig()
 COMMANDS = ("serve", "client", "bench")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_HELP = " (default: %(default)s)"
 HELP_FLAGS = ("-h", "--help", "--version")
 
 
@@ -58,16 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(ServerConfig)
     for field in dataclasses.fields(ServerConfig):
-        kind = hints[field.name]
+        kind = _without_none(hints[field.name])
         literal = typing.get_origin(kind) is typing.Literal
         values: dict[str, Any] = {"choices": typing.get_args(kind)} if literal else {"type": kind}
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
             default=field.default,
             metavar=field.metadata["metavar"],
-            help=field.metadata["help"] + " (default: %(default)s)",
+            help=field.metadata["help"] + ("" if field.default is None else DEFAULT_HELP),
             **values,
         )
+
+
+def _without_none(kind: Any) -> Any:
+    """``int`` for ``int | None``: None is the default, never typed in."""
+    options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return options[0] if typing.get_origin(kind) in (types.UnionType, typing.Union) else kind
 
 
 def main(argv: Sequence[str] | None = None) -> int:

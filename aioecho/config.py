@@ -37,13 +37,35 @@ class ServerConfig:
     shutdown_timeout: float = option(
         5.0, "seconds a graceful stop waits for owed replies to flush", "SECONDS"
     )
+    max_connections: int | None = option(
+        None, "open connections allowed at once; default: the open-file limit less a reserve", "N"
+    )
+    idle_timeout: float = option(
+        300.0, "close a connection that sends nothing for this long; 0 = never", "SECONDS"
+    )
+    write_timeout: float = option(
+        30.0, "close a connection whose replies are stuck this long; 0 = never", "SECONDS"
+    )
+    stats_interval: float = option(0.0, "log a stats line this often; 0 = never", "SECONDS")
+    metrics_port: int | None = option(
+        None, "serve Prometheus metrics at /metrics on this port (extra: metrics)", "PORT"
+    )
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
         _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
         _check(self.max_line >= 1, f"max_line must be at least 1, not {self.max_line}")
         _check(self.backlog >= 1, f"backlog must be at least 1, not {self.backlog}")
-        _check(self.shutdown_timeout >= 0, "shutdown_timeout must not be negative")
+        for name in ("shutdown_timeout", "idle_timeout", "write_timeout", "stats_interval"):
+            _check(getattr(self, name) >= 0, f"{name} must not be negative")
+        _check(
+            self.max_connections is None or self.max_connections >= 1,
+            f"max_connections must be at least 1, not {self.max_connections}",
+        )
+        _check(
+            self.metrics_port is None or 0 <= self.metrics_port <= 65535,
+            f"metrics_port must be 0..65535, not {self.metrics_port}",
+        )
         _check(
             "\n" not in self.suffix and "\r" not in self.suffix,
             "suffix must not contain CR or LF: it would break line framing",

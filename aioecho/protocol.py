@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import cast
 
-from .connections import ConnectionTracker
+from .connections import ConnectionTracker, Timeouts
 from .framing import LineEcho
 from .sockets import kernel_unsent
 from .stats import CloseReason
@@ -20,6 +20,9 @@ WRITE_HIGH_WATER = 64 * 1024
 WRITE_LOW_WATER = 16 * 1024
 
 LF = ord("\n")
+
+MAX_CONNECTIONS_ERROR = b"ERR max connections reached\n"
+IDLE_TIMEOUT_ERROR = b"ERR idle timeout\n"
 
 # How long a connection closed for a protocol error keeps draining its peer's
 # input so that its last replies and the error line are not lost to a reset.
@@ -37,8 +40,10 @@ class EchoProtocol(asyncio.BufferedProtocol):
 
     __slots__ = (
         "_answering",
+        "_blocked_since",
         "_counters",
         "_linger_timer",
+        "_quiet_sweeps",
         "_receive_buffer",
         "_receive_view",
         "_tracker",
@@ -54,6 +59,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._answering = True  # False once closing: later input is discarded
         self._linger_timer: asyncio.TimerHandle | None = None
+        self._quiet_sweeps = 0  # timeout sweeps since the last read
+        self._blocked_since: float | None = None  # when the peer stopped taking replies
 
     @property
     def transport(self) -> asyncio.Transport:
@@ -78,6 +85,7 @@ class EchoProtocol(asyncio.BufferedProtocol):
         return self._receive_view
 
     def buffer_updated(self, nbytes: int) -> None:
+        self._quiet_sweeps = 0
         self.data_received(self._receive_buffer[:nbytes])
 
     def data_received(self, data: bytes | bytearray) -> None:
@@ -86,10 +94,12 @@ class EchoProtocol(asyncio.BufferedProtocol):
     def pause_writing(self) -> None:
         # The peer is not reading its replies: stop reading its requests, so
         # that the replies we owe it cannot grow without bound.
+        self._blocked_since = asyncio.get_running_loop().time()
         if self._answering:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._blocked_since = None
         if self._answering:
             self.transport.resume_reading()
 
@@ -105,6 +115,30 @@ class EchoProtocol(asyncio.BufferedProtocol):
         """Close at once, dropping any reply not yet sent."""
         if self._transport is not None:
             self._transport.abort()
+
+    def sweep(self, now: float, timeouts: Timeouts) -> None:
+        """Close the connection if it idled or its replies stalled too long.
+
+        Called for every connection once per sweep interval, so a read costs
+        only the reset of a counter instead of rescheduling a timer.
+        """
+        if not self._answering:
+            return
+        if self._blocked_since is None:
+            self._quiet_sweeps += 1
+            if timeouts.idle_sweeps and self._quiet_sweeps > timeouts.idle_sweeps:
+                self._refuse(CloseReason.IDLE_TIMEOUT, IDLE_TIMEOUT_ERROR)
+        elif timeouts.write_timeout and now - self._blocked_since >= timeouts.write_timeout:
+            # The peer reads nothing, so no error line could reach it.
+            self._counters.rejected[CloseReason.WRITE_TIMEOUT] += 1
+            self._answering = False
+            self.transport.abort()
+
+    def _refuse(self, reason: CloseReason, error: bytes, replies: bytes | bytearray = b"") -> None:
+        """Send the replies still due, then the error line, then close: the ERR path."""
+        self._counters.rejected[reason] += 1
+        self._send(replies + error, replies.count(b"\n"))
+        self._close_after_replies(linger=ERROR_LINGER_SECONDS)
 
     def _close_after_replies(self, linger: float | None) -> None:
         """Stop answering and close once the replies already written are delivered.
@@ -167,6 +201,7 @@ class LineEchoProtocol(EchoProtocol):
         self._short_read = echo.max_line + 1  # no read this long can hold an overlong line
 
     def buffer_updated(self, nbytes: int) -> None:
+        self._quiet_sweeps = 0
         data = self._receive_buffer[:nbytes]
         # Ping-pong traffic nearly always takes this path: a short read that
         # ends on a line boundary with nothing held over from the last one.
@@ -192,7 +227,7 @@ class LineEchoProtocol(EchoProtocol):
         elif end < len(data):
             self._partial += data[end:]
         if self._echo.partial_too_long(self._partial):
-            self._fail(b"")
+            self._fail()
 
     def eof_received(self) -> bool:
         if self._partial and self._answering:
@@ -208,12 +243,10 @@ class LineEchoProtocol(EchoProtocol):
             self._send(echo.lines(complete), complete.count(b"\n"))
             return True
         good = complete[:bad]
-        self._fail(echo.lines(good) if good else b"", good.count(b"\n"))
+        self._fail(echo.lines(good) if good else b"")
         return False
 
-    def _fail(self, replies: bytes | bytearray, messages: int = 0) -> None:
+    def _fail(self, replies: bytes | bytearray = b"") -> None:
         """Answer what came before the overlong line, then the error, then close."""
         self._partial.clear()
-        self._counters.closed[CloseReason.LINE_TOO_LONG] += 1
-        self._send(replies + self._echo.too_long_error, messages)
-        self._close_after_replies(linger=ERROR_LINGER_SECONDS)
+        self._refuse(CloseReason.LINE_TOO_LONG, self._echo.too_long_error, replies)

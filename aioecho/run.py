@@ -9,8 +9,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from .config import ServerConfig
+from .listener import Address
 from .loops import LoopName, ResolvedLoop, resolve_loop
-from .server import Address, EchoServer
+from .server import EchoServer
 
 logger = logging.getLogger("aioecho")
 
@@ -71,6 +72,8 @@ class _StopSignals:
     def remove(self) -> None:
         for sig in STOP_SIGNALS:
             self._loop.remove_signal_handler(sig)
+            # The stop is done: a late signal must not turn exit 0 into death.
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def format_address(address: Address) -> str:

@@ -7,22 +7,36 @@ event loop: it runs on whichever loop is running when it is started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
+import resource
+import socket
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from .config import ServerConfig
-from .connections import ConnectionTracker
+from .connections import ConnectionTracker, Timeouts
 from .framing import LineEcho
-from .protocol import ChunkEchoProtocol, EchoProtocol, LineEchoProtocol
-from .stats import Stats
+from .listener import Address, Listener, bind
+from .protocol import MAX_CONNECTIONS_ERROR, ChunkEchoProtocol, EchoProtocol, LineEchoProtocol
+from .stats import CloseReason, Stats
 
 logger = logging.getLogger("aioecho")
 
-Address = tuple[str, int]
+# Descriptors kept free when max_connections is derived from the open-file
+# limit: listening sockets, the metrics endpoint, logs, the loop's own.
+RESERVED_DESCRIPTORS = 64
+
+
+def default_max_connections() -> int:
+    """The open-file soft limit less a reserve for everything that is not a client."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(1, soft - RESERVED_DESCRIPTORS)
 
 
 class EchoServer:
@@ -34,8 +48,11 @@ class EchoServer:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        self._connections = ConnectionTracker()
-        self._listener: asyncio.Server | None = None
+        self.max_connections = self.config.max_connections or default_max_connections()
+        self._connections = ConnectionTracker(on_closed=self._descriptor_freed)
+        self._listener: Listener | None = None
+        self._admitting: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
         self._shutdown_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
@@ -45,14 +62,21 @@ class EchoServer:
         """Bind and start accepting; when this returns, clients can connect."""
         if self._listener is not None:
             raise RuntimeError("server already started")
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            self._protocol_factory(),
-            self.config.host,
-            self.config.port,
-            backlog=self.config.backlog,
-            reuse_address=True,
-        )
+        config = self.config
+        self._protocol_factory = self._make_protocol_factory()
+        self._listener = Listener(bind(config.host, config.port, config.backlog), self._admit)
+        self._listener.start()
+        timeouts = Timeouts.of(config.idle_timeout, config.write_timeout)
+        if timeouts is not None:
+            self._connections.start_sweeping(timeouts)
+        if config.stats_interval:
+            self._background.append(asyncio.create_task(self._log_stats(config.stats_interval)))
+        if config.metrics_port is not None:
+            from .metrics import serve_metrics
+
+            self._background.append(
+                asyncio.create_task(serve_metrics(self, config.host, config.metrics_port))
+            )
 
     async def serve_forever(self) -> None:
         """Serve until shut down; cancelling this call shuts down gracefully."""
@@ -98,32 +122,70 @@ class EchoServer:
     @property
     def addresses(self) -> list[Address]:
         """The bound ``(host, port)`` pairs: the real port after binding port 0."""
-        if self._listener is None:
+        if self._listener is None or self._shutdown_task is not None:
             return []
-        return [sock.getsockname()[:2] for sock in self._listener.sockets]
+        return self._listener.addresses
 
     @property
     def stats(self) -> Stats:
         """A snapshot of the server's counters."""
-        return self._connections.counters.snapshot()
+        counters = self._connections.counters
+        if self._listener is not None:
+            counters.accept_errors = self._listener.accept_errors
+        return counters.snapshot()
 
     @property
     def is_serving(self) -> bool:
         """Whether the server is accepting new connections."""
-        return self._listener is not None and self._listener.is_serving()
+        return (
+            self._listener is not None
+            and self._shutdown_task is None
+            and self._listener.is_accepting
+        )
 
     # -- internals -----------------------------------------------------------
 
-    def _protocol_factory(self) -> Callable[[], EchoProtocol]:
+    def _make_protocol_factory(self) -> Callable[[], EchoProtocol]:
         config = self.config
         if config.framing == "chunk":
             return functools.partial(ChunkEchoProtocol, self._connections, config.suffix_bytes)
         echo = LineEcho(config.suffix_bytes, config.max_line)
         return functools.partial(LineEchoProtocol, self._connections, echo)
 
+    def _admit(self, sock: socket.socket) -> None:
+        """Take an accepted socket into service, or refuse it when the server is full."""
+        if len(self._connections) + len(self._admitting) >= self.max_connections:
+            self._connections.counters.rejected[CloseReason.MAX_CONNECTIONS] += 1
+            with contextlib.suppress(OSError):  # the peer may be gone already
+                sock.send(MAX_CONNECTIONS_ERROR)
+            sock.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._connect(sock))
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(self._protocol_factory, sock)
+        except OSError as exc:
+            logger.debug("connection failed before it was made: %r", exc)
+            sock.close()
+
+    def _descriptor_freed(self) -> None:
+        if self._listener is not None:
+            self._listener.descriptor_freed()
+
+    async def _log_stats(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            logger.info("stats: %s", self.stats.summary())
+
     async def _shut_down(self, grace: float) -> None:
         if self._listener is not None:
             self._listener.close()
+        for task in self._background:
+            task.cancel()
         self._connections.close_all_gracefully()
         try:
             async with asyncio.timeout(grace):
@@ -136,8 +198,7 @@ class EchoServer:
             )
             self.abort()
             await self._connections.wait_none_open()
-        if self._listener is not None:
-            await self._listener.wait_closed()
+        await asyncio.gather(*self._background, return_exceptions=True)
         self._stopped.set()
 
 
@@ -145,7 +206,8 @@ async def start_server(config: ServerConfig | None = None, **options: Any) -> Ec
     """Start an :class:`EchoServer` that is accepting connections when this returns.
 
     Options are the fields of :class:`ServerConfig` (``host``, ``port``,
-    ``framing``, ``suffix``, ``max_line``, ...), applied over ``config``.
+    ``framing``, ``suffix``, ``max_line``, ``max_connections``, ...), applied
+    over ``config``.
     """
     server = EchoServer(dataclasses.replace(config or ServerConfig(), **options))
     await server.start()

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
 class CloseReason(StrEnum):
-    """Why the server closed a connection on its own initiative."""
+    """Why the server refused or closed a connection on its own initiative."""
 
+    MAX_CONNECTIONS = "max_connections"
+    IDLE_TIMEOUT = "idle_timeout"
+    WRITE_TIMEOUT = "write_timeout"
     LINE_TOO_LONG = "line_too_long"
 
 
 class Counters:
-    """Live, mutable counters; the hot path adds to them once per read."""
+    """Live, mutable counters; the hot path adds to them once per read, not per line."""
 
-    __slots__ = ("accepted", "active", "bytes_in", "bytes_out", "closed", "messages")
+    __slots__ = (
+        "accept_errors",
+        "accepted",
+        "active",
+        "bytes_in",
+        "bytes_out",
+        "messages",
+        "rejected",
+    )
 
     def __init__(self) -> None:
         self.accepted = 0
@@ -23,16 +34,18 @@ class Counters:
         self.bytes_in = 0
         self.bytes_out = 0
         self.messages = 0
-        self.closed: dict[CloseReason, int] = dict.fromkeys(CloseReason, 0)
+        self.accept_errors = 0
+        self.rejected: dict[CloseReason, int] = dict.fromkeys(CloseReason, 0)
 
     def snapshot(self) -> Stats:
         return Stats(
             connections_active=self.active,
             connections_accepted=self.accepted,
+            connections_rejected={reason.value: n for reason, n in self.rejected.items()},
+            accept_errors=self.accept_errors,
             bytes_received=self.bytes_in,
             bytes_sent=self.bytes_out,
             messages_answered=self.messages,
-            closed_by_server={reason.value: n for reason, n in self.closed.items()},
         )
 
 
@@ -41,8 +54,23 @@ class Stats:
     """A point-in-time copy of a server's counters."""
 
     connections_active: int
+    """Connections open now."""
     connections_accepted: int
+    """Connections admitted since the start (refused ones not included)."""
+    connections_rejected: dict[str, int]
+    """Connections the server refused or closed, by :class:`CloseReason` value."""
+    accept_errors: int
+    """Failed ``accept()`` calls, such as running out of file descriptors."""
     bytes_received: int
     bytes_sent: int
     messages_answered: int
-    closed_by_server: dict[str, int] = field(default_factory=dict)
+    """Lines (or chunks, in chunk framing) answered."""
+
+    def summary(self) -> str:
+        """One line for a log."""
+        rejected = " ".join(f"{reason}={n}" for reason, n in self.connections_rejected.items() if n)
+        return (
+            f"active={self.connections_active} accepted={self.connections_accepted} "
+            f"rejected=[{rejected}] accept_errors={self.accept_errors} "
+            f"in={self.bytes_received}B out={self.bytes_sent}B answered={self.messages_answered}"
+        )

@@ -64,16 +64,24 @@ def test_flags_work_with_the_serve_word_too(loop: str) -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_second_signal_forces_the_stop(loop: str) -> None:
     with serve_in_subprocess("--loop", loop, "--shutdown-timeout", "3600") as server:
-        # A peer that never reads keeps the graceful stop waiting for it.
-        hog = socket.create_connection((server.host, server.port))
+        # A peer that never reads keeps the graceful stop waiting for it: a
+        # tiny receive window and one reply seen (peeked, not read) ensure
+        # the server owes it replies when the stop begins.
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.connect((server.host, server.port))
         send_until_blocked(hog)
+        hog.setblocking(True)
+        assert hog.recv(1, socket.MSG_PEEK) == b"X"
         assert server.process.stderr is not None
         server.process.send_signal(signal.SIGTERM)
+        log = b""
         for line in server.process.stderr:
+            log += line
             if b"shutting down" in line:
                 break
         else:
-            raise AssertionError("the first signal did not start a graceful stop")
+            raise AssertionError(f"the first signal did not start a graceful stop: {log!r}")
         code, _ = stop(server)
         hog.close()
     assert code == 0

@@ -65,7 +65,7 @@ async def test_overlong_line_gets_earlier_replies_then_error_then_close(
 ) -> None:
     reply = await exchange(server.addresses[0], b"ok\n12345678\r\n123456789\nnever\n")
     assert reply == b"OK_SB\n12345678_SB\r\nERR line too long (max 8 bytes)\n"
-    assert server.stats.closed_by_server[CloseReason.LINE_TOO_LONG] == 1
+    assert server.stats.connections_rejected[CloseReason.LINE_TOO_LONG] == 1
 
 
 @server_options(max_line=8)

@@ -1,0 +1,140 @@
+"""Listening sockets and the server's own accept loop.
+
+The loops' ``create_server`` handle running out of file descriptors
+differently and neither as a long-running service wants: asyncio logs a
+traceback for every failed accept, libuv silently accepts and drops. This
+loop pauses accepting with one log line, resumes as soon as a descriptor is
+freed, and hands each accepted socket to the server, which can refuse it
+before building a transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Callable
+
+logger = logging.getLogger("aioecho")
+
+Address = tuple[str, int]
+
+# Accepts per readiness event: bounded so that a connection flood cannot
+# starve the connections already being served.
+ACCEPT_BATCH = 128
+
+# How long to wait before retrying when descriptors ran out and none has been
+# freed by a closing connection (the value trio uses).
+ACCEPT_RETRY_DELAY = 0.1
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def bind(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` resolves to, all on one port.
+
+    With port 0 the first address picks a free port and the others reuse it,
+    so that a name such as ``localhost`` listens on one port for IPv4 and IPv6.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class Listener:
+    """Accepts connections on some listening sockets and passes them on."""
+
+    def __init__(
+        self, sockets: list[socket.socket], on_accept: Callable[[socket.socket], None]
+    ) -> None:
+        self.sockets = sockets
+        self._on_accept = on_accept
+        self._loop = asyncio.get_running_loop()
+        self._accepting = False
+        self._out_of_descriptors = False
+        self._retry: asyncio.TimerHandle | None = None
+        self.accept_errors = 0
+
+    @property
+    def addresses(self) -> list[Address]:
+        return [sock.getsockname()[:2] for sock in self.sockets]
+
+    @property
+    def is_accepting(self) -> bool:
+        return self._accepting or self._retry is not None
+
+    def start(self) -> None:
+        for sock in self.sockets:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self._accepting = True
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets."""
+        self._stop_accepting()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for sock in self.sockets:
+            sock.close()
+
+    def descriptor_freed(self) -> None:
+        """A connection closed: if accepting was paused for lack of descriptors, resume."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._resume()
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.accept_errors += 1
+                if exc.errno in _OUT_OF_RESOURCES:
+                    self._pause(exc)
+                    return
+                logger.debug("accept failed: %s", exc)  # e.g. the peer left first
+                continue
+            if self._out_of_descriptors:
+                self._out_of_descriptors = False
+                logger.info("accepting connections again")
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._on_accept(connection)
+
+    def _pause(self, exc: OSError) -> None:
+        if not self._out_of_descriptors:
+            self._out_of_descriptors = True
+            logger.warning(
+                "cannot accept: %s; serving open connections, accepting again once one closes",
+                exc.strerror,
+            )
+        self._stop_accepting()
+        self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+
+    def _resume(self) -> None:
+        self._retry = None
+        self.start()
+
+    def _stop_accepting(self) -> None:
+        if self._accepting:
+            for sock in self.sockets:
+                self._loop.remove_reader(sock.fileno())
+            self._accepting = False
