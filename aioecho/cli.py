@@ -97,7 +97,9 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
         fields = dataclasses.fields(ServerConfig)
         config = ServerConfig(**{field.name: getattr(options, field.name) for field in fields})
         resolve_loop(options.loop)
-    except (ConfigError, LoopUnavailableError) as exc:
+        if config.metrics_port is not None:
+            import aioecho.metrics  # noqa: F401  (fails early, with the extra to install)
+    except (ConfigError, LoopUnavailableError, ImportError) as exc:
         parser.error(str(exc))
     logging.basicConfig(
         level=options.log_level.upper(),

@@ -73,6 +73,7 @@ class ConnectionTracker:
         return len(self._open)
 
     def opened(self, connection: Connection) -> None:
+        """Count a connection from the moment it is accepted."""
         self._open.add(connection)
         self._none_open.clear()
         self.counters.accepted += 1
@@ -81,7 +82,9 @@ class ConnectionTracker:
             connection.close_gracefully()  # admitted just as the server began to stop
 
     def closed(self, connection: Connection) -> None:
-        self._open.discard(connection)
+        if connection not in self._open:
+            return  # already counted out, by a failed admission
+        self._open.remove(connection)
         self.counters.active -= 1
         if not self._open:
             self._none_open.set()

@@ -105,6 +105,7 @@ class Listener:
             try:
                 connection, _ = sock.accept()
             except (BlockingIOError, InterruptedError):
+                self._caught_up()
                 return
             except OSError as exc:
                 self.accept_errors += 1
@@ -113,9 +114,6 @@ class Listener:
                     return
                 logger.debug("accept failed: %s", exc)  # e.g. the peer left first
                 continue
-            if self._out_of_descriptors:
-                self._out_of_descriptors = False
-                logger.info("accepting connections again")
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._on_accept(connection)
 
@@ -128,6 +126,13 @@ class Listener:
             )
         self._stop_accepting()
         self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+
+    def _caught_up(self) -> None:
+        # The episode ends when the accept queue is empty, not at the first
+        # accept: descriptors often come back one by one while clients wait.
+        if self._out_of_descriptors:
+            self._out_of_descriptors = False
+            logger.info("accepting connections again")
 
     def _resume(self) -> None:
         self._retry = None

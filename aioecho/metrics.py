@@ -72,8 +72,8 @@ def registry_for(snapshot: Callable[[], Stats]) -> CollectorRegistry:
     return registry
 
 
-async def serve_metrics(server: EchoServer, host: str, port: int) -> None:
-    """Serve ``GET /metrics`` until cancelled."""
+async def start_metrics(server: EchoServer, host: str, port: int) -> asyncio.Server:
+    """Serve ``GET /metrics`` on ``host:port``; close the returned server to stop."""
     registry = registry_for(lambda: server.stats)
 
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,9 +84,7 @@ async def serve_metrics(server: EchoServer, host: str, port: int) -> None:
             await writer.drain()
         writer.close()
 
-    listener = await asyncio.start_server(respond, host, port, limit=REQUEST_HEAD_LIMIT)
-    async with listener:
-        await listener.serve_forever()
+    return await asyncio.start_server(respond, host, port, limit=REQUEST_HEAD_LIMIT)
 
 
 def _response(head: bytes, registry: CollectorRegistry) -> bytes:

@@ -71,7 +71,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
         self._write = self._transport.write  # bound once: it runs for every read
         self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
-        self._tracker.opened(self)
+        if not self._answering:  # the server began to stop while this one was admitted
+            self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Resets and abrupt disconnects are routine for a network server.
@@ -122,7 +123,7 @@ class EchoProtocol(asyncio.BufferedProtocol):
         Called for every connection once per sweep interval, so a read costs
         only the reset of a counter instead of rescheduling a timer.
         """
-        if not self._answering:
+        if not self._answering or self._transport is None:
             return
         if self._blocked_since is None:
             self._quiet_sweeps += 1
@@ -151,8 +152,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
         seconds (None: when the server's shutdown grace runs out).
         """
         self._answering = False
-        transport = self.transport
-        if transport.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             return
         if not transport.can_write_eof() or self._nothing_owed():
             transport.close()

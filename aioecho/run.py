@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import resource
 import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ def run_on(loop: ResolvedLoop, main: Coroutine[Any, Any, T]) -> T:
 
 def run_server(config: ServerConfig, loop: LoopName = "auto") -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; the exit code."""
+    raise_open_file_limit()
     resolved = resolve_loop(loop)
     return run_on(resolved, _serve(config, resolved.name))
 
@@ -43,6 +46,8 @@ async def _serve(config: ServerConfig, loop_name: str) -> int:
     stop = _StopSignals(server)
     listening = ", ".join(format_address(address) for address in server.addresses)
     logger.info("serving on %s (loop=%s, framing=%s)", listening, loop_name, config.framing)
+    for address in server.metrics_addresses:
+        logger.info("metrics on http://%s/metrics", format_address(address))
     try:
         await stop.requested.wait()
         logger.info("shutting down (grace %.1f s; signal again to force)", config.shutdown_timeout)
@@ -74,6 +79,14 @@ class _StopSignals:
             self._loop.remove_signal_handler(sig)
             # The stop is done: a late signal must not turn exit 0 into death.
             signal.signal(sig, signal.SIG_IGN)
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft open-file limit to the hard one: each client costs a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def format_address(address: Address) -> str:

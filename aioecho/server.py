@@ -53,6 +53,7 @@ class EchoServer:
         self._listener: Listener | None = None
         self._admitting: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
+        self._metrics: asyncio.Server | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
@@ -72,11 +73,9 @@ class EchoServer:
         if config.stats_interval:
             self._background.append(asyncio.create_task(self._log_stats(config.stats_interval)))
         if config.metrics_port is not None:
-            from .metrics import serve_metrics
+            from .metrics import start_metrics
 
-            self._background.append(
-                asyncio.create_task(serve_metrics(self, config.host, config.metrics_port))
-            )
+            self._metrics = await start_metrics(self, config.host, config.metrics_port)
 
     async def serve_forever(self) -> None:
         """Serve until shut down; cancelling this call shuts down gracefully."""
@@ -127,6 +126,13 @@ class EchoServer:
         return self._listener.addresses
 
     @property
+    def metrics_addresses(self) -> list[Address]:
+        """Where ``/metrics`` is served (empty without ``metrics_port``)."""
+        if self._metrics is None or self._shutdown_task is not None:
+            return []
+        return [sock.getsockname()[:2] for sock in self._metrics.sockets]
+
+    @property
     def stats(self) -> Stats:
         """A snapshot of the server's counters."""
         counters = self._connections.counters
@@ -154,23 +160,28 @@ class EchoServer:
 
     def _admit(self, sock: socket.socket) -> None:
         """Take an accepted socket into service, or refuse it when the server is full."""
-        if len(self._connections) + len(self._admitting) >= self.max_connections:
+        if len(self._connections) >= self.max_connections:
             self._connections.counters.rejected[CloseReason.MAX_CONNECTIONS] += 1
             with contextlib.suppress(OSError):  # the peer may be gone already
                 sock.send(MAX_CONNECTIONS_ERROR)
             sock.close()
             return
-        task = asyncio.get_running_loop().create_task(self._connect(sock))
+        # Counted from now, not from connection_made: the transport is built
+        # in a task, and accepts in between must see this connection.
+        protocol = self._protocol_factory()
+        self._connections.opened(protocol)
+        task = asyncio.get_running_loop().create_task(self._connect(sock, protocol))
         self._admitting.add(task)
         task.add_done_callback(self._admitting.discard)
 
-    async def _connect(self, sock: socket.socket) -> None:
+    async def _connect(self, sock: socket.socket, protocol: EchoProtocol) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.connect_accepted_socket(self._protocol_factory, sock)
+            await loop.connect_accepted_socket(lambda: protocol, sock)
         except OSError as exc:
             logger.debug("connection failed before it was made: %r", exc)
             sock.close()
+            self._connections.closed(protocol)
 
     def _descriptor_freed(self) -> None:
         if self._listener is not None:
@@ -186,6 +197,8 @@ class EchoServer:
             self._listener.close()
         for task in self._background:
             task.cancel()
+        if self._metrics is not None:
+            self._metrics.close()
         self._connections.close_all_gracefully()
         try:
             async with asyncio.timeout(grace):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,13 +35,24 @@ def aioecho_command(*args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def serve_in_subprocess(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """Start the CLI server on a free port; yield once it logged where it listens."""
+def serve_in_subprocess(
+    *args: str, env: dict[str, str] | None = None, open_files: int | None = None
+) -> Iterator[ServerProcess]:
+    """Start the CLI server on a free port; yield once it logged where it listens.
+
+    ``open_files`` caps the child's descriptors (soft and hard limit alike).
+    """
+
+    def limit_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     process = subprocess.Popen(
         aioecho_command(*args, "--port", "0"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
+        preexec_fn=limit_files,
     )
     assert process.stderr is not None
     try:

@@ -1,0 +1,173 @@
+"""Limits and abuse resistance, over real sockets, on both loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+
+import pytest
+
+import aioecho
+from aioecho import CloseReason, EchoServer
+
+from .support import Address, serve_in_subprocess, server_options
+
+
+async def until(condition: object) -> None:
+    """Yield to the loop until ``condition()`` holds (the test timeout bounds it)."""
+    assert callable(condition)
+    # The server's counters are plain numbers with no event to wait on.
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
+async def read_to_end(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends before closing; a reset ends it as well."""
+    with contextlib.suppress(ConnectionResetError):
+        return await reader.read()
+    return b""
+
+
+@server_options(max_connections=3)
+async def test_a_client_over_max_connections_is_refused_and_others_kept(
+    server: EchoServer,
+) -> None:
+    address = server.addresses[0]
+    clients = [await aioecho.connect(*address) for _ in range(3)]
+    for client in clients:  # a round trip each: all three are admitted
+        assert await client.request("in") == b"IN_SB"
+    reader, writer = await asyncio.open_connection(*address)
+    assert await read_to_end(reader) == b"ERR max connections reached\n"
+    writer.close()
+    for client in clients:
+        assert await client.request("still here") == b"STILL HERE_SB"
+    stats = server.stats
+    assert stats.connections_rejected[CloseReason.MAX_CONNECTIONS] == 1
+    assert (stats.connections_active, stats.connections_accepted) == (3, 3)
+    await clients.pop().close()
+    await until(lambda: server.stats.connections_active == 2)
+    async with await aioecho.connect(*address) as newcomer:
+        assert await newcomer.request("my turn") == b"MY TURN_SB"
+    for client in clients:
+        await client.close()
+
+
+async def test_max_connections_defaults_below_the_open_file_limit(server: EchoServer) -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert 0 < server.max_connections < soft
+
+
+@server_options(idle_timeout=0.2)
+async def test_an_idle_connection_is_told_and_closed(server: EchoServer) -> None:
+    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    writer.write(b"one line, then silence\n")
+    assert await read_to_end(reader) == b"ONE LINE, THEN SILENCE_SB\nERR idle timeout\n"
+    writer.close()
+    assert server.stats.connections_rejected[CloseReason.IDLE_TIMEOUT] == 1
+
+
+@server_options(idle_timeout=1.0)
+async def test_a_connection_that_keeps_talking_is_not_idle(server: EchoServer) -> None:
+    async with await aioecho.connect(*server.addresses[0]) as client:
+        for _ in range(40):  # two idle timeouts' worth, a request every 50 ms
+            assert await client.request("ping") == b"PING_SB"
+            await asyncio.sleep(0.05)
+    assert server.stats.connections_rejected[CloseReason.IDLE_TIMEOUT] == 0
+
+
+async def flood(address: Address) -> socket.socket:
+    """A peer that sends without ever reading, until the server stops taking data."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(address)
+    sock.setblocking(False)
+    # It ends blocked, or reset by a server that lost patience with it.
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        await asyncio.wait_for(
+            asyncio.get_running_loop().sock_sendall(sock, b"flood\n" * 5_000_000), timeout=1
+        )
+    return sock
+
+
+@server_options(write_timeout=0.3)
+async def test_a_peer_that_never_reads_is_cut_off_after_the_write_timeout(
+    server: EchoServer,
+) -> None:
+    hog = await flood(server.addresses[0])
+    await until(lambda: server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 1)
+    await until(lambda: server.stats.connections_active == 0)
+    async with await aioecho.connect(*server.addresses[0]) as other:
+        assert await other.request("unaffected") == b"UNAFFECTED_SB"
+    hog.close()
+
+
+async def garbage_and_resets(address: Address, rounds: int) -> None:
+    """Connections that spray binary junk, overlong lines, or reset mid-stream."""
+    junk = bytes(range(256)) * 64
+    for i in range(rounds):
+        try:
+            _, writer = await asyncio.open_connection(*address)
+        except OSError:
+            continue  # refused while the server is full: that is its right
+        writer.write(junk if i % 2 else b"x" * 100_000)
+        sock = writer.get_extra_info("socket")
+        if i % 3 == 0:  # linger zero: close() sends RST
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+
+@server_options(max_line=1000, write_timeout=0.5, max_connections=200)
+async def test_abuse_costs_the_abuser_not_the_well_behaved_client(server: EchoServer) -> None:
+    address = server.addresses[0]
+    hogs = [await flood(address) for _ in range(3)]
+    abusers = [asyncio.create_task(garbage_and_resets(address, 100)) for _ in range(4)]
+    async with await aioecho.connect(*address) as client:
+        for i in range(300):
+            assert await client.request(f"request {i}") == f"REQUEST {i}_SB".encode()
+    await asyncio.gather(*abusers)
+    for hog in hogs:
+        hog.close()
+    stats = server.stats
+    assert stats.connections_rejected[CloseReason.LINE_TOO_LONG] > 0
+
+
+@pytest.mark.parametrize("framing", ["line", "chunk"])
+async def test_stats_count_every_byte_and_connection(framing: str) -> None:
+    async with await aioecho.start_server(port=0, framing=framing) as server:
+        async with await aioecho.connect(*server.addresses[0]) as client:
+            await client.send(b"abc\n")
+            expected = b"ABC_SB\n" if framing == "line" else b"ABC\n_SB"
+            assert await client.reader.readexactly(len(expected)) == expected
+        stats = server.stats
+    assert (stats.bytes_received, stats.bytes_sent, stats.messages_answered) == (4, 7, 1)
+    assert stats.connections_accepted == 1
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_running_out_of_descriptors_pauses_accepting_and_recovers(loop: str) -> None:
+    # 48 descriptors, about 30 left for clients; ask for more connections
+    # than that so the kernel's accept queue holds the rest.
+    flags = ("--loop", loop, "--max-connections", "1000")
+    with serve_in_subprocess(*flags, open_files=48) as server:
+        address = (server.host, server.port)
+        clients = [socket.create_connection(address, timeout=20) for _ in range(60)]
+        first, last = clients[0], clients[-1]
+        first.sendall(b"served\n")
+        assert first.recv(100) == b"SERVED_SB\n"  # existing connections keep working
+        last.sendall(b"waiting\n")  # queued in the kernel: no descriptor for it yet
+        for sock in clients[1:40]:
+            sock.close()
+        assert last.recv(100) == b"WAITING_SB\n"  # accepted once descriptors were freed
+        for sock in (first, *clients[40:]):
+            sock.close()
+        server.process.terminate()
+        assert server.process.stderr is not None
+        log = server.process.stderr.read()
+        assert server.process.wait(timeout=20) == 0
+    assert log.count(b"cannot accept: Too many open files") == 1
+    assert b"accepting connections again" in log
+    assert b"Traceback" not in log

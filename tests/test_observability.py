@@ -1,0 +1,115 @@
+"""Stats, periodic stats logging and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import aioecho
+from aioecho import EchoServer
+
+from .support import aioecho_command, serve_in_subprocess, server_options
+
+
+async def http_get(address: tuple[str, int], path: str) -> tuple[bytes, bytes]:
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0], body
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+    }
+
+
+@server_options(metrics_port=0, max_line=4)
+async def test_metrics_follow_the_traffic(server: EchoServer) -> None:
+    metrics_address = server.metrics_addresses[0]
+    async with await aioecho.connect(*server.addresses[0]) as client:
+        assert await client.request("abc") == b"ABC_SB"
+        status, body = await http_get(metrics_address, "/metrics")
+        assert status == b"HTTP/1.0 200 OK"
+        values = samples(body)
+        assert values[("aioecho_connections_active", ())] == 1
+        assert values[("aioecho_connections_accepted_total", ())] == 1
+        assert values[("aioecho_received_bytes_total", ())] == 4
+        assert values[("aioecho_sent_bytes_total", ())] == 7
+        assert values[("aioecho_messages_answered_total", ())] == 1
+        with pytest.raises(aioecho.ServerError):
+            await client.request("too long")
+    values = samples((await http_get(metrics_address, "/metrics"))[1])
+    rejected = "aioecho_connections_rejected_total"
+    assert values[(rejected, (("reason", "line_too_long"),))] == 1
+    assert values[(rejected, (("reason", "max_connections"),))] == 0
+
+
+@server_options(metrics_port=0)
+async def test_metrics_endpoint_answers_404_elsewhere(server: EchoServer) -> None:
+    status, body = await http_get(server.metrics_addresses[0], "/other")
+    assert status == b"HTTP/1.0 404 Not Found"
+    assert body == b""
+
+
+async def test_stats_summary_is_one_line(server: EchoServer) -> None:
+    async with await aioecho.connect(*server.addresses[0]) as client:
+        await client.request("x")
+    summary = server.stats.summary()
+    assert "\n" not in summary
+    assert "accepted=1" in summary
+    assert "answered=1" in summary
+
+
+def test_stats_interval_logs_a_summary_line() -> None:
+    with serve_in_subprocess("--stats-interval", "0.05") as server:
+        assert server.process.stderr is not None
+        for line in server.process.stderr:
+            if b"stats: active=0 accepted=0" in line:
+                break
+        else:
+            raise AssertionError("no stats line before the server exited")
+        server.process.terminate()
+        assert server.process.wait(timeout=20) == 0
+
+
+def test_metrics_port_is_served_from_the_command_line() -> None:
+    with serve_in_subprocess("--metrics-port", "0") as server:
+        assert server.process.stderr is not None
+        line = server.process.stderr.readline()
+        assert b"metrics on http://127.0.0.1:" in line
+        server.process.terminate()
+        assert server.process.wait(timeout=20) == 0
+
+
+def test_metrics_without_prometheus_client_exits_2(tmp_path: Path) -> None:
+    package = tmp_path / "prometheus_client"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise ImportError('not installed')\n")
+    result = subprocess.run(
+        aioecho_command("--metrics-port", "9999"),
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        b"aioecho: error: metrics need prometheus-client: "
+        b"pip install 'aioecho[metrics]' (see --help)"
+    ]
+
+
+def test_importing_aioecho_does_not_import_prometheus() -> None:
+    code = "import sys, aioecho; print('prometheus_client' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert result.stdout == b"False\n"
