@@ -17,7 +17,7 @@ Buffer = bytes | bytearray
 class LineEcho:
     """Replies for line framing: ``upper(body) + suffix + terminator``."""
 
-    __slots__ = ("_crlf_fix", "_suffix", "_suffix_lf", "max_line", "too_long_error")
+    __slots__ = ("_crlf_fix", "_suffix", "_suffix_lf", "bound_lines", "max_line", "too_long_error")
 
     def __init__(self, suffix: bytes, max_line: int) -> None:
         self._suffix = suffix
@@ -27,6 +27,8 @@ class LineEcho:
         self._crlf_fix = (CR + suffix + LF, suffix + CR + LF)
         self.max_line = max_line
         self.too_long_error = b"ERR line too long (max %d bytes)\n" % max_line
+        # One bound method for every connection to call, saving each a copy.
+        self.bound_lines = self.lines
 
     def lines(self, complete: Buffer) -> Buffer:
         """Replies to ``complete``, which holds whole lines only (ends with LF)."""

@@ -197,8 +197,10 @@ class LineEchoProtocol(EchoProtocol):
     def __init__(self, tracker: ConnectionTracker, echo: LineEcho) -> None:
         super().__init__(tracker)
         self._echo = echo
-        self._echo_lines = echo.lines  # bound once: it runs for every read
-        self._partial = bytearray()  # an unterminated line awaiting its LF
+        self._echo_lines = echo.bound_lines  # shared, not a bound method per connection
+        # An unterminated line awaiting its LF; most connections never hold
+        # one, so they share the empty bytes instead of owning a bytearray.
+        self._partial: bytes | bytearray = b""
         self._short_read = echo.max_line + 1  # no read this long can hold an overlong line
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -223,17 +225,15 @@ class LineEchoProtocol(EchoProtocol):
         end = buffer.rfind(b"\n") + 1
         if end and not self._answer(buffer[:end] if end < len(buffer) else buffer):
             return
-        if buffer is self._partial:
-            del self._partial[:end]
-        elif end < len(data):
-            self._partial += data[end:]
+        # A bytearray, so that a line arriving in many pieces grows in place.
+        self._partial = bytearray(buffer[end:]) if end < len(buffer) else b""
         if self._echo.partial_too_long(self._partial):
             self._fail()
 
     def eof_received(self) -> bool:
         if self._partial and self._answering:
             self._send(self._echo.partial(self._partial), 1)
-            self._partial.clear()
+            self._partial = b""
         return False
 
     def _answer(self, complete: bytes | bytearray) -> bool:
@@ -249,5 +249,5 @@ class LineEchoProtocol(EchoProtocol):
 
     def _fail(self, replies: bytes | bytearray = b"") -> None:
         """Answer what came before the overlong line, then the error, then close."""
-        self._partial.clear()
+        self._partial = b""
         self._refuse(CloseReason.LINE_TOO_LONG, self._echo.too_long_error, replies)
