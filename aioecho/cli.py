@@ -60,16 +60,30 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(ServerConfig)
     for field in dataclasses.fields(ServerConfig):
+        flag = "--" + field.name.replace("_", "-")
+        meta = field.metadata
+        help_text = meta["help"] + ("" if field.default in (None, False) else DEFAULT_HELP)
+        if hints[field.name] is bool:
+            parser.add_argument(flag, action="store_true", help=help_text)
+            continue
         kind = _without_none(hints[field.name])
-        literal = typing.get_origin(kind) is typing.Literal
-        values: dict[str, Any] = {"choices": typing.get_args(kind)} if literal else {"type": kind}
+        values: dict[str, Any]
+        if typing.get_origin(kind) is typing.Literal:
+            values = {"choices": typing.get_args(kind)}
+        elif meta["repeat"]:  # a value, or a tuple of them: the flag collects strings
+            values = {"action": "append", "type": str}
+        else:
+            values = {"type": kind}
+        default = None if meta["repeat"] else field.default
         parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            default=field.default,
-            metavar=field.metadata["metavar"],
-            help=field.metadata["help"] + ("" if field.default is None else DEFAULT_HELP),
-            **values,
+            flag, default=default, metavar=meta["metavar"], help=help_text, **values
         )
+
+
+def _config_from(options: argparse.Namespace) -> ServerConfig:
+    """The ServerConfig the serve flags describe (unset repeatable flags keep their default)."""
+    given = {field.name: getattr(options, field.name) for field in dataclasses.fields(ServerConfig)}
+    return ServerConfig(**{name: value for name, value in given.items() if value is not None})
 
 
 def _without_none(kind: Any) -> Any:
@@ -94,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     try:
-        fields = dataclasses.fields(ServerConfig)
-        config = ServerConfig(**{field.name: getattr(options, field.name) for field in fields})
+        config = _config_from(options)
         resolve_loop(options.loop)
         if config.metrics_port is not None:
             import aioecho.metrics  # noqa: F401  (fails early, with the extra to install)

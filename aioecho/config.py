@@ -17,16 +17,21 @@ class ConfigError(ValueError):
     """An option has a value the server cannot run with."""
 
 
-def option(default: Any, help: str, metavar: str | None = None) -> Any:
-    """A dataclass field whose metadata also describes its command-line flag."""
-    return field(default=default, metadata={"help": help, "metavar": metavar})
+def option(default: Any, help: str, metavar: str | None = None, repeat: bool = False) -> Any:
+    """A dataclass field whose metadata also describes its command-line flag.
+
+    ``repeat``: the flag may be given several times, collecting a tuple.
+    """
+    return field(default=default, metadata={"help": help, "metavar": metavar, "repeat": repeat})
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything an :class:`~aioecho.EchoServer` needs to know before it starts."""
 
-    host: str = option("127.0.0.1", "address to listen on", "HOST")
+    host: str | tuple[str, ...] = option(
+        "127.0.0.1", "address to listen on; repeat the flag for several", "HOST", repeat=True
+    )
     port: int = option(8088, "TCP port; 0 picks any free port", "PORT")
     framing: Framing = option(
         "line", "line: one reply per LF-terminated line; chunk: one reply per read"
@@ -50,13 +55,30 @@ class ServerConfig:
     metrics_port: int | None = option(
         None, "serve Prometheus metrics at /metrics on this port (extra: metrics)", "PORT"
     )
+    unix: str | None = option(None, "listen on this Unix socket path instead of TCP", "PATH")
+    tls_cert: str | None = option(None, "serve TLS with this certificate chain (PEM)", "PEM")
+    tls_key: str | None = option(None, "private key for --tls-cert (PEM)", "PEM")
+    tls_handshake_timeout: float = option(
+        3.0, "seconds a client has to finish its TLS handshake", "SECONDS"
+    )
+    workers: int = option(1, "worker processes sharing the port; 1 = serve in-process", "N")
+    unicode: bool = option(
+        False, "uppercase valid UTF-8 lines by Unicode rules (straße -> STRASSE)"
+    )
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
+        _check(bool(self.hosts) and all(self.hosts), "host must not be empty")
+        _check(
+            (self.tls_cert is None) == (self.tls_key is None),
+            "tls_cert and tls_key go together",
+        )
+        _check(self.workers >= 1, f"workers must be at least 1, not {self.workers}")
         _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
         _check(self.max_line >= 1, f"max_line must be at least 1, not {self.max_line}")
         _check(self.backlog >= 1, f"backlog must be at least 1, not {self.backlog}")
-        for name in ("shutdown_timeout", "idle_timeout", "write_timeout", "stats_interval"):
+        timeouts = ("shutdown_timeout", "idle_timeout", "write_timeout", "stats_interval")
+        for name in (*timeouts, "tls_handshake_timeout"):
             _check(getattr(self, name) >= 0, f"{name} must not be negative")
         _check(
             self.max_connections is None or self.max_connections >= 1,
@@ -70,6 +92,11 @@ class ServerConfig:
             "\n" not in self.suffix and "\r" not in self.suffix,
             "suffix must not contain CR or LF: it would break line framing",
         )
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every address to listen on."""
+        return (self.host,) if isinstance(self.host, str) else tuple(self.host)
 
     @property
     def suffix_bytes(self) -> bytes:

@@ -31,33 +31,6 @@ ACCEPT_RETRY_DELAY = 0.1
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-def bind(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Listening sockets for every address ``host`` resolves to, all on one port.
-
-    With port 0 the first address picks a free port and the others reuse it,
-    so that a name such as ``localhost`` listens on one port for IPv4 and IPv6.
-    """
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
 class Listener:
     """Accepts connections on some listening sockets and passes them on."""
 
@@ -74,7 +47,8 @@ class Listener:
 
     @property
     def addresses(self) -> list[Address]:
-        return [sock.getsockname()[:2] for sock in self.sockets]
+        """The bound ``(host, port)`` of every TCP socket."""
+        return [sock.getsockname()[:2] for sock in self.sockets if sock.family != socket.AF_UNIX]
 
     @property
     def is_accepting(self) -> bool:
@@ -114,7 +88,8 @@ class Listener:
                     return
                 logger.debug("accept failed: %s", exc)  # e.g. the peer left first
                 continue
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if connection.family != socket.AF_UNIX:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._on_accept(connection)
 
     def _pause(self, exc: OSError) -> None:

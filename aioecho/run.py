@@ -40,12 +40,13 @@ async def _serve(config: ServerConfig, loop_name: str) -> int:
     try:
         await server.start()
     except OSError as exc:
-        logger.error("cannot listen on %s: %s", format_address((config.host, config.port)), exc)
+        logger.error("cannot listen on %s: %s", describe_listen(config), exc.strerror or exc)
         return 1
     # Handlers first: whoever reads the log line may signal at once.
     stop = _StopSignals(server)
     listening = ", ".join(format_address(address) for address in server.addresses)
-    logger.info("serving on %s (loop=%s, framing=%s)", listening, loop_name, config.framing)
+    details = f"loop={loop_name}, framing={config.framing}" + (", tls" if config.tls_cert else "")
+    logger.info("serving on %s (%s)", f"unix:{config.unix}" if config.unix else listening, details)
     for address in server.metrics_addresses:
         logger.info("metrics on http://%s/metrics", format_address(address))
     try:
@@ -87,6 +88,13 @@ def raise_open_file_limit() -> None:
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def describe_listen(config: ServerConfig) -> str:
+    """Where the config asks to listen, for messages."""
+    if config.unix is not None:
+        return f"unix:{config.unix}"
+    return ", ".join(format_address((host, config.port)) for host in config.hosts)
 
 
 def format_address(address: Address) -> str:

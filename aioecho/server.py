@@ -13,16 +13,19 @@ import functools
 import logging
 import resource
 import socket
+import ssl
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from .binding import bind_tcp, bind_unix, remove_unix_socket
 from .config import ServerConfig
 from .connections import ConnectionTracker, Timeouts
 from .framing import LineEcho
-from .listener import Address, Listener, bind
+from .listener import Address, Listener
 from .protocol import MAX_CONNECTIONS_ERROR, ChunkEchoProtocol, EchoProtocol, LineEchoProtocol
 from .stats import CloseReason, Stats
+from .tls import server_context
 
 logger = logging.getLogger("aioecho")
 
@@ -54,6 +57,7 @@ class EchoServer:
         self._admitting: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._metrics: asyncio.Server | None = None
+        self._tls: ssl.SSLContext | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
@@ -65,7 +69,15 @@ class EchoServer:
             raise RuntimeError("server already started")
         config = self.config
         self._protocol_factory = self._make_protocol_factory()
-        self._listener = Listener(bind(config.host, config.port, config.backlog), self._admit)
+        self._tls = None
+        if config.tls_cert is not None and config.tls_key is not None:
+            self._tls = server_context(config.tls_cert, config.tls_key)
+        sockets = (
+            [bind_unix(config.unix, config.backlog)]
+            if config.unix is not None
+            else bind_tcp(config.hosts, config.port, config.backlog)
+        )
+        self._listener = Listener(sockets, self._admit)
         self._listener.start()
         timeouts = Timeouts.of(config.idle_timeout, config.write_timeout)
         if timeouts is not None:
@@ -75,7 +87,7 @@ class EchoServer:
         if config.metrics_port is not None:
             from .metrics import start_metrics
 
-            self._metrics = await start_metrics(self, config.host, config.metrics_port)
+            self._metrics = await start_metrics(self, config.hosts[0], config.metrics_port)
 
     async def serve_forever(self) -> None:
         """Serve until shut down; cancelling this call shuts down gracefully."""
@@ -124,6 +136,11 @@ class EchoServer:
         if self._listener is None or self._shutdown_task is not None:
             return []
         return self._listener.addresses
+
+    @property
+    def unix_path(self) -> str | None:
+        """The Unix socket path served, if any."""
+        return self.config.unix if self.is_serving else None
 
     @property
     def metrics_addresses(self) -> list[Address]:
@@ -176,9 +193,13 @@ class EchoServer:
 
     async def _connect(self, sock: socket.socket, protocol: EchoProtocol) -> None:
         loop = asyncio.get_running_loop()
+        handshake_timeout = self.config.tls_handshake_timeout if self._tls else None
         try:
-            await loop.connect_accepted_socket(lambda: protocol, sock)
-        except OSError as exc:
+            await loop.connect_accepted_socket(
+                lambda: protocol, sock, ssl=self._tls, ssl_handshake_timeout=handshake_timeout
+            )
+        except Exception as exc:
+            # A failed TLS handshake, a peer gone before the transport existed.
             logger.debug("connection failed before it was made: %r", exc)
             sock.close()
             self._connections.closed(protocol)
@@ -195,6 +216,8 @@ class EchoServer:
     async def _shut_down(self, grace: float) -> None:
         if self._listener is not None:
             self._listener.close()
+            if self.config.unix is not None:
+                remove_unix_socket(self.config.unix)
         for task in self._background:
             task.cancel()
         if self._metrics is not None:
