@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import ssl
 import sys
 import types
 import typing
@@ -17,9 +18,11 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .bench import cli as bench_cli
+from .client import Endpoint
 from .config import ConfigError, ServerConfig
 from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
 from .run import run_on, run_server
+from .tls import client_context, server_context
 
 DEFAULTS = ServerConfig()
 COMMANDS = ("serve", "client", "bench")
@@ -51,8 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
     )
     client = commands.add_parser("client", help="talk to a server: a prompt, or a pipe filter")
-    client.add_argument("--host", default=DEFAULTS.host, help="server address")
+    client.add_argument("--host", default=DEFAULTS.hosts[0], help="server address")
     client.add_argument("--port", type=int, default=DEFAULTS.port, help="server port")
+    client.add_argument("--unix", metavar="PATH", help="connect to a Unix socket instead")
+    client.add_argument("--tls", action="store_true", help="speak TLS to the server")
+    client.add_argument("--tls-ca", metavar="FILE", help="CA certificate(s) to verify it with")
+    client.add_argument(
+        "--tls-insecure", action="store_true", help="do not verify its certificate (self-signed)"
+    )
     bench_cli.add_parser(commands)
     return parser
 
@@ -100,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(args)
     if options.command == "client":
-        return _client(options)
+        return _client(parser, options)
     if options.command == "bench":
         return bench_cli.main(options)
     return _serve(parser, options)
@@ -112,8 +121,12 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
         resolve_loop(options.loop)
         if config.metrics_port is not None:
             import aioecho.metrics  # noqa: F401  (fails early, with the extra to install)
+        if config.tls_cert is not None and config.tls_key is not None:
+            server_context(config.tls_cert, config.tls_key)  # unreadable files: fail early
     except (ConfigError, LoopUnavailableError, ImportError) as exc:
         parser.error(str(exc))
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"--tls-cert/--tls-key: {_reason(exc)}")
     logging.basicConfig(
         level=options.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -122,16 +135,22 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     return run_server(config, options.loop)
 
 
-def _client(options: argparse.Namespace) -> int:
+def _client(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     from .console import interactive, pipe
 
+    tls = None
+    if options.tls or options.tls_ca or options.tls_insecure:
+        try:
+            tls = client_context(options.tls_ca, options.tls_insecure)
+        except (OSError, ssl.SSLError) as exc:
+            parser.error(f"--tls-ca {options.tls_ca}: {_reason(exc)}")
+    endpoint = Endpoint(options.host, options.port, options.unix, tls)
     try:
         if sys.stdin.isatty():
-            return interactive(options.host, options.port)
-        piped = pipe(options.host, options.port, sys.stdin.buffer, sys.stdout.buffer)
-        return run_on(resolve_loop("auto"), piped)
+            return interactive(endpoint)
+        return run_on(resolve_loop("auto"), pipe(endpoint, sys.stdin.buffer, sys.stdout.buffer))
     except OSError as exc:
-        print(f"aioecho client: {options.host}:{options.port}: {_reason(exc)}", file=sys.stderr)
+        print(f"aioecho client: {endpoint}: {_reason(exc)}", file=sys.stderr)
         return 1
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
+from dataclasses import dataclass
 from types import TracebackType
 
 # Replies are at most a max-length line plus suffix and terminator; leave room
@@ -73,9 +76,50 @@ class EchoClient:
         await self.close()
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server listens, and whether to speak TLS to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    unix: str | None = None
+    """A Unix socket path; host and port are ignored when it is set."""
+    tls: ssl.SSLContext | None = None
+
+    def __str__(self) -> str:
+        return f"unix:{self.unix}" if self.unix else f"{self.host}:{self.port}"
+
+    async def open(
+        self, limit: int = DEFAULT_REPLY_LIMIT
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Asyncio streams to the server."""
+        if self.unix is not None:
+            return await asyncio.open_unix_connection(self.unix, limit=limit, ssl=self.tls)
+        return await asyncio.open_connection(self.host, self.port, limit=limit, ssl=self.tls)
+
+    def open_blocking(self) -> socket.socket:
+        """A blocking socket to the server, for synchronous clients."""
+        if self.unix is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(self.unix)
+        else:
+            sock = socket.create_connection((self.host, self.port))
+        if self.tls is None:
+            return sock
+        return self.tls.wrap_socket(sock, server_hostname=None if self.unix else self.host)
+
+
 async def connect(
-    host: str = "127.0.0.1", port: int = 8088, *, reply_limit: int = DEFAULT_REPLY_LIMIT
+    host: str = "127.0.0.1",
+    port: int = 8088,
+    *,
+    unix: str | None = None,
+    ssl: ssl.SSLContext | None = None,
+    reply_limit: int = DEFAULT_REPLY_LIMIT,
 ) -> EchoClient:
-    """Open a connection to an echo server at ``host:port``."""
-    reader, writer = await asyncio.open_connection(host, port, limit=reply_limit)
+    """Open a connection to an echo server at ``host:port``.
+
+    ``unix`` connects to a Unix socket path instead; ``ssl`` speaks TLS.
+    """
+    reader, writer = await Endpoint(host, port, unix, ssl).open(reply_limit)
     return EchoClient(reader, writer)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from .client import ERROR_PREFIX, connect
+from .client import ERROR_PREFIX, EchoClient, Endpoint
 
 PROMPT = ">>: "
 READ_SIZE = 64 * 1024
 
 
-def interactive(host: str, port: int) -> int:
+def interactive(endpoint: Endpoint) -> int:
     """The tutorial's client: read a line at a prompt, print its reply."""
-    with socket.create_connection((host, port)) as sock, sock.makefile("rb") as replies:
+    with endpoint.open_blocking() as sock, sock.makefile("rb") as replies:
         while True:
             try:
                 message = input(PROMPT)
@@ -35,57 +34,84 @@ def interactive(host: str, port: int) -> int:
             print(reply.decode(errors="replace").rstrip("\r\n"))
 
 
-async def pipe(host: str, port: int, source: BinaryIO, sink: BinaryIO) -> int:
+async def pipe(endpoint: Endpoint, source: BinaryIO, sink: BinaryIO) -> int:
     """Send every input line, print every reply, return 0 once all are answered.
 
-    Input is streamed while replies are read, so input of any size works; at
+    Input is streamed while replies are read, so input of any size works. At
     the end of input the connection is half-closed and the server answers the
-    rest (a last unterminated line included) before closing.
+    rest (a last unterminated line included) before closing. TLS has no
+    half-close: there a last unterminated line is sent with a newline, and
+    the client stops once every line has its reply.
     """
-    client = await connect(host, port)
-    sent = _Sent()
-    sending = asyncio.create_task(_send_all(client.writer, source, sent))
-    replies = errors = 0
+    client = EchoClient(*await endpoint.open())
+    progress = _Progress(client)
+    sending = asyncio.create_task(progress.send_all(source))
     while reply := await client.read_reply():
         sink.write(reply)
-        replies += 1
-        errors += reply.startswith(ERROR_PREFIX)
+        if progress.answered(reply):
+            break
     sink.flush()
-    # The server has closed: after an error it may have done so before all
-    # input was sent, so stop sending rather than write to a closed socket.
+    # After an error the server may have closed before all input was sent:
+    # stop sending rather than write to a closed socket.
     sending.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sending
     await client.close()
-    if errors or replies != sent.lines:
+    return progress.verdict()
+
+
+class _Progress:
+    """Lines sent and replies received on one piped connection."""
+
+    def __init__(self, client: EchoClient) -> None:
+        self._client = client
+        self._half_close = client.writer.can_write_eof()
+        self.lines = 0
+        self.replies = 0
+        self.errors = 0
+        self.input_done = False
+
+    async def send_all(self, source: BinaryIO) -> None:
+        """Copy ``source`` to the server, counting lines, then end the input."""
+        writer = self._client.writer
+        last = b"\n"
+        try:
+            async for chunk in _read_chunks(source):
+                writer.write(chunk)
+                self.lines += chunk.count(b"\n")
+                last = chunk[-1:]
+                await writer.drain()
+            if last != b"\n":  # an unterminated last line is answered too
+                self.lines += 1
+                if not self._half_close:
+                    writer.write(b"\n")
+            self._end_input()
+        except ConnectionError:
+            pass  # the server closed first; the reply count tells what was lost
+
+    def _end_input(self) -> None:
+        self.input_done = True
+        if self._half_close:
+            self._client.half_close()  # the server closes once it has answered
+        elif self.replies == self.lines:
+            self._client.reader.feed_eof()  # every reply is already in
+
+    def answered(self, reply: bytes) -> bool:
+        """Count a reply; True once no more are due."""
+        self.replies += 1
+        self.errors += reply.startswith(ERROR_PREFIX)
+        return not self._half_close and self.input_done and self.replies == self.lines
+
+    def verdict(self) -> int:
+        """The exit code, with a one-line complaint if any line went unanswered."""
+        if not self.errors and self.replies == self.lines:
+            return 0
         print(
-            f"aioecho client: {sent.lines} line(s) sent, {replies - errors} answered, "
-            f"{errors} error(s)",
+            f"aioecho client: {self.lines} line(s) sent, {self.replies - self.errors} answered, "
+            f"{self.errors} error(s)",
             file=sys.stderr,
         )
         return 1
-    return 0
-
-
-class _Sent:
-    """How many lines have gone to the server so far."""
-
-    lines = 0
-
-
-async def _send_all(writer: asyncio.StreamWriter, source: BinaryIO, sent: _Sent) -> None:
-    """Copy ``source`` to the server, counting lines, then half-close."""
-    last = b"\n"
-    try:
-        async for chunk in _read_chunks(source):
-            writer.write(chunk)
-            sent.lines += chunk.count(b"\n")
-            last = chunk[-1:]
-            await writer.drain()
-        sent.lines += last != b"\n"  # an unterminated last line is answered too
-        writer.write_eof()
-    except ConnectionError:
-        pass  # the server closed first; the reply count tells what was lost
 
 
 async def _read_chunks(source: BinaryIO) -> AsyncIterator[bytes]:

@@ -17,9 +17,18 @@ Buffer = bytes | bytearray
 class LineEcho:
     """Replies for line framing: ``upper(body) + suffix + terminator``."""
 
-    __slots__ = ("_crlf_fix", "_suffix", "_suffix_lf", "bound_lines", "max_line", "too_long_error")
+    __slots__ = (
+        "_crlf_fix",
+        "_suffix",
+        "_suffix_lf",
+        "bound_lines",
+        "max_line",
+        "too_long_error",
+        "unicode",
+    )
 
-    def __init__(self, suffix: bytes, max_line: int) -> None:
+    def __init__(self, suffix: bytes, max_line: int, unicode: bool = False) -> None:
+        self.unicode = unicode
         self._suffix = suffix
         self._suffix_lf = suffix + LF
         # After the suffix has been put before every LF, a CRLF line reads
@@ -32,7 +41,7 @@ class LineEcho:
 
     def lines(self, complete: Buffer) -> Buffer:
         """Replies to ``complete``, which holds whole lines only (ends with LF)."""
-        reply = complete.upper()
+        reply = unicode_upper(complete) if self.unicode else complete.upper()
         if not self._suffix:
             return reply
         reply = reply.replace(LF, self._suffix_lf)
@@ -42,7 +51,7 @@ class LineEcho:
 
     def partial(self, body: Buffer) -> Buffer:
         """Reply to a last line cut short by end of input: no terminator."""
-        return body.upper() + self._suffix
+        return upper(body, self.unicode) + self._suffix
 
     def first_too_long(self, complete: Buffer) -> int:
         """Offset of the first line of ``complete`` whose body is too long, or -1."""
@@ -68,3 +77,27 @@ class LineEcho:
 
 def _body_length(line: Buffer) -> int:
     return len(line) - 1 if line.endswith(CR) else len(line)
+
+
+def upper(block: Buffer, unicode: bool) -> Buffer:
+    """``block`` uppercased by ASCII rules, or by Unicode rules where it is UTF-8."""
+    return unicode_upper(block) if unicode else block.upper()
+
+
+def unicode_upper(block: Buffer) -> bytes:
+    """Unicode case rules for the lines of ``block`` that are valid UTF-8, ASCII for the rest.
+
+    Lengths may change (``ß`` becomes ``SS``). Decoding the whole block at
+    once is the common case; only a block with an invalid line is split.
+    """
+    try:
+        return block.decode().upper().encode()
+    except UnicodeDecodeError:
+        return LF.join(_unicode_upper_line(line) for line in block.split(LF))
+
+
+def _unicode_upper_line(line: Buffer) -> bytes:
+    try:
+        return line.decode().upper().encode()
+    except UnicodeDecodeError:
+        return bytes(line.upper())

@@ -7,7 +7,7 @@ import logging
 from typing import cast
 
 from .connections import ConnectionTracker, Timeouts
-from .framing import LineEcho
+from .framing import LineEcho, upper
 from .sockets import kernel_unsent
 from .stats import CloseReason
 
@@ -177,16 +177,17 @@ class EchoProtocol(asyncio.BufferedProtocol):
 class ChunkEchoProtocol(EchoProtocol):
     """The tutorial's selectors server: each read is answered as a whole."""
 
-    __slots__ = ("_suffix",)
+    __slots__ = ("_suffix", "_unicode")
 
-    def __init__(self, tracker: ConnectionTracker, suffix: bytes) -> None:
+    def __init__(self, tracker: ConnectionTracker, suffix: bytes, unicode: bool = False) -> None:
         super().__init__(tracker)
         self._suffix = suffix
+        self._unicode = unicode
 
     def data_received(self, data: bytes | bytearray) -> None:
         self._counters.bytes_in += len(data)
         if self._answering:
-            self._send(data.upper() + self._suffix, 1)
+            self._send(upper(data, self._unicode) + self._suffix, 1)
 
 
 class LineEchoProtocol(EchoProtocol):

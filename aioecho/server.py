@@ -171,8 +171,10 @@ class EchoServer:
     def _make_protocol_factory(self) -> Callable[[], EchoProtocol]:
         config = self.config
         if config.framing == "chunk":
-            return functools.partial(ChunkEchoProtocol, self._connections, config.suffix_bytes)
-        echo = LineEcho(config.suffix_bytes, config.max_line)
+            return functools.partial(
+                ChunkEchoProtocol, self._connections, config.suffix_bytes, config.unicode
+            )
+        echo = LineEcho(config.suffix_bytes, config.max_line, config.unicode)
         return functools.partial(LineEchoProtocol, self._connections, echo)
 
     def _admit(self, sock: socket.socket) -> None:

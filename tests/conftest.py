@@ -30,6 +30,6 @@ def loop_name() -> str:
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[EchoServer]:
     """A running server with the options of the test's ``server_options`` mark."""
     mark = request.node.get_closest_marker("server_options")
-    options: dict[str, Any] = mark.kwargs if mark else {}
-    async with await aioecho.start_server(host="127.0.0.1", port=0, **options) as running:
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, **(mark.kwargs if mark else {})}
+    async with await aioecho.start_server(**options) as running:
         yield running

@@ -87,3 +87,10 @@ async def exchange(address: Address, *sends: bytes) -> bytes:
     reply = await reader.read()
     writer.close()
     return reply
+
+
+async def read_to_end(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends before closing; a reset ends it as well."""
+    with contextlib.suppress(ConnectionResetError):
+        return await reader.read()
+    return b""

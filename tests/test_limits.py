@@ -12,7 +12,7 @@ import pytest
 import aioecho
 from aioecho import CloseReason, EchoServer
 
-from .support import Address, serve_in_subprocess, server_options
+from .support import Address, read_to_end, serve_in_subprocess, server_options
 
 
 async def until(condition: object) -> None:
@@ -21,13 +21,6 @@ async def until(condition: object) -> None:
     # The server's counters are plain numbers with no event to wait on.
     while not condition():  # noqa: ASYNC110
         await asyncio.sleep(0.001)
-
-
-async def read_to_end(reader: asyncio.StreamReader) -> bytes:
-    """What the server sends before closing; a reset ends it as well."""
-    with contextlib.suppress(ConnectionResetError):
-        return await reader.read()
-    return b""
 
 
 @server_options(max_connections=3)

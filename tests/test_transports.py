@@ -1,0 +1,265 @@
+"""TLS, Unix sockets, IPv6, several addresses and Unicode, on both loops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+import aioecho
+from aioecho import EchoServer
+from aioecho.binding import BindError
+from aioecho.tls import client_context
+
+from .support import (
+    aioecho_command,
+    exchange,
+    read_to_end,
+    serve_in_subprocess,
+    server_options,
+)
+
+
+@dataclass
+class Certificates:
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A test CA and a server certificate for 127.0.0.1, ::1 and localhost."""
+    folder = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "::1", "localhost")
+    paths = Certificates(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
+    issued.cert_chain_pems[0].write_to_path(str(paths.cert))
+    issued.private_key_pem.write_to_path(str(paths.key))
+    ca.cert_pem.write_to_path(str(paths.ca))
+    return paths
+
+
+def tls_options(certificates: Certificates, **options: object) -> dict[str, object]:
+    return {"tls_cert": str(certificates.cert), "tls_key": str(certificates.key), **options}
+
+
+# -- TLS ---------------------------------------------------------------------
+
+
+async def test_tls_round_trip(certificates: Certificates) -> None:
+    async with await aioecho.start_server(port=0, **tls_options(certificates)) as server:
+        tls = client_context(str(certificates.ca))
+        async with await aioecho.connect(*server.addresses[0], ssl=tls) as client:
+            assert await client.request("secret") == b"SECRET_SB"
+            await client.send(b"a\r\nb\n" * 1000)
+            for _ in range(1000):
+                assert await client.read_reply() == b"A_SB\r\n"
+                assert await client.read_reply() == b"B_SB\n"
+
+
+async def test_an_unfinished_handshake_is_dropped_and_frees_its_slot(
+    certificates: Certificates,
+) -> None:
+    options = tls_options(certificates, tls_handshake_timeout=0.2, max_connections=1)
+    async with await aioecho.start_server(port=0, **options) as server:
+        reader, writer = await asyncio.open_connection(*server.addresses[0])
+        assert await reader.read() == b""  # the server gave up on the silent client
+        writer.close()
+        while server.stats.connections_active:  # noqa: ASYNC110 - a counter, no event
+            await asyncio.sleep(0.001)
+        tls = client_context(str(certificates.ca))
+        async with await aioecho.connect(*server.addresses[0], ssl=tls) as client:
+            assert await client.request("after") == b"AFTER_SB"
+
+
+async def test_plain_text_to_a_tls_server_is_refused_without_harm(
+    certificates: Certificates,
+) -> None:
+    async with await aioecho.start_server(port=0, **tls_options(certificates)) as server:
+        reader, writer = await asyncio.open_connection(*server.addresses[0])
+        writer.write(b"hello in the clear\n")
+        assert await read_to_end(reader) == b""  # closed or reset, never answered
+        writer.close()
+        tls = client_context(str(certificates.ca))
+        async with await aioecho.connect(*server.addresses[0], ssl=tls) as client:
+            assert await client.request("fine") == b"FINE_SB"
+
+
+async def test_an_unknown_ca_is_rejected_by_the_client(certificates: Certificates) -> None:
+    async with await aioecho.start_server(port=0, **tls_options(certificates)) as server:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await aioecho.connect(*server.addresses[0], ssl=client_context())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_tls_from_the_command_line(certificates: Certificates, loop: str) -> None:
+    tls = ("--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key))
+    flags = ("--loop", loop, *tls)
+    with serve_in_subprocess(*flags) as server:
+        assert b", tls)" in server.startup_log
+        port = str(server.port)
+        for trust in (["--tls-ca", str(certificates.ca)], ["--tls", "--tls-insecure"]):
+            result = subprocess.run(
+                aioecho_command("client", "--port", port, *trust),
+                input=b"over tls\n",
+                capture_output=True,
+                timeout=30,
+            )
+            assert (result.returncode, result.stdout) == (0, b"OVER TLS_SB\n"), result.stderr
+        unverified = subprocess.run(
+            aioecho_command("client", "--port", port, "--tls"),
+            input=b"x\n",
+            capture_output=True,
+            timeout=30,
+        )
+        server.process.terminate()
+        assert server.process.wait(timeout=20) == 0
+    assert unverified.returncode == 1
+    assert b"CERTIFICATE_VERIFY_FAILED" in unverified.stderr
+    assert len(unverified.stderr.splitlines()) == 1
+
+
+def test_unreadable_tls_files_exit_2(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.pem")
+    result = subprocess.run(
+        aioecho_command("--tls-cert", missing, "--tls-key", missing),
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        b"aioecho: error: --tls-cert/--tls-key: No such file or directory (see --help)"
+    ]
+
+
+# -- Unix sockets ------------------------------------------------------------
+
+
+async def test_unix_socket_serves_and_is_removed_on_shutdown(tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    async with await aioecho.start_server(unix=path) as server:
+        assert server.unix_path == path
+        async with await aioecho.connect(unix=path) as client:
+            assert await client.request("local") == b"LOCAL_SB"
+    assert not os.path.exists(path)
+
+
+async def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    crashed = socket.socket(socket.AF_UNIX)
+    crashed.bind(path)  # what a crashed server leaves: a socket file nobody listens on
+    crashed.close()
+    async with await aioecho.start_server(unix=path), await aioecho.connect(unix=path) as client:
+        assert await client.request("fresh") == b"FRESH_SB"
+
+
+async def test_a_live_servers_socket_is_not_taken(tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    async with await aioecho.start_server(unix=path):
+        with pytest.raises(BindError, match="in use by a running server"):
+            await aioecho.start_server(unix=path)
+        async with await aioecho.connect(unix=path) as client:
+            assert await client.request("still mine") == b"STILL MINE_SB"
+
+
+async def test_a_regular_file_is_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("precious")
+    with pytest.raises(BindError, match="exists and is not a socket"):
+        await aioecho.start_server(unix=str(path))
+    assert path.read_text() == "precious"
+
+
+def test_unix_socket_from_the_command_line(tmp_path: Path) -> None:
+    path = str(tmp_path / "cli.sock")
+    command = aioecho_command("--unix", path, "--log-level", "info")
+    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    assert f"serving on unix:{path}".encode() in process.stderr.readline()
+    result = subprocess.run(
+        aioecho_command("client", "--unix", path), input=b"via unix\n", capture_output=True
+    )
+    assert (result.returncode, result.stdout) == (0, b"VIA UNIX_SB\n")
+    process.terminate()
+    assert process.wait(timeout=20) == 0
+    process.stderr.close()
+    assert not Path(path).exists()
+
+
+# -- IPv6 and several addresses ---------------------------------------------
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+
+
+@needs_ipv6
+@server_options(host="::1")
+async def test_ipv6_loopback(server: EchoServer) -> None:
+    host, port = server.addresses[0]
+    assert host == "::1"
+    assert await exchange((host, port), b"six\n") == b"SIX_SB\n"
+
+
+@needs_ipv6
+@server_options(host="::")
+async def test_ipv6_any_address(server: EchoServer) -> None:
+    assert await exchange(("::1", server.addresses[0][1]), b"any\n") == b"ANY_SB\n"
+
+
+@needs_ipv6
+@server_options(host=("127.0.0.1", "::1"))
+async def test_several_hosts_share_one_port(server: EchoServer) -> None:
+    (host4, port4), (host6, port6) = server.addresses
+    assert (host4, host6) == ("127.0.0.1", "::1")
+    assert port4 == port6
+    for address in server.addresses:
+        assert await exchange(address, b"both\n") == b"BOTH_SB\n"
+
+
+@needs_ipv6
+def test_several_hosts_from_the_command_line() -> None:
+    with serve_in_subprocess("--host", "127.0.0.1", "--host", "::1") as server:
+        port = server.port
+        assert f"serving on 127.0.0.1:{port}, [::1]:{port}".encode() in server.startup_log
+        server.process.terminate()
+        assert server.process.wait(timeout=20) == 0
+
+
+# -- Unicode -----------------------------------------------------------------
+
+
+@server_options(unicode=True)
+async def test_unicode_rules_for_utf8_ascii_rules_for_the_rest(server: EchoServer) -> None:
+    request = "straße\r\n".encode() + b"caf\xe9 latin-1\n" + "ǆemal\n".encode()
+    reply = await exchange(server.addresses[0], request)
+    assert reply == b"STRASSE_SB\r\n" + b"CAF\xe9 LATIN-1_SB\n" + "ǄEMAL_SB\n".encode()
+
+
+@server_options(unicode=True, framing="chunk")
+async def test_unicode_in_chunk_framing(server: EchoServer) -> None:
+    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    writer.write("grüße".encode())
+    expected = "GRÜSSE_SB".encode()
+    assert await reader.readexactly(len(expected)) == expected
+    writer.close()
+
+
+async def test_unicode_is_off_by_default(server: EchoServer) -> None:
+    assert await exchange(server.addresses[0], "straße\n".encode()) == "STRAßE_SB\n".encode()
