@@ -148,6 +148,7 @@ async def test_result_is_internally_consistent(server: EchoServer) -> None:
     assert result.rps == pytest.approx(result.messages / result.duration_s, rel=0.01)
     assert result.bytes_per_s == pytest.approx(result.rps * (64 + 67), rel=0.01)
     assert result.duration_s == pytest.approx(0.3, abs=0.1)
+    assert 0 < result.client_cpu <= 1.1  # one thread: at most one core
     assert_ordered(result.latency_us)
     assert_ordered(result.connect_latency_us)
     assert result.errors == result.mismatches == 0
@@ -317,11 +318,12 @@ def test_recorder_counts_microseconds_and_nothing_after_close() -> None:
 
 def test_payload_replies_follow_the_protocol() -> None:
     payload = Payload.build(10, "upper-sb", "_SB")
-    requests, replies = payload.requests_for(3), payload.replies_for(3)
-    first = next(requests)
+    first = payload.first_request(3)
     assert first == b"defghijkl\n"
-    assert next(replies) == b"DEFGHIJKL_SB\n"
-    assert next(requests) != first  # consecutive requests differ
+    assert payload.first_reply(3) == b"DEFGHIJKL_SB\n"
+    assert payload.next_request[first] == b"efghijklm\n"  # consecutive requests differ
+    assert payload.next_reply[b"DEFGHIJKL_SB\n"] == b"EFGHIJKLM_SB\n"
+    assert payload.first_request(3 + 26) == first
     assert Payload.build(10, "echo", "_SB").replies == Payload.build(10, "echo", "_SB").requests
     assert Payload.reply_size(64, "upper-sb", "_SB") == 67
     assert Payload.build(1, "upper-sb", "!").replies[0] == b"!\n"

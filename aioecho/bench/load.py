@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import math
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class LoadEngine:
         self._finished = asyncio.Event()
         self._busy = 0
         self._measure_start = self._measure_end = 0
+        self._cpu_start = self._cpu_end = 0.0  # this process's CPU seconds
         self._ticker: asyncio.TimerHandle | None = None
         self._ticks = 0
         self._scheduler: OpenLoopScheduler | None = None
@@ -213,6 +215,7 @@ class LoadEngine:
     def _begin_measuring(self, live: Sequence[BenchConnection]) -> None:
         self.tally.latency.discard()
         self._measure_start = monotonic_ns()
+        self._cpu_start = time.process_time()
         self.phase = "measuring"
         messages = self.config.messages
         if messages is None or self.config.rate is not None:
@@ -242,7 +245,9 @@ class LoadEngine:
         now = monotonic_ns() if now is None else now
         if self.phase != "measuring":
             self._measure_start = now  # ended before measuring began: an empty window
+            self._cpu_start = time.process_time()
         self._measure_end = now
+        self._cpu_end = time.process_time()
         self.phase = "done"
         self.tally.latency.close()
         self._finished.set()
@@ -272,6 +277,7 @@ class LoadEngine:
             examples=list(self.tally.examples),
             measure_start_ns=self._measure_start,
             measure_end_ns=self._measure_end,
+            cpu_s=self._cpu_end - self._cpu_start,
             latency=self.tally.latency.histogram.encode(),
             connect_latency=self.connect_latency.histogram.encode(),
         )

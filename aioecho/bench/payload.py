@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import string
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import Expect
 
@@ -22,10 +20,23 @@ PAYLOAD_BUDGET = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Payload:
-    """Pre-built requests and the exact reply each must receive."""
+    """Pre-built requests and the exact reply each must receive.
+
+    Connection ``i`` sends ``requests[i % n]``, then each request's
+    successor in ``next_request``, and expects the matching sequence of
+    replies. Walking shared successor tables instead of giving each of
+    thousands of connections its own iterator keeps the per-message work in
+    memory that every connection shares, which stays in the CPU cache.
+    """
 
     requests: tuple[bytes, ...]
     replies: tuple[bytes, ...]
+    next_request: dict[bytes, bytes] = field(init=False, repr=False)
+    next_reply: dict[bytes, bytes] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "next_request", _successors(self.requests))
+        object.__setattr__(self, "next_reply", _successors(self.replies))
 
     @staticmethod
     def reply_size(size: int, expect: Expect, suffix: str) -> int:
@@ -43,15 +54,16 @@ class Payload:
         tail = suffix.encode() + b"\n"
         return cls(requests, tuple(request[:-1].upper() + tail for request in requests))
 
-    def requests_for(self, connection: int) -> Iterator[bytes]:
-        """The endless request sequence of one connection."""
-        return _rotated(self.requests, connection)
+    def first_request(self, connection: int) -> bytes:
+        """The first request connection number ``connection`` sends."""
+        return self.requests[connection % len(self.requests)]
 
-    def replies_for(self, connection: int) -> Iterator[bytes]:
-        """The replies matching :meth:`requests_for`, in the same order."""
-        return _rotated(self.replies, connection)
+    def first_reply(self, connection: int) -> bytes:
+        """The reply to :meth:`first_request`."""
+        return self.replies[connection % len(self.replies)]
 
 
-def _rotated(items: tuple[bytes, ...], start: int) -> Iterator[bytes]:
-    start %= len(items)
-    return itertools.cycle(items[start:] + items[:start])
+def _successors(items: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    # Equal items (only possible for 1-byte requests: every one is b"\n")
+    # collapse into one key that is its own successor, which is still right.
+    return {item: items[(number + 1) % len(items)] for number, item in enumerate(items)}

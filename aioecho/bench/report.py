@@ -10,6 +10,8 @@ from .result import BenchResult
 
 COLUMN_TITLES = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9", "p9999": "p99.99"}
 COLUMN_WIDTH = 10
+# Client processes this busy may be what limits the numbers, not the server.
+SATURATED = 0.9
 
 
 def to_json(result: BenchResult) -> str:
@@ -27,6 +29,7 @@ def to_table(result: BenchResult) -> str:
         f"measured    {result.duration_s:.2f} s after {result.warmup_s:g} s warm-up",
         f"messages    {result.messages:,} verified   "
         f"{result.rps:,.0f} msg/s   {result.bytes_per_s / 1e6:,.1f} MB/s",
+        f"client cpu  {result.client_cpu:.0%} of a core per process" + _saturation(result),
         "",
         " " * 12 + "".join(COLUMN_TITLES.get(key, key).rjust(COLUMN_WIDTH) for key in SUMMARY_KEYS),
         _percentile_row("latency µs", result.latency_us),
@@ -67,6 +70,12 @@ def _load(result: BenchResult) -> str:
         f"{shape}, {result.size}-byte lines, {in_flight} in flight per connection, "
         f"expect {result.expect}, {processes} on {result.loop}"
     )
+
+
+def _saturation(result: BenchResult) -> str:
+    if result.client_cpu < SATURATED:
+        return ""
+    return "  (saturated: the client may be the bottleneck; try more --processes)"
 
 
 def _reasons(counts: dict[str, int]) -> str:

@@ -31,6 +31,7 @@ class PartialResult:
     examples: list[str]
     measure_start_ns: int
     measure_end_ns: int
+    cpu_s: float  # CPU time the process used while measuring
     latency: bytes
     connect_latency: bytes
 
@@ -44,7 +45,9 @@ class BenchResult:
     was measured). ``bytes_per_s`` counts request and reply bytes, both
     directions. ``errors`` counts connections lost after they opened, by
     reason in ``error_reasons``; ``connect_errors`` counts those that never
-    opened.
+    opened. ``client_cpu`` is how busy the client processes were while
+    measuring, in cores per process: near 1.0, the harness itself may be
+    what limits the numbers.
     """
 
     target: str
@@ -63,6 +66,7 @@ class BenchResult:
     messages: int
     rps: float
     bytes_per_s: float
+    client_cpu: float
     latency_us: Summary
     connect_latency_us: Summary
     errors: int
@@ -138,6 +142,9 @@ def merge(
         messages=messages,
         rps=round(rps, 1),
         bytes_per_s=round(rps * (request_size + reply_size), 1),
+        client_cpu=round(sum(part.cpu_s for part in parts) / (duration * len(parts)), 3)
+        if duration
+        else 0.0,
         latency_us=latency.summary(),
         connect_latency_us=connect_latency.summary(),
         errors=sum(lost.values()),
