@@ -169,6 +169,15 @@ async def test_pipelined_load_verifies_coalesced_replies(server: EchoServer) -> 
     assert result.size == 200
 
 
+async def test_connect_rate_paces_the_ramp_up(server: EchoServer) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    config = bench_config(port_of(server), connections=10, connect_rate=100, duration=0.1, warmup=0)
+    result = await run_async(config)
+    assert result.ok, result
+    assert loop.time() - started >= 0.09  # the tenth connect may not start before 90 ms
+
+
 async def test_plain_echo_passes_with_expect_echo() -> None:
     async with await serve(RawEcho) as echo:
         result = await run_async(bench_config(port_of(echo), expect="echo", pipeline=3))
@@ -285,6 +294,24 @@ async def test_connects_that_hang_time_out() -> None:
         result: BenchResult = await run_async(config)
     assert result.connect_errors.get("timeout", 0) >= 1, result.connect_errors
     assert not result.ok
+
+
+async def test_connections_spread_over_source_addresses_past_the_port_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pretend one source address has 10 ports, so 25 connections need three.
+    monkeypatch.setattr("aioecho.bench.target.ports_per_source", lambda: 10)
+    peers: list[str] = []
+
+    class Recording(LineServer):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            peers.append(transport.get_extra_info("peername")[0])
+
+    async with await serve(lambda: Recording(upper_sb)) as server:
+        result = await run_async(bench_config(port_of(server), connections=25))
+    assert result.ok, result
+    assert sorted(set(peers)) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 
 # -- the pieces --------------------------------------------------------------

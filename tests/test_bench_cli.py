@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
+import resource
 import select
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -93,18 +97,21 @@ def test_a_bad_flag_is_one_line_and_exit_2(flags: tuple[str, ...]) -> None:
     assert len(done.stderr.splitlines()) == 1
 
 
-def test_a_terminal_gets_a_live_progress_line() -> None:
+def on_terminal(*args: str, interrupt_when: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``bench`` with a terminal as stdout; the exit code, output and stderr.
+
+    With ``interrupt_when``, send SIGINT once the output shows those bytes:
+    the progress line is the readiness signal.
+    """
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        aioecho_command("bench", "--connections", "20", "--duration", "1.2", "--warmup", "0"),
-        stdout=terminal,
-        stderr=subprocess.PIPE,
+        aioecho_command("bench", *args), stdout=terminal, stderr=subprocess.PIPE
     )
     os.close(terminal)
     output = b""
     while True:
         ready, _, _ = select.select([controller], [], [], 30)
-        assert ready, "no output from the benchmark"
+        assert ready, f"no output from the benchmark: {output!r}"
         try:
             chunk = os.read(controller, 65536)
         except OSError:  # the terminal's other end closed
@@ -112,15 +119,79 @@ def test_a_terminal_gets_a_live_progress_line() -> None:
         if not chunk:
             break
         output += chunk
+        if interrupt_when is not None and interrupt_when in output:
+            process.send_signal(signal.SIGINT)
+            interrupt_when = None
     os.close(controller)
-    assert process.wait(timeout=30) == 0
+    assert process.stderr is not None
+    with process.stderr:
+        return process.wait(timeout=30), output, process.stderr.read()
+
+
+def test_a_terminal_gets_a_live_progress_line() -> None:
+    code, output, _ = on_terminal("--connections", "20", "--duration", "1.2", "--warmup", "0")
+    assert code == 0
     assert b"\r\x1b[K" in output
     assert b"msg/s" in output
     assert output.rstrip().endswith(b"OK")
-    assert process.stderr is not None
-    process.stderr.close()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_ctrl_c_ends_a_long_run_with_a_result(processes: str) -> None:
+    args = ("--connections", "20", "--duration", "60", "--warmup", "0", "--processes", processes)
+    code, output, errors = on_terminal(*args, interrupt_when=b"msg/s")
+    assert code == 0, errors
+    assert b"Traceback" not in errors
+    measured = re.search(rb"measured +([0-9.]+) s", output)
+    assert measured is not None, output
+    assert float(measured.group(1)) < 30
+    assert output.rstrip().endswith(b"OK")
 
 
 def test_import_aioecho_does_not_need_the_bench_extra() -> None:
     code = "import sys, aioecho, aioecho.cli, aioecho.bench; assert 'hdrh' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def limit_descriptors(count: int) -> Callable[[], None]:
+    """A preexec_fn: the child may open at most ``count`` files, hard limit included."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+    return apply
+
+
+def test_out_of_descriptors_is_a_reason_not_a_crash() -> None:
+    with serve_in_subprocess() as server:
+        target = ("--host", server.host, "--port", str(server.port))
+        done = subprocess.run(
+            aioecho_command(
+                "bench", *target, *QUICK, "--connections", "300", "--processes", "1", "--json"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=limit_descriptors(200),
+        )
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["connect_errors"]["fd_limit"] > 0
+    assert result["connected"] + sum(result["connect_errors"].values()) == 300
+    assert result["messages"] > 0  # the connections that did open were measured
+
+
+def test_processes_are_added_to_stay_under_the_descriptor_limit() -> None:
+    with serve_in_subprocess() as server:
+        target = ("--host", server.host, "--port", str(server.port))
+        done = subprocess.run(
+            aioecho_command("bench", *target, *QUICK, "--connections", "300", "--json"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=limit_descriptors(200),
+        )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["processes"] >= 3  # (200 - 64 reserved) descriptors each
+    assert result["connected"] == 300
