@@ -85,6 +85,7 @@ async def run_async(config: BenchConfig) -> BenchResult:
     if config.spawns_server:
         raise BenchConfigError("run_async needs a target: set host and port")
     host, port = config.host or "127.0.0.1", config.port or 0
+    usable_descriptors()
     target = await asyncio.to_thread(resolve, host, port, config.connections)
     part = await _run_engine(config, target, None, False)
     running: Any = asyncio.get_running_loop()

@@ -25,6 +25,8 @@ from .config import DEFAULT_PORT, BenchConfig
 PORT_MARGIN = 2000
 PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 FALLBACK_PORT_RANGE = (32768, 60999)  # Linux's default
+# How long a probe may take to find which of a name's addresses is listening.
+PROBE_TIMEOUT = 1.0
 # How long the local server may take to say where it listens.
 SERVER_START_TIMEOUT = 15.0
 SERVER_STOP_TIMEOUT = 10.0
@@ -80,7 +82,7 @@ def resolve(host: str, port: int, connections: int) -> Target:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TargetError(f"cannot resolve {host}: {exc.strerror}") from exc
-    family, _, _, _, sockaddr = infos[0]
+    family, sockaddr = _listening(infos)
     address = ipaddress.ip_address(sockaddr[0])
     per_source = ports_per_source()
     sources: tuple[str, ...] = ()
@@ -93,6 +95,23 @@ def resolve(host: str, port: int, connections: int) -> Target:
         count = math.ceil(connections / per_source)
         sources = tuple(f"127.0.0.{n}" for n in range(1, count + 1))
     return Target(host, port, family, tuple(sockaddr), sources)
+
+
+def _listening(infos: list[Any]) -> tuple[int, tuple[Any, ...]]:
+    """The first address that accepts a connection; the first address if none does.
+
+    A name like ``localhost`` often resolves to ``::1`` before ``127.0.0.1``
+    while the server listens on only one of them: benchmarking the other
+    would report every connection refused.
+    """
+    candidates = list(dict.fromkeys((info[0], tuple(info[4])) for info in infos))
+    if len(candidates) > 1:
+        for family, sockaddr in candidates:
+            with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.settimeout(PROBE_TIMEOUT)
+                probe.connect(sockaddr)
+                return family, sockaddr
+    return candidates[0]
 
 
 def ports_per_source() -> int:
