@@ -16,6 +16,7 @@ FD_LIMIT = "fd_limit"
 NO_PORTS = "no_ports"
 UNREACHABLE = "unreachable"
 NOT_ATTEMPTED = "not_attempted"  # the ramp-up gave up: nothing could connect
+INTERRUPTED = "interrupted"  # the run was stopped before this connection was tried
 
 DESCRIPTIONS = {
     REFUSED: "connection refused",
@@ -26,6 +27,7 @@ DESCRIPTIONS = {
     NO_PORTS: "out of local ports or addresses",
     UNREACHABLE: "network unreachable",
     NOT_ATTEMPTED: "not attempted (every earlier attempt failed)",
+    INTERRUPTED: "not attempted (the run was stopped)",
 }
 
 _BY_ERRNO = {

@@ -23,7 +23,7 @@ from typing import Literal
 
 from .config import BenchConfig
 from .connection import BenchConnection, ClosedLoopConnection, OpenLoopConnection, Tally
-from .failures import NOT_ATTEMPTED, classify
+from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
 from .histogram import LatencyRecorder
 from .payload import Payload
 from .result import NS_PER_S, PartialResult
@@ -109,6 +109,9 @@ class LoadEngine:
 
         async def connector() -> None:
             for index in indices:
+                if self._finished.is_set():
+                    self.connect_errors[INTERRUPTED] += 1
+                    continue
                 if self._hopeless():
                     self.connect_errors[NOT_ATTEMPTED] += 1
                     continue
@@ -121,8 +124,6 @@ class LoadEngine:
         self.connect_latency.flush()
 
     def _hopeless(self) -> bool:
-        if self._finished.is_set():
-            return True  # stopped
         return not self.connections and self.connect_errors.total() >= GIVE_UP_AFTER
 
     async def _open(self, index: int) -> None:
