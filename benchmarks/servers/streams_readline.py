@@ -1,16 +1,20 @@
-"""Baseline: the simplest idiomatic asyncio echo, ``start_server`` + ``readline()``."""
+"""Baseline: the simplest idiomatic asyncio echo, ``start_server`` + ``readline()``.
+
+Runs on the standard library's event loop, one task per connection.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import signal
+
+from _common import BACKLOG, parse_args, raise_fd_limit, reply
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        while line := await reader.readline():
-            cut = 2 if line.endswith(b"\r\n") else 1
-            writer.write(line[:-cut].upper() + b"_SB" + line[-cut:])
+        while (line := await reader.readline()).endswith(b"\n"):
+            writer.write(reply(line))
             await writer.drain()
     except ConnectionError:
         pass
@@ -19,16 +23,16 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 
 async def main(host: str, port: int) -> None:
-    server = await asyncio.start_server(handle, host, port, backlog=4096)
+    server = await asyncio.start_server(handle, host, port, backlog=BACKLOG)
+    stop = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     async with server:
-        await server.serve_forever()
+        await stop
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
+    raise_fd_limit()
     asyncio.run(main(args.host, args.port))

@@ -1,0 +1,81 @@
+"""What every baseline server shares: the protocol's reply, flags, readiness, limits.
+
+The baselines differ only in how they multiplex connections; the reply rule,
+the command line and the start-up contract live here once, so that a
+difference in the numbers is a difference in the design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+SUFFIX = b"_SB"
+# Every baseline gets the same listen queue as aioecho's --backlog default
+# and the streams baseline. The tutorial's listen(5) would make the kernel
+# drop connection attempts of a burst, and a load of 1000 connections would
+# measure SYN retries instead of the server.
+BACKLOG = 4096
+
+
+def reply(line: bytes) -> bytes:
+    """The answer to one complete line: ``upper(body) + _SB + terminator`` (CRLF kept)."""
+    cut = 2 if line.endswith(b"\r\n") else 1
+    return line[:-cut].upper() + SUFFIX + line[-cut:]
+
+
+def answer_lines(buffer: bytes) -> tuple[bytes, bytes]:
+    """The replies to every complete line in ``buffer``, and the partial line left over."""
+    end = buffer.rfind(b"\n") + 1
+    if not end:
+        return b"", buffer
+    lines = buffer[:end].splitlines(keepends=True)
+    return b"".join(map(reply, lines)), buffer[end:]
+
+
+def parse_args(description: str | None) -> argparse.Namespace:
+    """``--host`` and ``--port`` (0 = any free port), the flags every baseline takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    return parser.parse_args()
+
+
+def raise_fd_limit() -> None:
+    """Soft open-file limit to the hard one.
+
+    With the default soft limit of 1024 every server would fail with EMFILE
+    near 1000 connections; raised, the select server fails where select
+    itself stops (FD_SETSIZE), which is the limit the benchmark reports.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket with address reuse."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    return sock
+
+
+def announce(sock: socket.socket) -> None:
+    """The readiness line the benchmark suite waits for."""
+    host, port = sock.getsockname()[:2]
+    print(f"listening on {host}:{port}", flush=True)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the server like Ctrl-C would, through ``finally`` blocks, with status 0."""
+
+    def stop(signum: int, frame: object) -> NoReturn:
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)

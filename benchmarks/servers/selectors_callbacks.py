@@ -1,0 +1,62 @@
+"""Baseline: the tutorial's ``selectors`` design, a callback registered per socket.
+
+``DefaultSelector`` is epoll on Linux, so this is the tutorial's answer to
+select's limits. Adapted minimally: the tutorial answered each ``recv``
+chunk with ``data.upper() + b'_SB'``; here each connection buffers until LF
+and answers every complete line (CRLF kept), because TCP splits and joins
+lines however it likes. Also, as in every baseline: ``sendall`` instead of
+``send`` (a send may write part of the reply), a 64 KiB read instead of
+1 KiB, and the shared listen queue.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+from collections.abc import Callable
+
+from _common import announce, answer_lines, exit_on_sigterm, listen, parse_args, raise_fd_limit
+
+RECV_SIZE = 65536
+
+sel = selectors.DefaultSelector()
+pending: dict[socket.socket, bytes] = {}  # the unterminated line of each connection
+Callback = Callable[[socket.socket, int], None]
+
+
+def accept(server: socket.socket, mask: int) -> None:
+    conn, _ = server.accept()
+    pending[conn] = b""
+    sel.register(conn, selectors.EVENT_READ, read)
+
+
+def read(conn: socket.socket, mask: int) -> None:
+    try:
+        data = conn.recv(RECV_SIZE)
+        if data:
+            replies, pending[conn] = answer_lines(pending[conn] + data)
+            conn.sendall(replies)
+            return
+    except ConnectionError:
+        pass
+    sel.unregister(conn)
+    del pending[conn]
+    conn.close()
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    raise_fd_limit()
+    exit_on_sigterm()
+    with listen(args.host, args.port) as server:
+        server.setblocking(False)
+        sel.register(server, selectors.EVENT_READ, accept)
+        announce(server)
+        while True:
+            for key, mask in sel.select():
+                callback: Callback = key.data
+                callback(key.fileobj, mask)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

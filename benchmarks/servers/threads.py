@@ -1,0 +1,41 @@
+"""Baseline: ``socketserver.ThreadingTCPServer``, one thread per connection.
+
+The standard library's blocking design, which the tutorial names as the
+``selectors`` + ``threading`` alternative: each connection's handler reads
+lines from a buffered file and writes each reply.
+"""
+
+from __future__ import annotations
+
+import socketserver
+
+from _common import BACKLOG, announce, exit_on_sigterm, parse_args, raise_fd_limit, reply
+
+
+class EchoHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        try:
+            for line in self.rfile:
+                if line.endswith(b"\n"):  # a partial line at end of input goes unanswered
+                    self.wfile.write(reply(line))
+        except ConnectionError:
+            pass  # a client that resets is gone; nothing to report
+
+
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True  # stopping must not wait for connected clients
+    request_queue_size = BACKLOG
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    raise_fd_limit()
+    exit_on_sigterm()
+    with Server((args.host, args.port), EchoHandler) as server:
+        announce(server.socket)
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
