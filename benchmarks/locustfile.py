@@ -5,6 +5,9 @@ One machine::
     python -m aioecho &
     locust -f benchmarks/locustfile.py --headless -u 200 -r 50 -t 1m --host tcp://127.0.0.1:8088
 
+Against a TLS server, ``--host tls://HOST:PORT``, with ``--tls-ca ca.pem`` for a
+private CA or ``--tls-insecure`` for a self-signed test certificate.
+
 Many machines: the same file on a ``--master`` and on every ``--worker``
 (see the README, "Distributed load with Locust"). Every simulated user keeps
 one connection and sends its next line as soon as the previous reply has been
@@ -51,6 +54,19 @@ def add_options(parser: LocustArgumentParser) -> None:
         metavar="SECONDS",
         help="a request with no full reply after this long fails (default: %(default)s)",
     )
+    parser.add_argument(
+        "--tls-ca",
+        default=EchoUser.tls_ca,
+        metavar="FILE",
+        help="tls:// targets: verify the server against the CAs in this PEM file, found at"
+        " this path on every worker (default: the system's CAs)",
+    )
+    parser.add_argument(
+        "--tls-insecure",
+        action="store_true",
+        default=EchoUser.tls_insecure,
+        help="tls:// targets: do not verify the server's certificate (self-signed test servers)",
+    )
 
 
 class Echo(EchoUser):
@@ -65,4 +81,6 @@ class Echo(EchoUser):
             self.payload = options.payload
             self.suffix = options.suffix.encode()
             self.timeout = options.request_timeout
+            self.tls_ca = options.tls_ca or None  # the web UI sends an empty field as ""
+            self.tls_insecure = options.tls_insecure
         super().on_start()

@@ -15,11 +15,13 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from aioecho.locust.wire import (
     PAYLOADS,
@@ -30,6 +32,7 @@ from aioecho.locust.wire import (
     ReplyTimeout,
     Target,
     TargetError,
+    Trust,
     check_body,
     expected_reply,
     make_body,
@@ -59,6 +62,37 @@ def echo_server() -> Iterator[ServerProcess]:
         yield server
 
 
+@dataclass
+class Certificates:
+    cert: Path
+    key: Path
+    ca: Path  # the CA that issued cert
+    other_ca: Path  # a CA that did not
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    folder = tmp_path_factory.mktemp("tls")
+    paths = Certificates(
+        *(folder / name for name in ("cert.pem", "key.pem", "ca.pem", "other.pem"))
+    )
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(paths.cert))
+    issued.private_key_pem.write_to_path(str(paths.key))
+    ca.cert_pem.write_to_path(str(paths.ca))
+    trustme.CA().cert_pem.write_to_path(str(paths.other_ca))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificates: Certificates) -> Iterator[ServerProcess]:
+    with serve_in_subprocess(
+        f"--tls-cert={certificates.cert}", f"--tls-key={certificates.key}"
+    ) as server:
+        yield server
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     """A bare listening socket: the test plays a misbehaving server by hand."""
@@ -66,9 +100,9 @@ def listener() -> Iterator[socket.socket]:
         yield sock
 
 
-def target_of(sock: socket.socket) -> Target:
+def target_of(sock: socket.socket, scheme: str = "tcp") -> Target:
     host, port = sock.getsockname()[:2]
-    return Target("tcp", host, port)
+    return Target(scheme, host, port)
 
 
 # --- targets, bodies, replies -------------------------------------------------
@@ -80,6 +114,8 @@ def target_of(sock: socket.socket) -> Target:
         ("tcp://127.0.0.1:8088", Target("tcp", "127.0.0.1", 8088)),
         ("tcp://[::1]:9000", Target("tcp", "::1", 9000)),
         ("tcp://echo.example:1", Target("tcp", "echo.example", 1)),
+        ("tls://echo.example:8443", Target("tls", "echo.example", 8443)),
+        ("tls://[::1]:8443", Target("tls", "::1", 8443)),
     ],
 )
 def test_parse_target(url: str, expected: Target) -> None:
@@ -94,19 +130,19 @@ def test_parse_target(url: str, expected: Target) -> None:
         ("", "no target"),
         ("127.0.0.1:8088", "no scheme"),
         ("http://127.0.0.1:8088", "unsupported scheme 'http'"),
-        ("tls://127.0.0.1:8088", "unsupported scheme 'tls'"),
+        ("ssl://127.0.0.1:8088", "unsupported scheme 'ssl'"),
         ("tcp://127.0.0.1", "non-zero port"),
         ("tcp://127.0.0.1:0", "non-zero port"),
         ("tcp://:8088", "needs both a host"),
         ("tcp://127.0.0.1:99999", "out of range"),
         ("tcp://::1:8088", "could not be cast"),
         ("tcp://[::1:8088", "Invalid IPv6 URL"),
-        ("tcp://127.0.0.1:8088/path", "parts a TCP target cannot use"),
-        ("tcp://user@127.0.0.1:8088", "parts a TCP target cannot use"),
+        ("tcp://127.0.0.1:8088/path", "parts an echo target cannot use"),
+        ("tls://user@127.0.0.1:8088", "parts an echo target cannot use"),
     ],
 )
 def test_parse_target_rejects(url: str | None, reason: str) -> None:
-    with pytest.raises(TargetError, match="expected tcp://HOST:PORT") as caught:
+    with pytest.raises(TargetError, match="expected tcp://HOST:PORT or tls://HOST:PORT") as caught:
         parse_target(url)
     assert reason in str(caught.value)
 
@@ -172,6 +208,77 @@ def test_a_wrong_suffix_is_a_mismatch_from_the_first_differing_byte(
         "reply differs at byte 6 (expected 9 bytes, got 9): expected b'XX\\n', got b'SB\\n'"
     )
     assert repr(caught.value) == f"ReplyMismatch: {caught.value}"
+
+
+# --- TLS -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("insecure", [False, True], ids=["ca", "insecure"])
+def test_tls_replies_pass_with_the_ca_or_without_checks(
+    tls_server: ServerProcess, certificates: Certificates, insecure: bool
+) -> None:
+    # Insecure gives no CA file: the pass shows the system's CAs were not consulted.
+    trust = Trust(insecure=True) if insecure else Trust(str(certificates.ca))
+    target = Target("tls", tls_server.host, tls_server.port)
+    connection = EchoConnection.open(target, TIMEOUT, trust)
+    with contextlib.closing(connection):
+        for size in (0, 35_000):
+            body = make_body(size, "random", random.Random(size))
+            expected = expected_reply(body, b"_SB", b"\n")
+            assert connection.request(body + b"\n", expected, TIMEOUT) == expected
+
+
+def test_a_certificate_from_another_ca_fails_verification(
+    tls_server: ServerProcess, certificates: Certificates
+) -> None:
+    target = Target("tls", tls_server.host, tls_server.port)
+    with pytest.raises(ConnectFailed) as caught:
+        EchoConnection.open(target, TIMEOUT, Trust(str(certificates.other_ca)))
+    assert str(caught.value) == (
+        f"TLS handshake with {target} failed: certificate verification failed:"
+        " unable to get local issuer certificate"
+    )
+
+
+def test_a_missing_ca_file_fails_before_connecting(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConnectFailed) as caught:
+        # Port 1: the CA file is loaded first, so nothing is ever connected to.
+        EchoConnection.open(Target("tls", "127.0.0.1", 1), TIMEOUT, Trust(str(missing)))
+    assert str(caught.value) == (
+        f"connect to tls://127.0.0.1:1 failed: cannot load the CA file {str(missing)!r}:"
+        " [Errno 2] No such file or directory"
+    )
+
+
+def test_a_server_without_tls_fails_the_handshake(listener: socket.socket) -> None:
+    def answer_in_plain_text() -> None:
+        peer, _ = listener.accept()
+        # The client may reset the connection when it gives up.
+        with peer, contextlib.suppress(ConnectionResetError):
+            peer.sendall(b"ERR not TLS\n")
+            while peer.recv(4096):  # the client hello, then the client giving up
+                pass
+
+    server = threading.Thread(target=answer_in_plain_text)
+    server.start()
+    target = target_of(listener, "tls")
+    try:
+        with pytest.raises(ConnectFailed) as caught:
+            EchoConnection.open(target, TIMEOUT, Trust(insecure=True))
+    finally:
+        server.join(TIMEOUT)
+    # OpenSSL's words, without the line of C source that would split Locust's rows.
+    assert str(caught.value).startswith(f"TLS handshake with {target} failed: [SSL: ")
+    assert "_ssl.c" not in str(caught.value)
+
+
+def test_a_handshake_without_answer_times_out(listener: socket.socket) -> None:
+    # The kernel completes the TCP handshake from the listen queue; TLS gets no answer.
+    target = target_of(listener, "tls")
+    with pytest.raises(ConnectFailed) as caught:
+        EchoConnection.open(target, 0.2, Trust(insecure=True))
+    assert str(caught.value) == f"connect to {target} timed out after 0.2 s"
 
 
 # --- one connection against a server played by hand ----------------------------
@@ -304,7 +411,9 @@ class LocustRun:
     log: str
 
 
-def run_locust(tmp_path: Path, server: ServerProcess, *options: str) -> LocustRun:
+def run_locust(
+    tmp_path: Path, server: ServerProcess, *options: str, scheme: str = "tcp"
+) -> LocustRun:
     """Run the benchmark locustfile as a master with two workers, ``options`` on the master.
 
     The workers get no options of their own: what they send must come from
@@ -321,7 +430,7 @@ def run_locust(tmp_path: Path, server: ServerProcess, *options: str) -> LocustRu
         f"--users={USERS}",
         f"--spawn-rate={USERS}",
         f"--run-time={RUN_SECONDS}s",
-        f"--host=tcp://{server.host}:{server.port}",
+        f"--host={scheme}://{server.host}:{server.port}",
         f"--csv={tmp_path / 'stats'}",
         "--only-summary",
     )
@@ -366,6 +475,19 @@ def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
     # Replies to 100-byte bodies, upper(body) + "_SB\n": the workers took the
     # line size from the master.
     assert float(echoes["Average Content Size"]) == 104
+
+
+def test_master_and_workers_verify_the_server_certificate(
+    tmp_path: Path, tls_server: ServerProcess, certificates: Certificates
+) -> None:
+    # The workers can only verify the server with the CA file the master names.
+    run = run_locust(tmp_path, tls_server, f"--tls-ca={certificates.ca}", scheme="tls")
+    assert run.exit_code == 0, run.log
+    assert run.failures == []
+    total, echoes, connects = run.stats["Aggregated"], run.stats["64 B"], run.stats["connect"]
+    assert int(echoes["Request Count"]) > 0
+    assert int(total["Failure Count"]) == 0
+    assert int(connects["Request Count"]) == USERS
 
 
 def test_wrong_replies_are_failures_with_the_difference(tmp_path: Path) -> None:

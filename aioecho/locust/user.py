@@ -23,6 +23,7 @@ from .wire import (
     Payload,
     Target,
     TargetError,
+    Trust,
     check_body,
     expected_reply,
     make_body,
@@ -39,10 +40,11 @@ class EchoUser(User):
     """One simulated client: one connection, lines sent one at a time, every reply checked.
 
     The target is Locust's ``--host`` (or a ``host`` class attribute), as
-    ``tcp://HOST:PORT``. Each request is reported to Locust under
-    :attr:`request_type` with its response time and reply length; a wrong
-    reply, a timeout, a reset or a refused connection is reported as a
-    failure whose message says which, and the next request reconnects.
+    ``tcp://HOST:PORT`` or ``tls://HOST:PORT``. Each request is reported to
+    Locust under :attr:`request_type` with its response time and reply
+    length; a wrong reply, a timeout, a reset, a refused connection or a
+    failed TLS handshake is reported as a failure whose message says which,
+    and the next request reconnects.
 
     Subclass it and set the class attributes below to shape the traffic, or
     write your own ``@task`` methods with :meth:`echo`. A subclass that
@@ -67,6 +69,11 @@ class EchoUser(User):
     """The *Type* column of Locust's statistics for echo requests."""
     connect_type: str = "CONNECT"
     """The *Type* column for connection attempts, reported as requests of their own."""
+    tls_ca: str | None = None
+    """For ``tls://``: a PEM file of the CAs to verify the server against; None uses
+    the system's CAs. The certificate must also name the host of ``--host``."""
+    tls_insecure: bool = False
+    """For ``tls://``: verify nothing, for self-signed test servers."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -98,7 +105,8 @@ class EchoUser(User):
         self.disconnect()
         started, start_time = time.perf_counter(), time.time()
         try:
-            self.connection = EchoConnection.open(self.target, self.timeout)
+            trust = Trust(self.tls_ca, self.tls_insecure)
+            self.connection = EchoConnection.open(self.target, self.timeout, trust)
         except EchoFailure as exc:
             self._report(self.connect_type, "connect", started, start_time, 0, exc)
             return None

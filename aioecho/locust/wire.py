@@ -9,8 +9,11 @@ without either.
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..client import ERROR_PREFIX
+from ..tls import client_context
 
 Payload = Literal["text", "random"]
 PAYLOADS: tuple[Payload, ...] = ("text", "random")
@@ -43,6 +47,9 @@ _SHOWN = 24
 
 _RECV_SIZE = 64 * 1024
 
+# How the ssl module ends its messages: " (_ssl.c:1006)".
+_SSL_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
+
 # settimeout(0) would switch the socket to non-blocking mode instead of
 # timing out at once; a tiny positive timeout raises TimeoutError as wanted.
 _EXPIRED = 1e-9
@@ -66,8 +73,8 @@ class Target:
 
 
 def parse_target(url: str | None) -> Target:
-    """Parse Locust's ``--host`` value: ``tcp://HOST:PORT``, IPv6 as ``tcp://[::1]:PORT``."""
-    usage = "expected tcp://HOST:PORT (IPv6 as tcp://[::1]:PORT)"
+    """Parse Locust's ``--host``: ``tcp://HOST:PORT`` or ``tls://HOST:PORT``, IPv6 in brackets."""
+    usage = "expected tcp://HOST:PORT or tls://HOST:PORT (IPv6 as tcp://[::1]:PORT)"
     if not url:
         raise TargetError(f"no target: pass --host, {usage}")
     if "://" not in url:
@@ -82,7 +89,7 @@ def parse_target(url: str | None) -> Target:
     if not parts.hostname or not port:
         raise TargetError(f"--host {url!r} needs both a host and a non-zero port: {usage}")
     if parts.username is not None or parts.path or parts.query or parts.fragment:
-        raise TargetError(f"--host {url!r} has parts a TCP target cannot use: {usage}")
+        raise TargetError(f"--host {url!r} has parts an echo target cannot use: {usage}")
     return Target(parts.scheme, parts.hostname, port)
 
 
@@ -141,19 +148,58 @@ class ReplyMismatch(EchoFailure):
     """The reply differs from the expected echo (an ``ERR`` line included)."""
 
 
-Opener = Callable[[Target, float], socket.socket]
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """How a ``tls://`` target's certificate is checked; plain TCP ignores it."""
+
+    ca: str | None = None
+    """A PEM file of the CAs to trust; None trusts the system's CAs."""
+    insecure: bool = False
+    """Check nothing: any certificate, any name (self-signed test servers)."""
 
 
-def _open_tcp(target: Target, timeout: float) -> socket.socket:
+Opener = Callable[[Target, float, Trust], socket.socket]
+
+
+def _open_tcp(target: Target, timeout: float, trust: Trust) -> socket.socket:
     sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    # Every request is one small write the server must see at once: waiting
-    # for Nagle's algorithm would add the peer's delayed-ACK time to it.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        # Every request is one small write the server must see at once: waiting
+        # for Nagle's algorithm would add the peer's delayed-ACK time to it.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
+def _open_tls(target: Target, timeout: float, trust: Trust) -> socket.socket:
+    try:  # before connecting: a bad CA file is no network failure
+        context = _tls_context(trust)
+    except OSError as exc:  # missing, unreadable, or without a PEM certificate
+        raise ConnectFailed(
+            f"connect to {target} failed: cannot load the CA file {trust.ca!r}: {_reason(exc)}"
+        ) from None
+    sock = _open_tcp(target, timeout, trust)
+    try:
+        # The handshake runs here, within the connect timeout still set on the socket.
+        return context.wrap_socket(sock, server_hostname=target.host)
+    except BaseException:
+        sock.close()  # a no-op if wrap_socket took the socket over: it closes that itself
+        raise
+
+
+# One context per trust setting and process, shared by every connection of every
+# user: each context holds its own copy of the CA store, and loading the
+# system's CAs takes milliseconds. Under Locust, gevent has patched ``ssl``
+# before this runs, so the context makes cooperative sockets.
+@functools.cache
+def _tls_context(trust: Trust) -> ssl.SSLContext:
+    return client_context(trust.ca, trust.insecure)
+
+
 # One opener per scheme: a TLS scheme is an opener that wraps the TCP socket.
-OPENERS: dict[str, Opener] = {"tcp": _open_tcp}
+OPENERS: dict[str, Opener] = {"tcp": _open_tcp, "tls": _open_tls}
 
 
 class EchoConnection:
@@ -163,12 +209,22 @@ class EchoConnection:
         self.sock = sock
 
     @classmethod
-    def open(cls, target: Target, timeout: float) -> EchoConnection:
-        """Connect to ``target``; raises :class:`EchoFailure` with the reason."""
+    def open(cls, target: Target, timeout: float, trust: Trust = Trust()) -> EchoConnection:
+        """Connect to ``target`` (and finish a TLS handshake); raises :class:`EchoFailure`.
+
+        ``timeout`` bounds the TCP connect and the TLS handshake, each.
+        """
         try:
-            return cls(OPENERS[target.scheme](target, timeout))
+            return cls(OPENERS[target.scheme](target, timeout, trust))
         except TimeoutError:
             raise ConnectFailed(f"connect to {target} timed out after {timeout:g} s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectFailed(
+                f"TLS handshake with {target} failed: certificate verification failed:"
+                f" {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ConnectFailed(f"TLS handshake with {target} failed: {_reason(exc)}") from None
         except OSError as exc:
             raise ConnectFailed(f"connect to {target} failed: {_reason(exc)}") from None
 
@@ -236,4 +292,8 @@ def _show(data: bytes) -> str:
 
 
 def _reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.strerror:
+        # OpenSSL's words without the line of C source appended to them: Locust
+        # counts failures by their text, which must not change with the build.
+        return _SSL_SOURCE_LINE.sub("", exc.strerror)
     return f"[Errno {exc.errno}] {exc.strerror}" if exc.strerror else repr(exc)
