@@ -14,13 +14,14 @@ class BindError(OSError):
 
 
 def bind_tcp(
-    hosts: Iterable[str], port: int, backlog: int, reuse_port: bool = False
+    hosts: Iterable[str], port: int, backlog: int, reuse_port: bool = False, listen: bool = True
 ) -> list[socket.socket]:
     """Listening sockets for every address the hosts resolve to, all on one port.
 
     With port 0 the first address picks a free port and the others reuse it,
     so that ``--host 127.0.0.1 --host ::1`` or ``localhost`` listen on one port.
     ``reuse_port`` lets several processes listen on the same port (SO_REUSEPORT).
+    ``listen=False`` only binds: the sockets hold the port but take no connections.
     """
     sockets: list[socket.socket] = []
     try:
@@ -36,7 +37,8 @@ def bind_tcp(
                 # One socket per family: "::" must not also claim IPv4.
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            _listen(sock, backlog)
+            if listen:
+                _listen(sock, backlog)
     except OSError:
         for sock in sockets:
             sock.close()

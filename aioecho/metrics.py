@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from .stats import Stats
 
@@ -21,9 +20,6 @@ try:
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("metrics need prometheus-client: pip install 'aioecho[metrics]'") from exc
-
-if TYPE_CHECKING:
-    from .server import EchoServer
 
 REQUEST_HEAD_LIMIT = 8192
 REQUEST_TIMEOUT = 10.0
@@ -72,9 +68,9 @@ def registry_for(snapshot: Callable[[], Stats]) -> CollectorRegistry:
     return registry
 
 
-async def start_metrics(server: EchoServer, host: str, port: int) -> asyncio.Server:
-    """Serve ``GET /metrics`` on ``host:port``; close the returned server to stop."""
-    registry = registry_for(lambda: server.stats)
+async def start_metrics(snapshot: Callable[[], Stats], host: str, port: int) -> asyncio.Server:
+    """Serve ``GET /metrics`` from ``snapshot()`` on ``host:port``; close the server to stop."""
+    registry = registry_for(snapshot)
 
     async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):

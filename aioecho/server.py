@@ -14,17 +14,17 @@ import logging
 import resource
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from .binding import bind_tcp, bind_unix, remove_unix_socket
-from .config import ServerConfig
+from .config import ConfigError, ServerConfig
 from .connections import ConnectionTracker, Timeouts
 from .framing import LineEcho
 from .listener import Address, Listener
 from .protocol import MAX_CONNECTIONS_ERROR, ChunkEchoProtocol, EchoProtocol, LineEchoProtocol
-from .stats import CloseReason, Stats
+from .stats import CloseReason, Stats, log_stats_every
 from .tls import server_context
 
 logger = logging.getLogger("aioecho")
@@ -47,10 +47,27 @@ class EchoServer:
 
     Use it as ``async with await start_server(...) as server:``, or call
     :meth:`start` and later :meth:`shutdown` yourself.
+
+    It serves in the calling process: several worker processes are the job of
+    :func:`aioecho.run.run_server`, which uses the two keywords below.
+    ``sockets`` are listening sockets to serve instead of binding the
+    config's addresses (a Unix socket file then stays theirs to remove);
+    ``reuse_port`` binds with SO_REUSEPORT, so other processes can serve the
+    same port.
     """
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        sockets: Sequence[socket.socket] | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self.config = config or ServerConfig()
+        if self.config.workers > 1:
+            raise ConfigError("workers > 1 needs run_server(): an EchoServer is one process")
+        self._given_sockets = sockets
+        self._reuse_port = reuse_port
         self.max_connections = self.config.max_connections or default_max_connections()
         self._connections = ConnectionTracker(on_closed=self._descriptor_freed)
         self._listener: Listener | None = None
@@ -72,22 +89,21 @@ class EchoServer:
         self._tls = None
         if config.tls_cert is not None and config.tls_key is not None:
             self._tls = server_context(config.tls_cert, config.tls_key)
-        sockets = (
-            [bind_unix(config.unix, config.backlog)]
-            if config.unix is not None
-            else bind_tcp(config.hosts, config.port, config.backlog)
-        )
+        sockets = self._bind() if self._given_sockets is None else list(self._given_sockets)
         self._listener = Listener(sockets, self._admit)
         self._listener.start()
         timeouts = Timeouts.of(config.idle_timeout, config.write_timeout)
         if timeouts is not None:
             self._connections.start_sweeping(timeouts)
         if config.stats_interval:
-            self._background.append(asyncio.create_task(self._log_stats(config.stats_interval)))
+            logging_stats = log_stats_every(config.stats_interval, lambda: self.stats)
+            self._background.append(asyncio.create_task(logging_stats))
         if config.metrics_port is not None:
             from .metrics import start_metrics
 
-            self._metrics = await start_metrics(self, config.hosts[0], config.metrics_port)
+            self._metrics = await start_metrics(
+                lambda: self.stats, config.hosts[0], config.metrics_port
+            )
 
     async def serve_forever(self) -> None:
         """Serve until shut down; cancelling this call shuts down gracefully."""
@@ -168,6 +184,12 @@ class EchoServer:
 
     # -- internals -----------------------------------------------------------
 
+    def _bind(self) -> list[socket.socket]:
+        config = self.config
+        if config.unix is not None:
+            return [bind_unix(config.unix, config.backlog)]
+        return bind_tcp(config.hosts, config.port, config.backlog, self._reuse_port)
+
     def _make_protocol_factory(self) -> Callable[[], EchoProtocol]:
         config = self.config
         if config.framing == "chunk":
@@ -210,15 +232,10 @@ class EchoServer:
         if self._listener is not None:
             self._listener.descriptor_freed()
 
-    async def _log_stats(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            logger.info("stats: %s", self.stats.summary())
-
     async def _shut_down(self, grace: float) -> None:
         if self._listener is not None:
             self._listener.close()
-            if self.config.unix is not None:
+            if self.config.unix is not None and self._given_sockets is None:
                 remove_unix_socket(self.config.unix)
         for task in self._background:
             task.cancel()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+logger = logging.getLogger("aioecho")
 
 
 class CloseReason(StrEnum):
@@ -66,6 +72,18 @@ class Stats:
     messages_answered: int
     """Lines (or chunks, in chunk framing) answered."""
 
+    def __add__(self, other: Stats) -> Stats:
+        """The counters of two servers together, as for the workers of one service."""
+        rejected = dict(self.connections_rejected)
+        for reason, count in other.connections_rejected.items():
+            rejected[reason] = rejected.get(reason, 0) + count
+        totals = {
+            field.name: getattr(self, field.name) + getattr(other, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "connections_rejected"
+        }
+        return Stats(connections_rejected=rejected, **totals)
+
     def summary(self) -> str:
         """One line for a log."""
         rejected = " ".join(f"{reason}={n}" for reason, n in self.connections_rejected.items() if n)
@@ -74,3 +92,10 @@ class Stats:
             f"rejected=[{rejected}] accept_errors={self.accept_errors} "
             f"in={self.bytes_received}B out={self.bytes_sent}B answered={self.messages_answered}"
         )
+
+
+async def log_stats_every(interval: float, snapshot: Callable[[], Stats]) -> None:
+    """Log a one-line summary of ``snapshot()`` every ``interval`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        logger.info("stats: %s", snapshot().summary())

@@ -1,0 +1,278 @@
+"""``--workers N``: worker processes on one port under a supervising parent.
+
+Which worker served a connection is read from /proc (the server end of each
+connection is a descriptor of exactly one worker), not from the server's
+own reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import aioecho
+from aioecho.stats import Counters, Stats
+from aioecho.worker import decode_stats, encode_stats
+from aioecho.workers import RESTART_DELAY_MAX, RESTART_DELAY_MIN, next_restart_delay
+
+from .support import ServerProcess, aioecho_command, serve_in_subprocess
+from .test_cli import send_until_blocked, stop
+
+LOOPS = ["asyncio", "uvloop"]
+TCP_ESTABLISHED = "01"
+SCRAPE_DEADLINE = 10.0
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads workers and connections from /proc"
+)
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes of the server ``pid``."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def connections_held_by(pid: int, port: int) -> int:
+    """Established connections to ``port`` whose server end belongs to process ``pid``."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        inode = f"socket:[{fields[9]}]"
+        count += local_port == port and fields[3] == TCP_ESTABLISHED and inode in held
+    return count
+
+
+def answered_connections(port: int, count: int) -> list[socket.socket]:
+    """``count`` open connections, each answered once: each one is a worker's."""
+    connections = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        connections.append(sock)
+        sock.sendall(b"abc\n")
+        assert receive(sock, 7) == b"ABC_SB\n"
+    return connections
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def log_line(process: subprocess.Popen[bytes], text: bytes) -> bytes:
+    """Read the server's log up to the first line holding ``text``; that line."""
+    assert process.stderr is not None
+    seen = b""
+    for line in process.stderr:
+        seen += line
+        if text in line:
+            return line
+    raise AssertionError(f"no {text!r} in the log: {seen!r}")
+
+
+def stopped_cleanly(server: ServerProcess, workers: list[int]) -> None:
+    code, log = stop(server)
+    assert code == 0
+    assert b"Traceback" not in log
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+@contextlib.contextmanager
+def closing_all(connections: list[socket.socket]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for sock in connections:
+            sock.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_two_workers_share_one_port_and_stop_on_sigterm(loop: str) -> None:
+    with serve_in_subprocess("--workers", "2", "--loop", loop) as server:
+        assert f"(loop={loop}, framing=line, workers=2)".encode() in server.startup_log
+        workers = children(server.process.pid)
+        assert len(workers) == 2
+        connections = answered_connections(server.port, 40)
+        with closing_all(connections):
+            served = [connections_held_by(pid, server.port) for pid in workers]
+        assert sum(served) == 40
+        assert min(served) > 0, served
+        stopped_cleanly(server, workers)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_killed_worker_is_restarted_and_serves(loop: str) -> None:
+    with serve_in_subprocess("--workers", "2", "--loop", loop) as server:
+        victim, survivor = children(server.process.pid)
+        os.kill(victim, signal.SIGKILL)
+        line = log_line(server.process, b"restarting in")
+        assert f"(pid {victim}) was killed by SIGKILL".encode() in line
+        log_line(server.process, b"accepting")
+        workers = children(server.process.pid)
+        assert survivor in workers
+        assert victim not in workers
+        assert len(workers) == 2
+        connections = answered_connections(server.port, 40)
+        with closing_all(connections):
+            served = [connections_held_by(pid, server.port) for pid in workers]
+        assert min(served) > 0, served
+        stopped_cleanly(server, workers)
+
+
+def scrape(address: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+def scrape_until(address: str, expected: dict[str, float]) -> None:
+    """Scrape until the metrics show ``expected``: workers report every 0.25 s."""
+    deadline = time.monotonic() + SCRAPE_DEADLINE
+    while True:
+        values = scrape(address)
+        if all(values[name] == value for name, value in expected.items()):
+            return
+        assert time.monotonic() < deadline, f"expected {expected}, got {values}"
+        time.sleep(0.05)
+
+
+def test_metrics_sum_the_workers_and_outlive_a_dead_one() -> None:
+    with serve_in_subprocess("--workers", "2", "--metrics-port", "0") as server:
+        line = log_line(server.process, b"metrics on http://")
+        address = line.split(b"http://")[1].split(b"/")[0].decode()
+        workers = children(server.process.pid)
+        connections = answered_connections(server.port, 20)
+        with closing_all(connections):
+            served = [connections_held_by(pid, server.port) for pid in workers]
+            assert min(served) > 0, served  # both workers have counts to sum
+            totals = {
+                "aioecho_connections_accepted_total": 20,
+                "aioecho_received_bytes_total": 20 * len(b"abc\n"),
+                "aioecho_sent_bytes_total": 20 * len(b"ABC_SB\n"),
+                "aioecho_messages_answered_total": 20,
+            }
+            scrape_until(address, {**totals, "aioecho_connections_active": 20})
+            os.kill(workers[0], signal.SIGKILL)
+            log_line(server.process, b"accepting")
+            # The dead worker's connections are gone, its totals are not.
+            scrape_until(address, {**totals, "aioecho_connections_active": served[1]})
+        scrape_until(address, {**totals, "aioecho_connections_active": 0})
+        stopped_cleanly(server, children(server.process.pid))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_workers_share_a_unix_socket_that_the_parent_removes(loop: str, tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    command = aioecho_command("--workers", "2", "--unix", path, "--loop", loop)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    try:
+        assert f"serving on unix:{path}".encode() in log_line(process, b"serving on")
+        workers = children(process.pid)
+        assert len(workers) == 2
+        for _ in range(20):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(path)
+                sock.sendall(b"local\n")
+                assert receive(sock, 9) == b"LOCAL_SB\n"
+        stopped_cleanly(ServerProcess(process, "", 0, b""), workers)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not Path(path).exists()
+
+
+def test_second_signal_forces_the_workers_to_stop() -> None:
+    with serve_in_subprocess("--workers", "2", "--shutdown-timeout", "3600") as server:
+        # A peer that reads nothing keeps its worker's graceful stop waiting.
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.connect((server.host, server.port))
+        send_until_blocked(hog)
+        hog.setblocking(True)
+        assert hog.recv(1, socket.MSG_PEEK) == b"X"
+        server.process.send_signal(signal.SIGTERM)
+        log_line(server.process, b"shutting down the workers")
+        code, log = stop(server)
+        hog.close()
+    assert code == 0
+    assert b"second signal" in log
+
+
+def test_a_busy_port_is_one_line_and_exit_1() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            aioecho_command("--workers", "2", "--port", str(port)), capture_output=True, timeout=30
+        )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use".encode() in lines[0]
+
+
+def test_a_worker_that_cannot_start_stops_the_service_with_exit_1() -> None:
+    program = (
+        "import sys, aioecho.workers, aioecho.cli\n"
+        "aioecho.workers.WORKER_COMMAND = (sys.executable, '-c', 'raise SystemExit(3)')\n"
+        "sys.exit(aioecho.cli.main(['--workers', '3', '--port', '0']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=30)
+    assert result.returncode == 1
+    assert b"exited with code 3 before it was ready" in result.stderr
+    assert b"restarting" not in result.stderr
+    assert b"serving on" not in result.stderr
+
+
+def test_restart_delays_double_up_to_the_maximum_and_reset_once_stable() -> None:
+    delays = [RESTART_DELAY_MIN]
+    for _ in range(10):
+        delays.append(next_restart_delay(delays[-1], uptime=1.0))
+    assert delays[:4] == [RESTART_DELAY_MIN * factor for factor in (1, 2, 4, 8)]
+    assert delays[-1] == RESTART_DELAY_MAX
+    assert next_restart_delay(RESTART_DELAY_MAX, uptime=3600.0) == RESTART_DELAY_MIN
+
+
+def test_worker_stats_survive_the_pipe_and_add_up() -> None:
+    counters = Counters()
+    counters.accepted, counters.active, counters.bytes_in = 3, 1, 1 << 40
+    counters.rejected[aioecho.CloseReason.IDLE_TIMEOUT] = 2
+    stats = counters.snapshot()
+    assert decode_stats(encode_stats(stats)) == stats
+    total = stats + stats
+    assert isinstance(total, Stats)
+    assert total.connections_accepted == 6
+    assert total.bytes_received == 2 << 40
+    assert total.connections_rejected["idle_timeout"] == 4
+    assert total.connections_rejected["max_connections"] == 0
+
+
+async def test_an_echo_server_is_one_process() -> None:
+    with pytest.raises(aioecho.ConfigError, match="run_server"):
+        await aioecho.start_server(port=0, workers=2)
