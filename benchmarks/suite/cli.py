@@ -1,0 +1,208 @@
+"""``python benchmarks/run.py``: run the matrix, write the JSON, the tables and the plots."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+from . import machine, report
+from .matrix import PRESETS, Matrix
+from .measure import run_cell
+from .model import Cell, Outcome, Run
+from .servers import SERVERS
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+# Lines longer than this exceed aioecho's default --max-line and the streams
+# baseline's readline() limit: they would measure a protocol error.
+MAX_SIZE = 65536
+PLOTS_MISSING = "matplotlib is missing: pip install -e '.[bench]' (or pass --no-plots)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, then exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """``10,100`` or ``64,1k,16k`` (k = 1024) as a tuple of positive integers."""
+    values = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        scale = 1024 if part.endswith("k") else 1
+        try:
+            value = int(part.removesuffix("k")) * scale
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1: {part!r}")
+        values.append(value)
+    return tuple(values)
+
+
+def server_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown server {unknown[0]!r}; choose from {', '.join(SERVERS)}"
+        )
+    return names
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def parser() -> Parser:
+    cli = Parser(prog="run.py", description=__doc__)
+    preset = cli.add_mutually_exclusive_group()
+    preset.add_argument("--quick", action="store_true", help="reduced matrix, about a minute")
+    preset.add_argument("--smoke", action="store_true", help="two servers, seconds (for CI)")
+    cli.add_argument("--servers", type=server_names, help=f"comma list of: {', '.join(SERVERS)}")
+    cli.add_argument("--connections", type=positive_ints, help="comma list, e.g. 10,1000")
+    cli.add_argument("--sizes", type=positive_ints, help="line sizes in bytes, e.g. 64,1k,16k")
+    cli.add_argument("--pipelines", type=positive_ints, help="requests in flight, e.g. 1,16")
+    cli.add_argument("--repeats", type=positive_ints, help="runs per cell (median + range)")
+    cli.add_argument("--duration", type=positive_float, help="measured seconds per run")
+    cli.add_argument("--warmup", type=positive_float, help="unmeasured seconds before each run")
+    cli.add_argument(
+        "--budget",
+        type=positive_float,
+        metavar="SECONDS",
+        help="start no cell after this long; the rest are reported as not run",
+    )
+    cli.add_argument("--out", type=Path, metavar="DIR", help=f"where results go ({RESULTS})")
+    cli.add_argument("--no-plots", action="store_true", help="write JSON and Markdown only")
+    cli.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="measure nothing: remake the report and plots of FILE (beside it, or in --out)",
+    )
+    return cli
+
+
+def matrix_from(options: argparse.Namespace) -> tuple[str, Matrix]:
+    """The preset the flags name, with every dimension the flags give replaced."""
+    name = "smoke" if options.smoke else "quick" if options.quick else "full"
+    changes = {
+        field: getattr(options, field)
+        for field in ("servers", "connections", "sizes", "pipelines", "duration", "warmup")
+        if getattr(options, field) is not None
+    }
+    if options.repeats is not None:
+        changes["repeats"] = options.repeats[0]
+    return name, dataclasses.replace(PRESETS[name], **changes)
+
+
+def skip_reason(cell: Cell, done: Sequence[Outcome], deadline: float | None) -> str | None:
+    """Why ``cell`` is not worth running: the budget is spent, or its server
+    already failed under a load no heavier in any dimension."""
+    if deadline is not None and time.monotonic() > deadline:
+        return "time budget spent"
+    for outcome in done:
+        lighter = outcome.cell.load
+        heavier = cell.load
+        if (
+            outcome.cell.server == cell.server
+            and outcome.status == "failed"
+            and lighter.connections <= heavier.connections
+            and lighter.size <= heavier.size
+            and lighter.pipeline <= heavier.pipeline
+        ):
+            return f"already failed at {lighter.label}: {outcome.reason}"
+    return None
+
+
+def run_matrix(matrix: Matrix, budget: float | None, log: Callable[[str], None]) -> list[Outcome]:
+    """Every cell in order; never raises for a server's failure."""
+    cells, done = matrix.cells(), list[Outcome]()
+    started = time.monotonic()
+    deadline = None if budget is None else started + budget
+    for number, cell in enumerate(cells, 1):
+        reason = skip_reason(cell, done, deadline)
+        outcome = Outcome(cell, "not run", reason) if reason else run_cell(cell, matrix)
+        done.append(outcome)
+        elapsed = time.monotonic() - started
+        where = f"[{number}/{len(cells)} {elapsed:4.0f}s] {cell.server}, {cell.load.label}"
+        log(f"{where}: {summary(outcome)}")
+    return done
+
+
+def summary(outcome: Outcome) -> str:
+    if outcome.status != "ok":
+        return f"{outcome.status.upper()}: {outcome.reason}"
+    rps, p99 = report.median(outcome, "rps"), report.median(outcome, "p99")
+    return f"{report.rate(rps or 0)} rt/s, p99 {report.ms(p99 or 0)} ms"
+
+
+def write(run: Run, out: Path, stem: str, plots: bool) -> list[Path]:
+    """The JSON, the plots and the Markdown that links them; the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    json_path.write_text(report.to_json(run))
+    images: list[Path] = []
+    if plots:
+        from . import plots as plotting  # matplotlib loads only when plots are wanted
+
+        images = plotting.write_all(run, out / stem)
+    md_path.write_text(report.to_markdown(run, images))
+    return [json_path, md_path, *images]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    plots = not options.no_plots
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        print(f"run.py: {PLOTS_MISSING}", file=sys.stderr)
+        return 2
+    if options.from_json is not None:
+        run = report.from_json(options.from_json.read_text())
+        stem = options.from_json.stem
+        written = write(
+            run,
+            options.out if "--out" in (argv or sys.argv) else options.from_json.parent,
+            stem,
+            plots,
+        )
+    else:
+        name, matrix = matrix_from(options)
+        run, stem = measure(name, matrix, options.budget)
+        written = write(run, options.out, stem, plots)
+    for path in written:
+        print(path)
+    if options.smoke and any(outcome.status != "ok" for outcome in run.outcomes):
+        print("run.py: a smoke cell did not pass", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure(name: str, matrix: Matrix, budget: float | None) -> tuple[Run, str]:
+    """Run the matrix; the run and the timestamp that names its files."""
+    now = datetime.now(UTC)
+    started = time.monotonic()
+    outcomes = run_matrix(matrix, budget, lambda line: print(line, file=sys.stderr, flush=True))
+    settings = {"preset": name, **dataclasses.asdict(matrix)}
+    run = Run(
+        machine=machine.describe(),
+        settings=settings,
+        started=now.isoformat(timespec="seconds"),
+        elapsed_s=round(time.monotonic() - started, 1),
+        outcomes=tuple(outcomes),
+    )
+    return run, now.strftime("%Y%m%d-%H%M%SZ")

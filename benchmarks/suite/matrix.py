@@ -1,0 +1,74 @@
+"""The matrix: which servers under which loads, measured how long and how often.
+
+Three presets: the full matrix of the report, ``--quick`` (the shape of the
+results in well under two minutes) and ``--smoke`` (seconds, for CI: proves
+the suite still runs end to end). Flags override any preset's dimension.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from .model import Cell, Load
+from .servers import SERVERS
+
+ALL_SERVERS = tuple(SERVERS)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """What to run.
+
+    ``duration`` must cover at least two of the harness's half-second progress
+    reports, which is when the server's CPU time and memory are sampled.
+    """
+
+    servers: tuple[str, ...]
+    connections: tuple[int, ...]
+    sizes: tuple[int, ...]
+    pipelines: tuple[int, ...]
+    repeats: int
+    duration: float
+    warmup: float
+
+    def cells(self) -> list[Cell]:
+        """Every cell, loads outermost: the servers under one load run back to back,
+        so that the ratios between them see the same state of the machine."""
+        loads = itertools.product(self.sizes, self.pipelines, self.connections)
+        return [
+            Cell(server, Load(connections, size, pipeline))
+            for size, pipeline, connections in loads
+            for server in self.servers
+        ]
+
+
+PRESETS: dict[str, Matrix] = {
+    "full": Matrix(
+        servers=ALL_SERVERS,
+        connections=(10, 100, 1000, 10000),
+        sizes=(64, 1024, 16384),
+        pipelines=(1, 16),
+        repeats=3,
+        duration=1.5,
+        warmup=0.5,
+    ),
+    "quick": Matrix(
+        servers=ALL_SERVERS,
+        connections=(10, 1000, 2000),
+        sizes=(64,),
+        pipelines=(1,),
+        repeats=1,
+        duration=1.0,
+        warmup=0.3,
+    ),
+    "smoke": Matrix(
+        servers=("aioecho-uvloop", "select"),
+        connections=(10,),
+        sizes=(64,),
+        pipelines=(1,),
+        repeats=1,
+        duration=1.0,
+        warmup=0.2,
+    ),
+}
