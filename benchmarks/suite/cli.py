@@ -84,7 +84,7 @@ def parser() -> Parser:
         "--budget",
         type=positive_float,
         metavar="SECONDS",
-        help="start no cell after this long; the rest are reported as not run",
+        help="start no cell after this long; the rest are reported as not run (full matrix: 1500)",
     )
     cli.add_argument("--out", type=Path, metavar="DIR", help=f"where results go ({RESULTS})")
     cli.add_argument("--no-plots", action="store_true", help="write JSON and Markdown only")
@@ -102,7 +102,15 @@ def matrix_from(options: argparse.Namespace) -> tuple[str, Matrix]:
     name = "smoke" if options.smoke else "quick" if options.quick else "full"
     changes = {
         field: getattr(options, field)
-        for field in ("servers", "connections", "sizes", "pipelines", "duration", "warmup")
+        for field in (
+            "servers",
+            "connections",
+            "sizes",
+            "pipelines",
+            "duration",
+            "warmup",
+            "budget",
+        )
         if getattr(options, field) is not None
     }
     if options.repeats is not None:
@@ -114,7 +122,7 @@ def skip_reason(cell: Cell, done: Sequence[Outcome], deadline: float | None) -> 
     """Why ``cell`` is not worth running: the budget is spent, or its server
     already failed under a load no heavier in any dimension."""
     if deadline is not None and time.monotonic() > deadline:
-        return "time budget spent"
+        return "not started: the time budget of the run (--budget) was spent"
     for outcome in done:
         lighter = outcome.cell.load
         heavier = cell.load
@@ -129,11 +137,11 @@ def skip_reason(cell: Cell, done: Sequence[Outcome], deadline: float | None) -> 
     return None
 
 
-def run_matrix(matrix: Matrix, budget: float | None, log: Callable[[str], None]) -> list[Outcome]:
+def run_matrix(matrix: Matrix, log: Callable[[str], None]) -> list[Outcome]:
     """Every cell in order; never raises for a server's failure."""
     cells, done = matrix.cells(), list[Outcome]()
     started = time.monotonic()
-    deadline = None if budget is None else started + budget
+    deadline = None if matrix.budget is None else started + matrix.budget
     for number, cell in enumerate(cells, 1):
         reason = skip_reason(cell, done, deadline)
         outcome = Outcome(cell, "not run", reason) if reason else run_cell(cell, matrix)
@@ -182,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         name, matrix = matrix_from(options)
-        run, stem = measure(name, matrix, options.budget)
+        run, stem = measure(name, matrix)
         written = write(run, options.out, stem, plots)
     for path in written:
         print(path)
@@ -192,14 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def measure(name: str, matrix: Matrix, budget: float | None) -> tuple[Run, str]:
+def measure(name: str, matrix: Matrix) -> tuple[Run, str]:
     """Run the matrix; the run and the timestamp that names its files."""
-    now = datetime.now(UTC)
+    now, where = datetime.now(UTC), machine.describe()  # the commit as the run starts
     started = time.monotonic()
-    outcomes = run_matrix(matrix, budget, lambda line: print(line, file=sys.stderr, flush=True))
+    outcomes = run_matrix(matrix, lambda line: print(line, file=sys.stderr, flush=True))
     settings = {"preset": name, **dataclasses.asdict(matrix)}
     run = Run(
-        machine=machine.describe(),
+        machine=where,
         settings=settings,
         started=now.isoformat(timespec="seconds"),
         elapsed_s=round(time.monotonic() - started, 1),
