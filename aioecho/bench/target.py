@@ -25,6 +25,8 @@ from .config import DEFAULT_PORT, BenchConfig
 PORT_MARGIN = 2000
 PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 FALLBACK_PORT_RANGE = (32768, 60999)  # Linux's default
+# aioecho's own default; larger --size asks the local server for more.
+DEFAULT_MAX_LINE = 65536
 # How long a probe may take to find which of a name's addresses is listening.
 PROBE_TIMEOUT = 1.0
 # How long the local server may take to say where it listens.
@@ -140,6 +142,8 @@ class LocalServer:
             sys.executable, "-m", "aioecho", "serve",
             "--host", "127.0.0.1", "--port", "0",
             "--loop", config.server_loop, "--suffix", config.suffix,
+            # Lines as long as requested must not be refused as too long.
+            "--max-line", str(max(DEFAULT_MAX_LINE, config.size)),
         ]  # fmt: skip
         self.loop = config.server_loop
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
