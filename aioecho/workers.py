@@ -141,7 +141,8 @@ async def _start_metrics(
     try:
         return await start_metrics(snapshot, host, port)
     except OSError as exc:
-        logger.error("cannot serve metrics on %s: %s", format_address((host, port)), exc.strerror)
+        reason = exc.strerror or exc
+        logger.error("cannot serve metrics on %s: %s", format_address((host, port)), reason)
         return None
 
 
