@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import resource
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,3 +95,21 @@ async def read_to_end(reader: asyncio.StreamReader) -> bytes:
     with contextlib.suppress(ConnectionResetError):
         return await reader.read()
     return b""
+
+
+def connect_reader_that_never_reads(server: ServerProcess) -> socket.socket:
+    """A peer the server owes replies to and that reads none of them.
+
+    A tiny receive window, sends until the kernel refuses more, and one reply
+    seen (peeked, not read) ensure the replies are owed when the test goes on.
+    """
+    hog = socket.socket()
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect((server.host, server.port))
+    hog.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            hog.send(b"x" * 65535 + b"\n")
+    hog.setblocking(True)
+    assert hog.recv(1, socket.MSG_PEEK) == b"X"
+    return hog

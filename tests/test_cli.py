@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from .support import ServerProcess, aioecho_command, serve_in_subprocess
+from .support import (
+    ServerProcess,
+    aioecho_command,
+    connect_reader_that_never_reads,
+    serve_in_subprocess,
+)
 
 LOOPS = ["asyncio", "uvloop"]
 
@@ -64,15 +69,8 @@ def test_flags_work_with_the_serve_word_too(loop: str) -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_second_signal_forces_the_stop(loop: str) -> None:
     with serve_in_subprocess("--loop", loop, "--shutdown-timeout", "3600") as server:
-        # A peer that never reads keeps the graceful stop waiting for it: a
-        # tiny receive window and one reply seen (peeked, not read) ensure
-        # the server owes it replies when the stop begins.
-        hog = socket.socket()
-        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        hog.connect((server.host, server.port))
-        send_until_blocked(hog)
-        hog.setblocking(True)
-        assert hog.recv(1, socket.MSG_PEEK) == b"X"
+        # A peer that never reads keeps the graceful stop waiting for it.
+        hog = connect_reader_that_never_reads(server)
         assert server.process.stderr is not None
         server.process.send_signal(signal.SIGTERM)
         log = b""
@@ -85,16 +83,6 @@ def test_second_signal_forces_the_stop(loop: str) -> None:
         code, _ = stop(server)
         hog.close()
     assert code == 0
-
-
-def send_until_blocked(sock: socket.socket) -> None:
-    """Send until the kernel refuses more: the server has stopped reading."""
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.send(b"x" * 65535 + b"\n")
-    except BlockingIOError:
-        return
 
 
 def test_console_script_serves() -> None:

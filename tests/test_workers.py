@@ -26,8 +26,13 @@ from aioecho.stats import Counters, Stats
 from aioecho.worker import decode_stats, encode_stats
 from aioecho.workers import RESTART_DELAY_MAX, RESTART_DELAY_MIN, next_restart_delay
 
-from .support import ServerProcess, aioecho_command, serve_in_subprocess
-from .test_cli import send_until_blocked, stop
+from .support import (
+    ServerProcess,
+    aioecho_command,
+    connect_reader_that_never_reads,
+    serve_in_subprocess,
+)
+from .test_cli import stop
 
 LOOPS = ["asyncio", "uvloop"]
 TCP_ESTABLISHED = "01"
@@ -211,12 +216,7 @@ def test_workers_share_a_unix_socket_that_the_parent_removes(loop: str, tmp_path
 def test_second_signal_forces_the_workers_to_stop() -> None:
     with serve_in_subprocess("--workers", "2", "--shutdown-timeout", "3600") as server:
         # A peer that reads nothing keeps its worker's graceful stop waiting.
-        hog = socket.socket()
-        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        hog.connect((server.host, server.port))
-        send_until_blocked(hog)
-        hog.setblocking(True)
-        assert hog.recv(1, socket.MSG_PEEK) == b"X"
+        hog = connect_reader_that_never_reads(server)
         server.process.send_signal(signal.SIGTERM)
         log_line(server.process, b"shutting down the workers")
         code, log = stop(server)
