@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import ssl
 import sys
 import types
@@ -21,7 +20,7 @@ from .bench import cli as bench_cli
 from .client import Endpoint
 from .config import ConfigError, ServerConfig
 from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
-from .run import run_on, run_server
+from .run import configure_logging, run_on, run_server
 from .tls import client_context, server_context
 
 DEFAULTS = ServerConfig()
@@ -127,11 +126,7 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
         parser.error(str(exc))
     except (OSError, ssl.SSLError) as exc:
         parser.error(f"--tls-cert/--tls-key: {_reason(exc)}")
-    logging.basicConfig(
-        level=options.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(options.log_level.upper())
     return run_server(config, options.loop)
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import resource
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -20,6 +21,15 @@ logger = logging.getLogger("aioecho")
 T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def configure_logging(level: int | str, prefix: str = "") -> None:
+    """Log lines to stderr as the service writes them; ``prefix`` names a worker."""
+    logging.basicConfig(
+        level=level,
+        format=f"%(asctime)s %(levelname)s %(name)s: {prefix}%(message)s",
+        stream=sys.stderr,
+    )
 
 
 def run_on(loop: ResolvedLoop, main: Coroutine[Any, Any, T]) -> T:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .config import ServerConfig
 from .loops import LoopName, resolve_loop
-from .run import run_on, serve
+from .run import configure_logging, run_on, serve
 from .server import EchoServer
 from .stats import CloseReason, Stats
 
@@ -36,7 +36,6 @@ logger = logging.getLogger("aioecho")
 PUBLISH_INTERVAL = 0.25
 
 # The command line's log format, with the worker's number in every line.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: worker {number}: %(message)s"
 
 # A status record: the counters of Stats in field order, then the rejections
 # by reason, as native int64. Records are far below PIPE_BUF, so each write
@@ -132,9 +131,7 @@ class StatusWriter:
 def main() -> int:
     """Run the worker the spec on stdin describes; the exit code."""
     spec: WorkerSpec = pickle.load(sys.stdin.buffer)
-    logging.basicConfig(
-        level=spec.log_level, format=LOG_FORMAT.format(number=spec.number), stream=sys.stderr
-    )
+    configure_logging(spec.log_level, prefix=f"worker {spec.number}: ")
     return run_on(resolve_loop(spec.loop), _work(spec))
 
 
