@@ -175,3 +175,12 @@ def test_smoke_run_writes_every_file(tmp_path: Path) -> None:
     assert names == [".json", ".md", ".png", ".png", ".png", ".png"]
     (result,) = tmp_path.glob("*.json")
     assert json.loads(result.read_text())["cells"][0]["status"] == "ok"
+
+
+def test_results_go_to_out_or_beside_the_remade_file_or_to_results() -> None:
+    def out(*flags: str) -> Path:
+        return cli.output_dir(cli.parser().parse_args(list(flags)))
+
+    assert out() == BENCHMARKS / "results"
+    assert out("--out", "/tmp/x") == Path("/tmp/x")
+    assert out("--from-json", "/data/run.json") == Path("/data")

@@ -15,7 +15,7 @@ from typing import NoReturn
 from . import machine, report
 from .matrix import PRESETS, Matrix
 from .measure import run_cell
-from .model import Cell, Outcome, Run
+from .model import AFTER_FAILURE, Cell, Outcome, Run
 from .servers import SERVERS
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -133,7 +133,7 @@ def skip_reason(cell: Cell, done: Sequence[Outcome], deadline: float | None) -> 
             and lighter.size <= heavier.size
             and lighter.pipeline <= heavier.pipeline
         ):
-            return f"already failed at {lighter.label}: {outcome.reason}"
+            return f"{AFTER_FAILURE}{lighter.label}: {outcome.reason}"
     return None
 
 
@@ -159,9 +159,15 @@ def summary(outcome: Outcome) -> str:
     return f"{report.rate(rps or 0)} rt/s, p99 {report.ms(p99 or 0)} ms"
 
 
+def output_dir(options: argparse.Namespace) -> Path:
+    """``--out``; else beside the file ``--from-json`` remakes; else benchmarks/results."""
+    if options.out is not None:
+        return Path(options.out)
+    return options.from_json.parent if options.from_json is not None else RESULTS
+
+
 def write(run: Run, out: Path, stem: str, plots: bool) -> list[Path]:
     """The JSON, the plots and the Markdown that links them; the paths written."""
-    out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     json_path.write_text(report.to_json(run))
     images: list[Path] = []
@@ -179,19 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if plots and importlib.util.find_spec("matplotlib") is None:
         print(f"run.py: {PLOTS_MISSING}", file=sys.stderr)
         return 2
+    out = output_dir(options)
+    out.mkdir(parents=True, exist_ok=True)  # fail now, not after half an hour of measuring
     if options.from_json is not None:
-        run = report.from_json(options.from_json.read_text())
-        stem = options.from_json.stem
-        written = write(
-            run,
-            options.out if "--out" in (argv or sys.argv) else options.from_json.parent,
-            stem,
-            plots,
-        )
+        run, stem = report.from_json(options.from_json.read_text()), options.from_json.stem
     else:
-        name, matrix = matrix_from(options)
-        run, stem = measure(name, matrix)
-        written = write(run, options.out, stem, plots)
+        run, stem = measure(*matrix_from(options))
+    written = write(run, out, stem, plots)
     for path in written:
         print(path)
     if options.smoke and any(outcome.status != "ok" for outcome in run.outcomes):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["ok", "failed", "not run"]
+# The reason of a cell not run because its server failed a lighter load.
+AFTER_FAILURE = "already failed at "
 
 
 @dataclass(frozen=True, order=True)
@@ -68,6 +70,11 @@ class Outcome:
     status: Status
     reason: str = ""
     samples: tuple[Sample, ...] = ()
+
+    @property
+    def broken(self) -> bool:
+        """The server failed this cell, or a lighter one so that this one was not run."""
+        return self.status == "failed" or self.reason.startswith(AFTER_FAILURE)
 
     def spread(self, metric: Callable[[Sample], float | None]) -> Spread | None:
         """Median, min and max of ``metric`` over the samples that have it."""

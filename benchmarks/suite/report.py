@@ -22,7 +22,11 @@ Format = Callable[[float], str]
 
 
 def to_json(run: Run) -> str:
-    return json.dumps(run.to_dict(), indent=1)
+    """Compact, one cell per line: small enough to commit, still diffable."""
+    data = run.to_dict()
+    cells = ",\n".join(json.dumps(cell, separators=(",", ":")) for cell in data.pop("cells"))
+    head = json.dumps(data, separators=(",", ":"))[:-1]
+    return f'{head},"cells":[\n{cells}\n]}}\n'
 
 
 def from_json(text: str) -> Run:
@@ -149,6 +153,8 @@ def standings(run: Run) -> str:
     for load in run.loads():
         ours = median(run.outcome(REFERENCE, load))
         top = best(run, load, baselines)
+        our_cpu = median(run.outcome(REFERENCE, load), "cpu")
+        lean = leanest(run, load, baselines)
         rows.append(
             [
                 load.label,
@@ -157,6 +163,9 @@ def standings(run: Run) -> str:
                 ratio(ours, top[1] if top else None),
                 ratio(ours, median(run.outcome(STDLIB, load))),
                 ratio(median(run.outcome(WORKERS, load)), ours),
+                one_decimal(our_cpu) if our_cpu is not None else "n/a",
+                f"{lean[0]} {one_decimal(lean[1])}" if lean else "n/a",
+                ratio(median(run.outcome(STDLIB, load), "cpu"), our_cpu),
             ]
         )
     header = [
@@ -166,9 +175,24 @@ def standings(run: Run) -> str:
         "aioecho ÷ best baseline",
         "uvloop ÷ stdlib loop",
         "workers 2 ÷ 1",
+        "aioecho CPU µs/rt",
+        "leanest baseline",
+        "stdlib ÷ uvloop CPU",
     ]
-    note = "Ratios of round trips/s, medians of this run."
+    note = (
+        "Round trips/s and their ratios (higher favours the first), then server CPU per "
+        "round trip (lower is leaner), medians of this run. Where the client is saturated "
+        "(see the client CPU table) round trips/s cannot separate fast servers; CPU per "
+        "round trip still can."
+    )
     return "## aioecho's standing\n\n" + note + "\n\n" + table(header, rows)
+
+
+def leanest(run: Run, load: Load, servers: Iterable[str]) -> tuple[str, float] | None:
+    """The server with the least CPU per round trip under ``load``, among ``servers``."""
+    ran = [(server, median(run.outcome(server, load), "cpu")) for server in servers]
+    known = [(server, value) for server, value in ran if value is not None]
+    return min(known, key=lambda pair: pair[1]) if known else None
 
 
 def failures(run: Run) -> str:
@@ -229,6 +253,14 @@ def to_markdown(run: Run, plots: Iterable[Path] = ()) -> str:
             kib,
             "(peak resident memory with the connections open - memory before the first "
             "connection) ÷ connections. Noisy at 10 connections, where a few pages dominate.",
+        ),
+        grids(
+            run,
+            "Client CPU (cores)",
+            "client",
+            lambda value: f"{value:.2f}",
+            "How busy the harness's one client process was while measuring: near 1.00 the "
+            "client, not the server, limits round trips/s.",
         ),
         grids(
             run,
