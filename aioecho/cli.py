@@ -7,11 +7,8 @@ new server option is declared once and appears here by itself.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ssl
 import sys
-import types
-import typing
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -20,13 +17,13 @@ from .bench import cli as bench_cli
 from .client import Endpoint
 from .config import ConfigError, ServerConfig
 from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
+from .options import add_flags, from_flags
 from .run import configure_logging, run_on, run_server
 from .tls import client_context, server_context
 
 DEFAULTS = ServerConfig()
 COMMANDS = ("serve", "client", "bench")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-DEFAULT_HELP = " (default: %(default)s)"
 HELP_FLAGS = ("-h", "--help", "--version")
 
 
@@ -42,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aioecho {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="{serve,client,bench}")
     serve = commands.add_parser("serve", help="run the echo server (the default command)")
-    _add_config_flags(serve)
+    add_flags(serve, ServerConfig)
     serve.add_argument(
         "--loop",
         choices=LOOP_NAMES,
@@ -65,41 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    hints = typing.get_type_hints(ServerConfig)
-    for field in dataclasses.fields(ServerConfig):
-        flag = "--" + field.name.replace("_", "-")
-        meta = field.metadata
-        help_text = meta["help"] + ("" if field.default in (None, False) else DEFAULT_HELP)
-        if hints[field.name] is bool:
-            parser.add_argument(flag, action="store_true", help=help_text)
-            continue
-        kind = _without_none(hints[field.name])
-        values: dict[str, Any]
-        if typing.get_origin(kind) is typing.Literal:
-            values = {"choices": typing.get_args(kind)}
-        elif meta["repeat"]:  # a value, or a tuple of them: the flag collects strings
-            values = {"action": "append", "type": str}
-        else:
-            values = {"type": kind}
-        default = None if meta["repeat"] else field.default
-        parser.add_argument(
-            flag, default=default, metavar=meta["metavar"], help=help_text, **values
-        )
-
-
-def _config_from(options: argparse.Namespace) -> ServerConfig:
-    """The ServerConfig the serve flags describe (unset repeatable flags keep their default)."""
-    given = {field.name: getattr(options, field.name) for field in dataclasses.fields(ServerConfig)}
-    return ServerConfig(**{name: value for name, value in given.items() if value is not None})
-
-
-def _without_none(kind: Any) -> Any:
-    """``int`` for ``int | None``: None is the default, never typed in."""
-    options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-    return options[0] if typing.get_origin(kind) in (types.UnionType, typing.Union) else kind
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -116,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     try:
-        config = _config_from(options)
+        config = from_flags(ServerConfig, options)
         resolve_loop(options.loop)
         if config.metrics_port is not None:
             import aioecho.metrics  # noqa: F401  (fails early, with the extra to install)

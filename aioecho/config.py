@@ -6,8 +6,10 @@ generated from this single list instead of repeating it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
+
+from .options import option
 
 Framing = Literal["line", "chunk"]
 FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
@@ -15,14 +17,6 @@ FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
 
 class ConfigError(ValueError):
     """An option has a value the server cannot run with."""
-
-
-def option(default: Any, help: str, metavar: str | None = None, repeat: bool = False) -> Any:
-    """A dataclass field whose metadata also describes its command-line flag.
-
-    ``repeat``: the flag may be given several times, collecting a tuple.
-    """
-    return field(default=default, metadata={"help": help, "metavar": metavar, "repeat": repeat})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ command runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from typing import Any
 
 from ..loops import LoopUnavailableError, resolve_loop
+from ..options import add_flags, from_flags
 from .config import BenchConfig, BenchConfigError
 
 DESCRIPTION = (
@@ -30,19 +30,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="load-benchmark a server (by default a local aioecho)",
         description=DESCRIPTION,
     )
-    for field in dataclasses.fields(BenchConfig):
-        meta = field.metadata
-        shown: dict[str, Any] = {"choices": meta["choices"]} if meta["choices"] else {}
-        if meta["metavar"]:
-            shown["metavar"] = meta["metavar"]
-        default = "" if field.default is None else " (default: %(default)s)"
-        parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            type=meta["type"],
-            default=field.default,
-            help=meta["help"] + default,
-            **shown,
-        )
+    add_flags(parser, BenchConfig)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.set_defaults(bench_parser=parser)
 
@@ -51,9 +39,7 @@ def main(options: argparse.Namespace) -> int:
     """Run the parsed ``bench`` command; the exit code (1 on any failure)."""
     parser: argparse.ArgumentParser = options.bench_parser
     try:
-        config = BenchConfig(
-            **{f.name: getattr(options, f.name) for f in dataclasses.fields(BenchConfig)}
-        )
+        config = from_flags(BenchConfig, options)
         resolve_loop(config.loop)
         if config.spawns_server:
             resolve_loop(config.server_loop)

@@ -9,11 +9,11 @@ instead of repeating it. This module must stay importable without the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from ..loops import LOOP_NAMES, LoopName
+from ..options import option
 
 Expect = Literal["upper-sb", "echo"]
 EXPECTS: tuple[Expect, ...] = ("upper-sb", "echo")
@@ -33,18 +33,6 @@ class BenchConfigError(ValueError):
     """An option has a value the benchmark cannot run with."""
 
 
-def flag(
-    default: Any,
-    help: str,
-    metavar: str | None = None,
-    type: Callable[[str], Any] | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> Any:
-    """A dataclass field whose metadata also describes its command-line flag."""
-    metadata = {"help": help, "metavar": metavar, "type": type, "choices": choices}
-    return field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
     """What to run: the target, the load's shape, how to verify and when to stop.
@@ -53,49 +41,40 @@ class BenchConfig:
     child process and benchmark that.
     """
 
-    host: str | None = flag(
-        None, "target host; without --host and --port a local aioecho is started", "HOST", str
+    host: str | None = option(
+        None, "target host; without --host and --port a local aioecho is started", "HOST"
     )
-    port: int | None = flag(None, f"target port (default {DEFAULT_PORT} with --host)", "PORT", int)
-    connections: int = flag(1000, "concurrent connections", "N", int)
-    duration: float | None = flag(
-        None, f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)", "S", float
+    port: int | None = option(None, f"target port (default {DEFAULT_PORT} with --host)", "PORT")
+    connections: int = option(1000, "concurrent connections", "N")
+    duration: float | None = option(
+        None, f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)", "S"
     )
-    messages: int | None = flag(
-        None, "stop after this many measured round trips (with --duration: first wins)", "N", int
+    messages: int | None = option(
+        None, "stop after this many measured round trips (with --duration: first wins)", "N"
     )
-    warmup: float = flag(1.0, "seconds of traffic before measuring starts", "S", float)
-    size: int = flag(64, "request line length in bytes, newline included", "BYTES", int)
-    pipeline: int | None = flag(
-        None,
-        "messages in flight per connection (default: 1 closed loop, unlimited open loop)",
-        "K",
-        int,
+    warmup: float = option(1.0, "seconds of traffic before measuring starts", "S")
+    size: int = option(64, "request line length in bytes, newline included", "BYTES")
+    pipeline: int | None = option(
+        None, "messages in flight per connection (default: 1 closed loop, unlimited open loop)", "K"
     )
-    rate: float | None = flag(
-        None, "open loop: R messages per second in total, spread over the connections", "R", float
+    rate: float | None = option(
+        None, "open loop: R messages per second in total, spread over the connections", "R"
     )
-    connect_rate: float | None = flag(
-        None, "new connections per second during ramp-up (default: as fast as possible)", "R", float
+    connect_rate: float | None = option(
+        None, "new connections per second during ramp-up (default: as fast as possible)", "R"
     )
-    connect_timeout: float = flag(
-        5.0, "seconds before a connect attempt counts as failed", "S", float
+    connect_timeout: float = option(5.0, "seconds before a connect attempt counts as failed", "S")
+    processes: int | None = option(
+        None, "client processes (default: from the core count and the fd limit)", "N"
     )
-    processes: int | None = flag(
-        None, "client processes (default: from the core count and the fd limit)", "N", int
+    expect: Expect = option(
+        "upper-sb", "reply to verify: aioecho's upper+suffix, or a plain RFC 862 echo"
     )
-    expect: Expect = flag(
-        "upper-sb",
-        "reply to verify: aioecho's upper+suffix, or a plain RFC 862 echo",
-        None,
-        str,
-        EXPECTS,
+    suffix: str = option(
+        "_SB", "the suffix upper-sb replies carry (and the local server uses)", "TEXT"
     )
-    suffix: str = flag(
-        "_SB", "the suffix upper-sb replies carry (and the local server uses)", "TEXT", str
-    )
-    loop: LoopName = flag("auto", "the client's event loop", None, str, LOOP_NAMES)
-    server_loop: LoopName = flag("auto", "event loop of the local server", None, str, LOOP_NAMES)
+    loop: LoopName = option("auto", "the client's event loop")
+    server_loop: LoopName = option("auto", "event loop of the local server")
 
     def __post_init__(self) -> None:
         _check(self.host is None or self.host != "", "host must not be empty")
