@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import resource
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .config import ServerConfig
+from .descriptors import raise_open_file_limit
 from .listener import Address
 from .loops import LoopName, ResolvedLoop, resolve_loop
 from .server import EchoServer
@@ -129,14 +128,6 @@ def listen_failed(config: ServerConfig, exc: OSError) -> int:
     """Report an address the service cannot listen on; the exit code."""
     logger.error("cannot listen on %s: %s", describe_listen(config), exc.strerror or exc)
     return 1
-
-
-def raise_open_file_limit() -> None:
-    """Lift the soft open-file limit to the hard one: each client costs a descriptor."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def describe_listen(config: ServerConfig) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..descriptors import raise_open_file_limit
 from .config import DEFAULT_PORT, BenchConfig
 
 # Leave part of the ephemeral port range to the rest of the machine (and to
@@ -36,8 +37,6 @@ SERVING = re.compile(rb"serving on \[?([^\]\s]+?)\]?:(\d+)")
 # Descriptors a client process needs besides its connections: stdio, the
 # loop's epoll and self-pipe, pipes to workers, files of imported modules.
 FD_RESERVE = 64
-# What to assume where the limit cannot be read.
-DEFAULT_DESCRIPTORS = 1024
 
 
 class TargetError(RuntimeError):
@@ -211,13 +210,4 @@ def usable_descriptors() -> int:
 
     Children inherit the raised limit, the local server included.
     """
-    try:
-        import resource  # Unix only
-    except ImportError:
-        return DEFAULT_DESCRIPTORS
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return max(1, soft - FD_RESERVE)
+    return max(1, raise_open_file_limit() - FD_RESERVE)
