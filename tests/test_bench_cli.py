@@ -13,8 +13,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import trustme
 
 from .support import aioecho_command, serve_in_subprocess
 
@@ -195,3 +197,28 @@ def test_processes_are_added_to_stay_under_the_descriptor_limit() -> None:
     result = json.loads(done.stdout)
     assert result["processes"] >= 3  # (200 - 64 reserved) descriptors each
     assert result["connected"] == 300
+
+
+def test_tls_targets_are_verified_or_trusted_on_request(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    with serve_in_subprocess("--tls-cert", str(cert), "--tls-key", str(key)) as server:
+        target = ("--host", server.host, "--port", str(server.port), *QUICK, "--json")
+        verified = bench(*target, "--tls", "--tls-ca", str(ca_file))
+        trusted = bench(*target, "--tls", "--tls-insecure")
+        untrusted = bench(*target, "--tls")
+    for done in (verified, trusted):
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["connected"] == 40
+    assert untrusted.returncode == 1
+    assert json.loads(untrusted.stdout)["connect_errors"] == {"tls": 40}
+
+
+def test_tls_needs_a_target() -> None:
+    done = bench("--tls")
+    assert done.returncode == 2
+    assert "tls needs a target" in done.stderr

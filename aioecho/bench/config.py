@@ -73,6 +73,9 @@ class BenchConfig:
     suffix: str = option(
         "_SB", "the suffix upper-sb replies carry (and the local server uses)", "TEXT"
     )
+    tls: bool = option(False, "speak TLS to the target (needs --host/--port)")
+    tls_ca: str | None = option(None, "with --tls: CA certificate(s) to verify the server", "FILE")
+    tls_insecure: bool = option(False, "with --tls: do not verify the server's certificate")
     loop: LoopName = option("auto", "the client's event loop")
     server_loop: LoopName = option("auto", "event loop of the local server")
 
@@ -92,6 +95,14 @@ class BenchConfig:
         _check_positive("connect_timeout", self.connect_timeout)
         _check(self.processes is None or self.processes >= 1, "processes must be at least 1")
         _check(self.expect in EXPECTS, f"expect must be one of {EXPECTS}")
+        _check(
+            self.tls or (self.tls_ca is None and not self.tls_insecure),
+            "tls_ca and tls_insecure need tls",
+        )
+        _check(
+            not (self.tls and self.spawns_server),
+            "tls needs a target (--host/--port): start it with --tls-cert and --tls-key",
+        )
         _check(self.loop in LOOP_NAMES, f"loop must be one of {LOOP_NAMES}")
         _check(self.server_loop in LOOP_NAMES, f"server_loop must be one of {LOOP_NAMES}")
         _check(

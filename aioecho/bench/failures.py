@@ -7,6 +7,7 @@ file descriptors" tells the user what to fix instead of a wall of tracebacks.
 from __future__ import annotations
 
 import errno
+import ssl
 
 REFUSED = "refused"
 TIMEOUT = "timeout"
@@ -15,6 +16,7 @@ CLOSED = "closed"  # the server closed the connection in the middle of the run
 FD_LIMIT = "fd_limit"
 NO_PORTS = "no_ports"
 UNREACHABLE = "unreachable"
+TLS = "tls"  # the TLS handshake failed: certificate not trusted, not a TLS server
 NOT_ATTEMPTED = "not_attempted"  # the ramp-up gave up: nothing could connect
 INTERRUPTED = "interrupted"  # the run was stopped before this connection was tried
 
@@ -26,6 +28,7 @@ DESCRIPTIONS = {
     FD_LIMIT: "out of file descriptors",
     NO_PORTS: "out of local ports or addresses",
     UNREACHABLE: "network unreachable",
+    TLS: "TLS handshake failed",
     NOT_ATTEMPTED: "not attempted (every earlier attempt failed)",
     INTERRUPTED: "not attempted (the run was stopped)",
 }
@@ -51,6 +54,8 @@ def classify(exc: BaseException | None) -> str:
         return CLOSED
     if isinstance(exc, TimeoutError) and exc.errno is None:
         return TIMEOUT  # asyncio.timeout's, not the kernel's ETIMEDOUT
+    if isinstance(exc, ssl.SSLError):
+        return TLS  # its errno is the TLS library's, not the kernel's
     if isinstance(exc, OSError) and exc.errno is not None:
         known = _BY_ERRNO.get(exc.errno)
         return known or errno.errorcode.get(exc.errno, str(exc.errno)).lower()

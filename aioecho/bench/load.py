@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from time import monotonic_ns
 from typing import Literal
 
+from ..tls import client_context
 from .config import BenchConfig
 from .connection import BenchConnection, ClosedLoopConnection, OpenLoopConnection, Tally
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
@@ -82,6 +83,7 @@ class LoadEngine:
         self.target = target
         self.first_index = first_index
         self.payload = Payload.build(config.size, config.expect, config.suffix)
+        self._tls = client_context(config.tls_ca, config.tls_insecure) if config.tls else None
         self.tally = Tally()
         self.connections: list[BenchConnection] = []
         self.connect_errors: Counter[str] = Counter()
@@ -142,8 +144,13 @@ class LoadEngine:
                 sock.bind((source, 0))
             async with asyncio.timeout(self.config.connect_timeout):
                 await loop.sock_connect(sock, target.sockaddr)
-            _, protocol = await loop.create_connection(lambda: self._connection(index), sock=sock)
-        except OSError as exc:  # TimeoutError included
+                _, protocol = await loop.create_connection(
+                    lambda: self._connection(index),
+                    sock=sock,
+                    ssl=self._tls,
+                    server_hostname=target.host if self._tls else None,
+                )
+        except OSError as exc:  # TimeoutError and TLS failures included
             sock.close()
             self.connect_errors[classify(exc)] += 1
             return
