@@ -54,17 +54,25 @@ class LineEcho:
         return upper(body, self.unicode) + self._suffix
 
     def first_too_long(self, complete: Buffer) -> int:
-        """Offset of the first line of ``complete`` whose body is too long, or -1."""
-        if len(complete) <= self.max_line + 1:
-            return -1  # one LF-terminated line at the limit fits: nothing to split
-        lines = complete.split(LF)
-        if max(map(len, lines)) <= self.max_line:
-            return -1
-        offset = 0
-        for line in lines:
-            if _body_length(line) > self.max_line:
-                return offset
-            offset += len(line) + 1
+        """Offset of the first line of ``complete`` whose body is too long, or -1.
+
+        Hops from line start to the last LF within reach of the limit instead
+        of splitting: a read of short lines takes a few hops, not one per line.
+        """
+        reach = self.max_line + 1  # the most bytes a line may hold before its LF (a CR)
+        if len(complete) <= reach:
+            return -1  # one LF-terminated line at the limit fits
+        start, end = 0, len(complete)
+        while start < end:
+            last = complete.rfind(LF, start, start + reach + 1)
+            if last < 0:
+                return start  # no LF within reach: this line is too long
+            # Every later line before ``last`` is shorter than the window; only
+            # the first can fill it, which is allowed if its last byte is CR.
+            fills_window = last - start == reach and complete.find(LF, start, last) < 0
+            if fills_window and complete[last - 1] != CR_CODE:
+                return start
+            start = last + 1
         return -1
 
     def partial_too_long(self, partial: Buffer) -> bool:

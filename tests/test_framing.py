@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from aioecho.framing import LineEcho
@@ -63,3 +65,27 @@ def test_partial_too_long(partial: bytes, too_long: bool) -> None:
 def test_error_line_names_the_limit_and_lacks_the_suffix() -> None:
     error = LineEcho(b"_SB", 4).too_long_error
     assert error == b"ERR line too long (max 4 bytes)\n"
+
+
+def reference_first_too_long(complete: bytes, max_line: int) -> int:
+    """The rule spelled out line by line: body = line without LF and one trailing CR."""
+    offset = 0
+    for line in complete.split(b"\n")[:-1]:
+        body = line[:-1] if line.endswith(b"\r") else line
+        if len(body) > max_line:
+            return offset
+        offset += len(line) + 1
+    return -1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_first_too_long_agrees_with_the_rule(seed: int) -> None:
+    rng = random.Random(seed)
+    max_line = rng.choice([1, 2, 5, 16, 100])
+    lengths = [
+        rng.choice([0, 1, max_line - 1, max_line, max_line + 1, max_line + 2, 3]) for _ in range(60)
+    ]
+    lines = [b"x" * max(0, n - 1) + rng.choice([b"x", b"\r"]) if n else b"" for n in lengths]
+    complete = b"".join(line + b"\n" for line in lines)
+    echo = LineEcho(b"_SB", max_line)
+    assert echo.first_too_long(complete) == reference_first_too_long(complete, max_line)
