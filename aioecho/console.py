@@ -13,6 +13,7 @@ from .client import ERROR_PREFIX, EchoClient, Endpoint
 
 PROMPT = ">>: "
 READ_SIZE = 64 * 1024
+READ_AHEAD = 4  # chunks of input read but not yet sent
 
 
 def interactive(endpoint: Endpoint) -> int:
@@ -121,14 +122,19 @@ async def _read_chunks(source: BinaryIO) -> AsyncIterator[bytes]:
     a slow pipe must not keep the process alive once the replies are in.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    # At most this many chunks wait for the loop. The thread hands them over
+    # with call_soon_threadsafe, never a coroutine: one created just as the
+    # loop closes would be left un-awaited and warn on stderr at exit.
+    free_slots = threading.Semaphore(READ_AHEAD)
 
     def produce() -> None:
         read = getattr(source, "read1", source.read)
         while True:
+            free_slots.acquire()
             chunk = read(READ_SIZE)
             try:
-                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+                loop.call_soon_threadsafe(queue.put_nowait, chunk)
             except RuntimeError:
                 return  # the loop is gone: nobody wants the rest
             if not chunk:
@@ -136,4 +142,5 @@ async def _read_chunks(source: BinaryIO) -> AsyncIterator[bytes]:
 
     threading.Thread(target=produce, daemon=True, name="aioecho-stdin").start()
     while chunk := await queue.get():
+        free_slots.release()
         yield chunk
