@@ -16,6 +16,8 @@ import logging
 import socket
 from collections.abc import Callable
 
+from .stats import Counters
+
 logger = logging.getLogger("aioecho")
 
 Address = tuple[str, int]
@@ -35,7 +37,10 @@ class Listener:
     """Accepts connections on some listening sockets and passes them on."""
 
     def __init__(
-        self, sockets: list[socket.socket], on_accept: Callable[[socket.socket], None]
+        self,
+        sockets: list[socket.socket],
+        on_accept: Callable[[socket.socket], None],
+        counters: Counters,
     ) -> None:
         self.sockets = sockets
         self._on_accept = on_accept
@@ -43,7 +48,7 @@ class Listener:
         self._accepting = False
         self._out_of_descriptors = False
         self._retry: asyncio.TimerHandle | None = None
-        self.accept_errors = 0
+        self._counters = counters  # failed accepts are counted with the server's other counters
 
     @property
     def addresses(self) -> list[Address]:
@@ -82,7 +87,7 @@ class Listener:
                 self._caught_up()
                 return
             except OSError as exc:
-                self.accept_errors += 1
+                self._counters.accept_errors += 1
                 if exc.errno in _OUT_OF_RESOURCES:
                     self._pause(exc)
                     return

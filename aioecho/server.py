@@ -86,11 +86,10 @@ class EchoServer:
             raise RuntimeError("server already started")
         config = self.config
         self._protocol_factory = self._make_protocol_factory()
-        self._tls = None
         if config.tls_cert is not None and config.tls_key is not None:
             self._tls = server_context(config.tls_cert, config.tls_key)
         sockets = self._bind() if self._given_sockets is None else list(self._given_sockets)
-        self._listener = Listener(sockets, self._admit)
+        self._listener = Listener(sockets, self._admit, self._connections.counters)
         self._listener.start()
         timeouts = Timeouts.of(config.idle_timeout, config.write_timeout)
         if timeouts is not None:
@@ -168,10 +167,7 @@ class EchoServer:
     @property
     def stats(self) -> Stats:
         """A snapshot of the server's counters."""
-        counters = self._connections.counters
-        if self._listener is not None:
-            counters.accept_errors = self._listener.accept_errors
-        return counters.snapshot()
+        return self._connections.counters.snapshot()
 
     @property
     def is_serving(self) -> bool:
