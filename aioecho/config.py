@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .options import option
+from .sizes import MIB, ByteSize
 
 Framing = Literal["line", "chunk"]
 FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
@@ -39,6 +40,18 @@ class ServerConfig:
     max_connections: int | None = option(
         None, "open connections allowed at once; default: the open-file limit less a reserve", "N"
     )
+    max_connections_per_ip: int = option(
+        0, "open connections allowed from one peer address; 0 = no limit", "N"
+    )
+    max_client_memory: ByteSize = option(
+        ByteSize(256 * MIB),
+        "bytes held for all clients together (unanswered input, unsent replies) before "
+        "the biggest holder is refused; K, M, G suffixes; 0 = no limit",
+        "BYTES",
+    )
+    line_timeout: float = option(
+        30.0, "a line must be complete this long after its first byte; 0 = never", "SECONDS"
+    )
     idle_timeout: float = option(
         300.0, "close a connection that sends nothing for this long; 0 = never", "SECONDS"
     )
@@ -61,6 +74,7 @@ class ServerConfig:
     )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "max_client_memory", ByteSize(self.max_client_memory))
         _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
         _check(bool(self.hosts) and all(self.hosts), "host must not be empty")
         _check(
@@ -71,9 +85,17 @@ class ServerConfig:
         _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
         _check(self.max_line >= 1, f"max_line must be at least 1, not {self.max_line}")
         _check(self.backlog >= 1, f"backlog must be at least 1, not {self.backlog}")
-        timeouts = ("shutdown_timeout", "idle_timeout", "write_timeout", "stats_interval")
-        for name in (*timeouts, "tls_handshake_timeout"):
+        durations = ("shutdown_timeout", "idle_timeout", "write_timeout", "line_timeout")
+        for name in (*durations, "stats_interval", "tls_handshake_timeout"):
             _check(getattr(self, name) >= 0, f"{name} must not be negative")
+        _check(
+            self.max_connections_per_ip >= 0,
+            f"max_connections_per_ip must not be negative, not {self.max_connections_per_ip}",
+        )
+        _check(
+            self.max_client_memory >= 0,
+            f"max_client_memory must not be negative, not {self.max_client_memory}",
+        )
         _check(
             self.max_connections is None or self.max_connections >= 1,
             f"max_connections must be at least 1, not {self.max_connections}",

@@ -13,6 +13,9 @@ CR_CODE = ord(CR)  # an int operand makes ``in`` a plain byte scan: several time
 
 Buffer = bytes | bytearray
 
+# The most a UTF-8 character grows when uppercased, as a multiple of its bytes.
+UNICODE_GROWTH = 3
+
 
 class LineEcho:
     """Replies for line framing: ``upper(body) + suffix + terminator``."""
@@ -22,6 +25,8 @@ class LineEcho:
         "_suffix",
         "_suffix_lf",
         "bound_lines",
+        "byte_growth",
+        "line_growth",
         "max_line",
         "too_long_error",
         "unicode",
@@ -36,6 +41,12 @@ class LineEcho:
         self._crlf_fix = (CR + suffix + LF, suffix + CR + LF)
         self.max_line = max_line
         self.too_long_error = b"ERR line too long (max %d bytes)\n" % max_line
+        # A reply is at most byte_growth * len(input) + line_growth * lines:
+        # uppercasing keeps an ASCII byte's length, and a UTF-8 character's
+        # uppercase form is at most three times its length ("\u0390" is 2
+        # bytes, its uppercase 6); every line adds the suffix.
+        self.byte_growth = UNICODE_GROWTH if unicode else 1
+        self.line_growth = len(suffix)
         # One bound method for every connection to call, saving each a copy.
         self.bound_lines = self.lines
 
@@ -48,6 +59,10 @@ class LineEcho:
         if CR_CODE in complete:
             reply = reply.replace(*self._crlf_fix)
         return reply
+
+    def reply_bound(self, size: int, lines: int) -> int:
+        """The most bytes the replies to ``lines`` lines of ``size`` bytes can take."""
+        return self.byte_growth * size + self.line_growth * lines
 
     def partial(self, body: Buffer) -> Buffer:
         """Reply to a last line cut short by end of input: no terminator."""
@@ -93,19 +108,12 @@ def upper(block: Buffer, unicode: bool) -> Buffer:
 
 
 def unicode_upper(block: Buffer) -> bytes:
-    """Unicode case rules for the lines of ``block`` that are valid UTF-8, ASCII for the rest.
+    """``block`` with every valid UTF-8 character uppercased by Unicode rules.
 
-    Lengths may change (``ß`` becomes ``SS``). Decoding the whole block at
-    once is the common case; only a block with an invalid line is split.
+    Bytes that are not part of a valid UTF-8 sequence pass through untouched
+    (``surrogateescape`` carries them through the str round trip as lone
+    surrogates, which have no case). So invalid input costs what valid input
+    costs: one decode, one ``upper()``, one encode, all in C. Lengths may
+    change (``ß`` becomes ``SS``).
     """
-    try:
-        return block.decode().upper().encode()
-    except UnicodeDecodeError:
-        return LF.join(_unicode_upper_line(line) for line in block.split(LF))
-
-
-def _unicode_upper_line(line: Buffer) -> bytes:
-    try:
-        return line.decode().upper().encode()
-    except UnicodeDecodeError:
-        return bytes(line.upper())
+    return block.decode("utf-8", "surrogateescape").upper().encode("utf-8", "surrogateescape")

@@ -59,6 +59,11 @@ class StatsCollector(Collector):
         yield CounterMetricFamily(
             "aioecho_messages_answered", "Lines (or chunks) answered.", stats.messages_answered
         )
+        yield GaugeMetricFamily(
+            "aioecho_client_buffered_bytes",
+            "Bytes held for clients: input not yet answered, replies not yet sent.",
+            stats.bytes_buffered,
+        )
 
 
 def registry_for(snapshot: Callable[[], Stats]) -> CollectorRegistry:

@@ -1,4 +1,4 @@
-"""The per-connection protocols: framing, backpressure and the error path."""
+"""The per-connection protocols: framing, backpressure, fairness and the error path."""
 
 from __future__ import annotations
 
@@ -14,15 +14,25 @@ from .stats import CloseReason
 logger = logging.getLogger("aioecho")
 
 # Explicit on both loops: uvloop's default low-water mark is 16 bytes and
-# asyncio's 16 KiB. A peer that never reads can pin at most about this much
-# reply data in the server before its reading is paused.
+# asyncio's 16 KiB. Input is answered only while the unsent replies are under
+# the high-water mark; the rest waits, unanswered, until the peer reads.
 WRITE_HIGH_WATER = 64 * 1024
 WRITE_LOW_WATER = 16 * 1024
+
+# The most reply bytes one connection produces in one loop turn (unless a
+# single line's reply is longer). It bounds both the replies a peer that
+# never reads can pin beyond the high-water mark and a pipelining client's
+# share of the loop, whatever the suffix multiplies: with a 60-byte suffix,
+# 64 KiB of empty lines would otherwise owe 3.9 MB at once.
+REPLY_SLICE = 128 * 1024
 
 LF = ord("\n")
 
 MAX_CONNECTIONS_ERROR = b"ERR max connections reached\n"
+MAX_CONNECTIONS_PER_IP_ERROR = b"ERR too many connections from your address\n"
 IDLE_TIMEOUT_ERROR = b"ERR idle timeout\n"
+LINE_TIMEOUT_ERROR = b"ERR line timeout\n"
+CLIENT_MEMORY_ERROR = b"ERR client memory limit\n"
 
 # How long a connection closed for a protocol error keeps draining its peer's
 # input so that its last replies and the error line are not lost to a reset.
@@ -30,7 +40,7 @@ ERROR_LINGER_SECONDS = 2.0
 
 
 class EchoProtocol(asyncio.BufferedProtocol):
-    """What every echo connection shares: bookkeeping, backpressure, closing.
+    """What every echo connection shares: bookkeeping, backpressure, fairness, closing.
 
     A BufferedProtocol: the stdlib loop's plain ``data_received`` path
     allocates a 256 KiB bytes object per read, which costs it about two thirds
@@ -42,12 +52,15 @@ class EchoProtocol(asyncio.BufferedProtocol):
         "_answering",
         "_blocked_since",
         "_counters",
+        "_heard",
+        "_heard_at",
+        "_line_started",
         "_linger_timer",
-        "_quiet_sweeps",
         "_receive_buffer",
         "_receive_view",
         "_tracker",
         "_transport",
+        "_turn_taken",
         "_write",
     )
 
@@ -59,8 +72,11 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._answering = True  # False once closing: later input is discarded
         self._linger_timer: asyncio.TimerHandle | None = None
-        self._quiet_sweeps = 0  # timeout sweeps since the last read
+        self._heard = False  # a read since the last timeout sweep
+        self._heard_at = 0.0  # when a sweep last saw that the peer had sent something
         self._blocked_since: float | None = None  # when the peer stopped taking replies
+        self._line_started: float | None = None  # when the unterminated line began
+        self._turn_taken = False  # reading paused until the next loop turn
 
     @property
     def transport(self) -> asyncio.Transport:
@@ -71,6 +87,7 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
         self._write = self._transport.write  # bound once: it runs for every read
         self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        self._heard_at = self._tracker.clock()
         if not self._answering:  # the server began to stop while this one was admitted
             self._transport.close()
 
@@ -86,8 +103,10 @@ class EchoProtocol(asyncio.BufferedProtocol):
         return self._receive_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._quiet_sweeps = 0
+        self._heard = True
         self.data_received(self._receive_buffer[:nbytes])
+        if nbytes == len(self._receive_buffer):
+            self._end_turn()
 
     def data_received(self, data: bytes | bytearray) -> None:
         raise NotImplementedError
@@ -95,14 +114,13 @@ class EchoProtocol(asyncio.BufferedProtocol):
     def pause_writing(self) -> None:
         # The peer is not reading its replies: stop reading its requests, so
         # that the replies we owe it cannot grow without bound.
-        self._blocked_since = asyncio.get_running_loop().time()
+        self._blocked_since = self._tracker.clock()
         if self._answering:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._blocked_since = None
-        if self._answering:
-            self.transport.resume_reading()
+        self._next_turn()
 
     def eof_received(self) -> bool:
         # Returning False lets the transport close once the replies are flushed.
@@ -118,28 +136,74 @@ class EchoProtocol(asyncio.BufferedProtocol):
             self._transport.abort()
 
     def sweep(self, now: float, timeouts: Timeouts) -> None:
-        """Close the connection if it idled or its replies stalled too long.
+        """Apply the time limits, and report the bytes held to the memory budget.
 
         Called for every connection once per sweep interval, so a read costs
-        only the reset of a counter instead of rescheduling a timer.
+        only setting a flag instead of rescheduling a timer.
         """
         if not self._answering or self._transport is None:
             return
-        if self._blocked_since is None:
-            self._quiet_sweeps += 1
-            if timeouts.idle_sweeps and self._quiet_sweeps > timeouts.idle_sweeps:
-                self._refuse(CloseReason.IDLE_TIMEOUT, IDLE_TIMEOUT_ERROR)
-        elif timeouts.write_timeout and now - self._blocked_since >= timeouts.write_timeout:
-            # The peer reads nothing, so no error line could reach it.
-            self._counters.rejected[CloseReason.WRITE_TIMEOUT] += 1
-            self._answering = False
-            self.transport.abort()
+        if self._heard:
+            self._heard = False
+            self._heard_at = now
+        if self._blocked_since is not None:
+            if timeouts.write and now - self._blocked_since >= timeouts.write:
+                return self._cut_off(CloseReason.WRITE_TIMEOUT)
+        elif timeouts.idle and now - self._heard_at >= timeouts.idle:
+            return self._refuse(CloseReason.IDLE_TIMEOUT, IDLE_TIMEOUT_ERROR)
+        elif self._line_overdue(now, timeouts.line):
+            return self._refuse(CloseReason.LINE_TIMEOUT, LINE_TIMEOUT_ERROR)
+        self._account()  # unsent replies drain unseen: refresh them once per sweep
+
+    def shed_memory(self) -> None:
+        """Refuse the connection to bring the server back under its memory budget."""
+        if self._blocked_since is not None:
+            self._cut_off(CloseReason.CLIENT_MEMORY)  # its replies are what it holds
+        else:
+            self._refuse(CloseReason.CLIENT_MEMORY, CLIENT_MEMORY_ERROR)
+
+    def _line_overdue(self, now: float, line_timeout: float) -> bool:
+        started = self._line_started
+        return bool(line_timeout) and started is not None and now - started >= line_timeout
+
+    def _held(self) -> int:
+        """Bytes this connection holds in the server: unanswered input, unsent replies."""
+        return self.transport.get_write_buffer_size()
+
+    def _account(self) -> None:
+        """Report what the connection holds; this may shed it (or others) at once."""
+        self._tracker.hold(self, self._held())
+
+    def _end_turn(self) -> None:
+        """Read no more from this connection until every other one has had its turn."""
+        if self._answering and not self._turn_taken:
+            self._turn_taken = True
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        """Go on where the last turn ended: read again unless the peer is not reading."""
+        self._turn_taken = False
+        if self._answering and self._blocked_since is None:
+            self.transport.resume_reading()
+
+    def _cut_off(self, reason: CloseReason) -> None:
+        """Close at once a connection whose peer reads nothing: no error line could reach it."""
+        self._counters.rejected[reason] += 1
+        self._stop_answering()
+        self.transport.abort()
 
     def _refuse(self, reason: CloseReason, error: bytes, replies: bytes | bytearray = b"") -> None:
         """Send the replies still due, then the error line, then close: the ERR path."""
         self._counters.rejected[reason] += 1
+        self._stop_answering()
         self._send(replies + error, replies.count(b"\n"))
         self._close_after_replies(linger=ERROR_LINGER_SECONDS)
+
+    def _stop_answering(self) -> None:
+        """Answer nothing more and drop unanswered input."""
+        self._answering = False
+        self._line_started = None
 
     def _close_after_replies(self, linger: float | None) -> None:
         """Stop answering and close once the replies already written are delivered.
@@ -151,7 +215,7 @@ class EchoProtocol(asyncio.BufferedProtocol):
         sends, and close when the peer closes too, or abort after ``linger``
         seconds (None: when the server's shutdown grace runs out).
         """
-        self._answering = False
+        self._stop_answering()
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -191,58 +255,145 @@ class ChunkEchoProtocol(EchoProtocol):
 
 
 class LineEchoProtocol(EchoProtocol):
-    """Line framing: one reply per line, in order, however TCP cut the stream."""
+    """Line framing: one reply per line, in order, however TCP cut the stream.
 
-    __slots__ = ("_echo", "_echo_lines", "_partial", "_short_read")
+    Input not answered yet is held in ``_pending``: whole lines waiting for
+    the peer to take its replies (the first ``_owed`` bytes), then the start
+    of a line whose LF has not come. Only a read that finds nothing held and
+    ends on a line boundary is answered at once, without copying.
+    """
+
+    __slots__ = ("_echo", "_echo_lines", "_fast_limit", "_fast_read", "_owed", "_pending")
 
     def __init__(self, tracker: ConnectionTracker, echo: LineEcho) -> None:
         super().__init__(tracker)
         self._echo = echo
         self._echo_lines = echo.bound_lines  # shared, not a bound method per connection
-        # An unterminated line awaiting its LF; most connections never hold
-        # one, so they share the empty bytes instead of owning a bytearray.
-        self._partial: bytes | bytearray = b""
-        self._short_read = echo.max_line + 1  # no read this long can hold an overlong line
+        # Most connections never hold input, so they share the empty bytes
+        # instead of owning a bytearray.
+        self._pending: bytes | bytearray = b""
+        self._owed = 0
+        # The longest read answered at once: it can neither hold an overlong
+        # line nor owe more than a slice of replies, whatever the suffix.
+        self._fast_read = min(echo.max_line + 1, REPLY_SLICE // echo.reply_bound(1, 1))
+        self._fast_limit = self._fast_read  # 0 while anything is held or closing
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._quiet_sweeps = 0
+        self._heard = True
         data = self._receive_buffer[:nbytes]
         # Ping-pong traffic nearly always takes this path: a short read that
         # ends on a line boundary with nothing held over from the last one.
-        if nbytes <= self._short_read and data[-1] == LF and not self._partial and self._answering:
+        if nbytes <= self._fast_limit and data[-1] == LF:
             self._counters.bytes_in += nbytes
             self._send(self._echo_lines(data), data.count(b"\n"))
-        else:
-            self.data_received(data)
+            return
+        self.data_received(data)
+        if nbytes == len(self._receive_buffer):
+            self._end_turn()
 
     def data_received(self, data: bytes | bytearray) -> None:
         self._counters.bytes_in += len(data)
         if not self._answering:
             return
-        buffer: bytes | bytearray = data
-        if self._partial:
-            self._partial += data
-            buffer = self._partial
-        end = buffer.rfind(b"\n") + 1
-        if end and not self._answer(buffer[:end] if end < len(buffer) else buffer):
-            return
-        # A bytearray, so that a line arriving in many pieces grows in place.
-        self._partial = bytearray(buffer[end:]) if end < len(buffer) else b""
-        if self._echo.partial_too_long(self._partial):
-            self._fail()
+        if self._pending:
+            self._append(data)
+        else:
+            self._hold(data)
+        self._answer_owed()
+        if self._answering:
+            self._account()
 
     def eof_received(self) -> bool:
-        if self._partial and self._answering:
-            self._send(self._echo.partial(self._partial), 1)
-            self._partial = b""
+        if self._answering:  # owed lines are at most one read's: answer them all now
+            self._answer_owed(everything=True)
+        if self._pending and self._answering:
+            self._send(self._echo.partial(self._pending), 1)
+            self._pending = b""
         return False
 
-    def _answer(self, complete: bytes | bytearray) -> bool:
-        """Write the replies to whole lines; False if one was too long."""
+    def _hold(self, data: bytes | bytearray) -> None:
+        """Hold ``data``, found with nothing held: its whole lines are owed, the rest waits."""
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            self._line_started = self._tracker.clock()
+        # A read arrives as a fresh bytearray: held as it is, not copied.
+        self._pending = data if isinstance(data, bytearray) else bytearray(data)
+        self._owed = end
+        self._fast_limit = 0
+
+    def _append(self, data: bytes | bytearray) -> None:
+        """Add ``data`` to what is held; only the new bytes are searched and copied."""
+        last = data.rfind(b"\n")
+        before = len(self._pending)
+        self._pending += data  # a bytearray: amortised linear however the line trickles in
+        if last >= 0:
+            self._owed = before + last + 1
+            has_tail = last + 1 < len(data)
+            self._line_started = self._tracker.clock() if has_tail else None
+        elif before == self._owed:  # only whole lines were held: a new line begins
+            self._line_started = self._tracker.clock()
+
+    def _next_turn(self) -> None:
+        self._turn_taken = False
+        if self._answering and self._blocked_since is None:
+            self._answer_owed()
+        if self._answering:
+            self._account()
+
+    def _answer_owed(self, everything: bool = False) -> None:
+        """Answer a slice of the owed lines, then read on only if nothing more is owed.
+
+        A client that pipelines or amplifies so gets one slice per loop turn,
+        and what it holds stays bounded. ``everything``: answer all owed
+        lines now, at the end of input.
+        """
+        while self._owed and self._answering and (everything or self._blocked_since is None):
+            pending = self._pending
+            end, lines = self._slice_end()
+            if not self._answer(pending if end == len(pending) else pending[:end], lines):
+                return
+            # O(1): a bytearray drops its head by moving its start. Never the
+            # shared empty bytes here: owed lines are held in a bytearray.
+            del cast(bytearray, pending)[:end]
+            self._owed -= end
+            if not everything:
+                break
+        if self._answering:
+            self._settle()
+
+    def _settle(self) -> None:
+        """After answering: wait a turn if lines are still owed, else check the held line."""
+        if self._owed:
+            return self._end_turn()
+        pending = self._pending
+        if not pending:
+            self._pending = b""  # give the buffer back
+            self._line_started = None
+            self._fast_limit = self._fast_read
+        elif len(pending) > self._echo.max_line and self._echo.partial_too_long(pending):
+            return self._fail()
+        if self._blocked_since is None and not self._turn_taken:
+            self.transport.resume_reading()
+
+    def _slice_end(self) -> tuple[int, int]:
+        """Where this turn's slice of owed lines ends, and its line count.
+
+        Whole lines, and replies of at most a slice unless one line is longer.
+        """
+        pending, owed, echo = self._pending, self._owed, self._echo
+        lines = pending.count(b"\n", 0, owed)
+        if echo.reply_bound(owed, lines) <= REPLY_SLICE:
+            return owed, lines
+        reach = max(REPLY_SLICE // echo.reply_bound(1, 1), 1)
+        end = pending.rfind(b"\n", 0, reach) + 1 or pending.find(b"\n", reach) + 1
+        return end, pending.count(b"\n", 0, end)
+
+    def _answer(self, complete: bytes | bytearray, lines: int) -> bool:
+        """Write the replies to ``lines`` whole lines; False if one was too long."""
         echo = self._echo
         bad = echo.first_too_long(complete)
         if bad < 0:
-            self._send(echo.lines(complete), complete.count(b"\n"))
+            self._send(echo.lines(complete), lines)
             return True
         good = complete[:bad]
         self._fail(echo.lines(good) if good else b"")
@@ -250,5 +401,13 @@ class LineEchoProtocol(EchoProtocol):
 
     def _fail(self, replies: bytes | bytearray = b"") -> None:
         """Answer what came before the overlong line, then the error, then close."""
-        self._partial = b""
         self._refuse(CloseReason.LINE_TOO_LONG, self._echo.too_long_error, replies)
+
+    def _stop_answering(self) -> None:
+        super()._stop_answering()
+        self._pending = b""
+        self._owed = 0
+        self._fast_limit = 0
+
+    def _held(self) -> int:
+        return len(self._pending) + super()._held()

@@ -20,10 +20,16 @@ from typing import Any
 
 from .binding import bind_tcp, bind_unix, remove_unix_socket
 from .config import ConfigError, ServerConfig
-from .connections import ConnectionTracker, Timeouts
+from .connections import Clock, Connection, ConnectionTracker, Timeouts
 from .framing import LineEcho
 from .listener import Address, Listener
-from .protocol import MAX_CONNECTIONS_ERROR, ChunkEchoProtocol, EchoProtocol, LineEchoProtocol
+from .protocol import (
+    MAX_CONNECTIONS_ERROR,
+    MAX_CONNECTIONS_PER_IP_ERROR,
+    ChunkEchoProtocol,
+    EchoProtocol,
+    LineEchoProtocol,
+)
 from .stats import CloseReason, Stats, log_stats_every
 from .tls import server_context
 
@@ -53,7 +59,9 @@ class EchoServer:
     ``sockets`` are listening sockets to serve instead of binding the
     config's addresses (a Unix socket file then stays theirs to remove);
     ``reuse_port`` binds with SO_REUSEPORT, so other processes can serve the
-    same port.
+    same port. ``clock`` replaces the loop's clock for the time limits
+    (idle, line and write timeouts), so that a test can drive them: advance
+    it, then call :meth:`check_timeouts`.
     """
 
     def __init__(
@@ -62,6 +70,7 @@ class EchoServer:
         *,
         sockets: Sequence[socket.socket] | None = None,
         reuse_port: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config or ServerConfig()
         if self.config.workers > 1:
@@ -69,7 +78,12 @@ class EchoServer:
         self._given_sockets = sockets
         self._reuse_port = reuse_port
         self.max_connections = self.config.max_connections or default_max_connections()
-        self._connections = ConnectionTracker(on_closed=self._descriptor_freed)
+        self._connections = ConnectionTracker(
+            self._connection_closed, clock=clock, memory_limit=self.config.max_client_memory
+        )
+        self._timeouts: Timeouts | None = None
+        self._peers: dict[str, int] = {}  # open connections by peer address, if limited
+        self._peer_of: dict[EchoProtocol, str] = {}
         self._listener: Listener | None = None
         self._admitting: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
@@ -89,11 +103,18 @@ class EchoServer:
         if config.tls_cert is not None and config.tls_key is not None:
             self._tls = server_context(config.tls_cert, config.tls_key)
         sockets = self._bind() if self._given_sockets is None else list(self._given_sockets)
+        for sock in sockets:
+            sock.setblocking(False)  # the accept loop drains each socket until it would block
         self._listener = Listener(sockets, self._admit, self._connections.counters)
         self._listener.start()
-        timeouts = Timeouts.of(config.idle_timeout, config.write_timeout)
-        if timeouts is not None:
-            self._connections.start_sweeping(timeouts)
+        self._timeouts = Timeouts.of(
+            config.idle_timeout,
+            config.write_timeout,
+            config.line_timeout,
+            always=bool(config.max_client_memory),
+        )
+        if self._timeouts is not None:
+            self._connections.start_sweeping(self._timeouts)
         if config.stats_interval:
             logging_stats = log_stats_every(config.stats_interval, lambda: self.stats)
             self._background.append(asyncio.create_task(logging_stats))
@@ -142,6 +163,11 @@ class EchoServer:
         tb: TracebackType | None,
     ) -> None:
         await self.shutdown()
+
+    def check_timeouts(self) -> None:
+        """Apply the time limits now, by the server's clock, instead of at the next sweep."""
+        if self._timeouts is not None:
+            self._connections.sweep(self._timeouts)
 
     # -- observation ---------------------------------------------------------
 
@@ -198,14 +224,17 @@ class EchoServer:
     def _admit(self, sock: socket.socket) -> None:
         """Take an accepted socket into service, or refuse it when the server is full."""
         if len(self._connections) >= self.max_connections:
-            self._connections.counters.rejected[CloseReason.MAX_CONNECTIONS] += 1
-            with contextlib.suppress(OSError):  # the peer may be gone already
-                sock.send(MAX_CONNECTIONS_ERROR)
-            sock.close()
-            return
+            return self._refuse(sock, CloseReason.MAX_CONNECTIONS, MAX_CONNECTIONS_ERROR)
+        peer = self._peer_address(sock)
+        if peer is not None and self._peers.get(peer, 0) >= self.config.max_connections_per_ip:
+            error = MAX_CONNECTIONS_PER_IP_ERROR
+            return self._refuse(sock, CloseReason.MAX_CONNECTIONS_PER_IP, error)
         # Counted from now, not from connection_made: the transport is built
         # in a task, and accepts in between must see this connection.
         protocol = self._protocol_factory()
+        if peer is not None:
+            self._peers[peer] = self._peers.get(peer, 0) + 1
+            self._peer_of[protocol] = peer
         self._connections.opened(protocol)
         task = asyncio.get_running_loop().create_task(self._connect(sock, protocol))
         self._admitting.add(task)
@@ -224,7 +253,31 @@ class EchoServer:
             sock.close()
             self._connections.closed(protocol)
 
-    def _descriptor_freed(self) -> None:
+    def _refuse(self, sock: socket.socket, reason: CloseReason, error: bytes) -> None:
+        """Turn an accepted socket away with an error line, before any transport is built."""
+        self._connections.counters.rejected[reason] += 1
+        with contextlib.suppress(OSError):  # the peer may be gone already
+            sock.send(error)
+        sock.close()
+
+    def _peer_address(self, sock: socket.socket) -> str | None:
+        """The peer's IP address, if connections per address are limited (TCP only)."""
+        if not self.config.max_connections_per_ip or sock.family == socket.AF_UNIX:
+            return None
+        try:
+            address: str = sock.getpeername()[0]
+        except OSError:  # gone already: the transport will find out
+            return None
+        return address
+
+    def _connection_closed(self, connection: Connection) -> None:
+        peer = self._peer_of.pop(connection, None)  # type: ignore[call-overload]
+        if peer is not None:
+            left = self._peers[peer] - 1
+            if left:
+                self._peers[peer] = left
+            else:
+                del self._peers[peer]
         if self._listener is not None:
             self._listener.descriptor_freed()
 

@@ -19,6 +19,9 @@ class CloseReason(StrEnum):
     IDLE_TIMEOUT = "idle_timeout"
     WRITE_TIMEOUT = "write_timeout"
     LINE_TOO_LONG = "line_too_long"
+    LINE_TIMEOUT = "line_timeout"
+    MAX_CONNECTIONS_PER_IP = "max_connections_per_ip"
+    CLIENT_MEMORY = "client_memory"
 
 
 class Counters:
@@ -28,6 +31,7 @@ class Counters:
         "accept_errors",
         "accepted",
         "active",
+        "buffered",
         "bytes_in",
         "bytes_out",
         "messages",
@@ -37,6 +41,7 @@ class Counters:
     def __init__(self) -> None:
         self.accepted = 0
         self.active = 0
+        self.buffered = 0  # bytes held for clients: unanswered input, unsent replies
         self.bytes_in = 0
         self.bytes_out = 0
         self.messages = 0
@@ -52,6 +57,7 @@ class Counters:
             bytes_received=self.bytes_in,
             bytes_sent=self.bytes_out,
             messages_answered=self.messages,
+            bytes_buffered=self.buffered,
         )
 
 
@@ -71,6 +77,9 @@ class Stats:
     bytes_sent: int
     messages_answered: int
     """Lines (or chunks, in chunk framing) answered."""
+    bytes_buffered: int = 0
+    """Bytes held for clients now: input not yet answered and replies not yet sent,
+    as of each connection's last read or the last timeout sweep."""
 
     def __add__(self, other: Stats) -> Stats:
         """The counters of two servers together, as for the workers of one service."""
@@ -90,7 +99,8 @@ class Stats:
         return (
             f"active={self.connections_active} accepted={self.connections_accepted} "
             f"rejected=[{rejected}] accept_errors={self.accept_errors} "
-            f"in={self.bytes_received}B out={self.bytes_sent}B answered={self.messages_answered}"
+            f"in={self.bytes_received}B out={self.bytes_sent}B answered={self.messages_answered} "
+            f"buffered={self.bytes_buffered}B"
         )
 
 

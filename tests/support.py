@@ -113,3 +113,11 @@ def connect_reader_that_never_reads(server: ServerProcess) -> socket.socket:
     hog.setblocking(True)
     assert hog.recv(1, socket.MSG_PEEK) == b"X"
     return hog
+
+
+async def until(condition: object) -> None:
+    """Yield to the loop until ``condition()`` holds (the test timeout bounds it)."""
+    assert callable(condition)
+    # The server's counters are plain numbers with no event to wait on.
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.001)

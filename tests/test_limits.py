@@ -12,15 +12,7 @@ import pytest
 import aioecho
 from aioecho import CloseReason, EchoServer
 
-from .support import Address, read_to_end, serve_in_subprocess, server_options
-
-
-async def until(condition: object) -> None:
-    """Yield to the loop until ``condition()`` holds (the test timeout bounds it)."""
-    assert callable(condition)
-    # The server's counters are plain numbers with no event to wait on.
-    while not condition():  # noqa: ASYNC110
-        await asyncio.sleep(0.001)
+from .support import Address, read_to_end, serve_in_subprocess, server_options, until
 
 
 @server_options(max_connections=3)
@@ -52,24 +44,6 @@ async def test_max_connections_defaults_below_the_open_file_limit(server: EchoSe
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert 0 < server.max_connections < soft
-
-
-@server_options(idle_timeout=0.2)
-async def test_an_idle_connection_is_told_and_closed(server: EchoServer) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
-    writer.write(b"one line, then silence\n")
-    assert await read_to_end(reader) == b"ONE LINE, THEN SILENCE_SB\nERR idle timeout\n"
-    writer.close()
-    assert server.stats.connections_rejected[CloseReason.IDLE_TIMEOUT] == 1
-
-
-@server_options(idle_timeout=1.0)
-async def test_a_connection_that_keeps_talking_is_not_idle(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
-        for _ in range(40):  # two idle timeouts' worth, a request every 50 ms
-            assert await client.request("ping") == b"PING_SB"
-            await asyncio.sleep(0.05)
-    assert server.stats.connections_rejected[CloseReason.IDLE_TIMEOUT] == 0
 
 
 async def flood(address: Address) -> socket.socket:

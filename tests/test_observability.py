@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import aioecho
 from aioecho import EchoServer
 
-from .support import aioecho_command, serve_in_subprocess, server_options
+from .support import aioecho_command, serve_in_subprocess, server_options, until
 
 
 async def http_get(address: tuple[str, int], path: str) -> tuple[bytes, bytes]:
@@ -47,6 +47,13 @@ async def test_metrics_follow_the_traffic(server: EchoServer) -> None:
         assert values[("aioecho_received_bytes_total", ())] == 4
         assert values[("aioecho_sent_bytes_total", ())] == 7
         assert values[("aioecho_messages_answered_total", ())] == 1
+        assert values[("aioecho_client_buffered_bytes", ())] == 0
+        await client.send(b"ab")  # an unterminated line, held
+        await until(lambda: server.stats.bytes_received == 6)
+        values = samples((await http_get(metrics_address, "/metrics"))[1])
+        assert values[("aioecho_client_buffered_bytes", ())] == 2
+        await client.send(b"\n")
+        assert await client.read_reply() == b"AB_SB\n"
         with pytest.raises(aioecho.ServerError):
             await client.request("too long")
     values = samples((await http_get(metrics_address, "/metrics"))[1])

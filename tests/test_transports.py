@@ -246,10 +246,12 @@ def test_several_hosts_from_the_command_line() -> None:
 
 
 @server_options(unicode=True)
-async def test_unicode_rules_for_utf8_ascii_rules_for_the_rest(server: EchoServer) -> None:
+async def test_unicode_rules_per_character_invalid_bytes_untouched(server: EchoServer) -> None:
     request = "straße\r\n".encode() + b"caf\xe9 latin-1\n" + "ǆemal\n".encode()
+    request += b"\xff " + "été\n".encode()  # an invalid byte does not spoil its line
     reply = await exchange(server.addresses[0], request)
-    assert reply == b"STRASSE_SB\r\n" + b"CAF\xe9 LATIN-1_SB\n" + "ǄEMAL_SB\n".encode()
+    expected = b"STRASSE_SB\r\n" + b"CAF\xe9 LATIN-1_SB\n" + "ǄEMAL_SB\n".encode()
+    assert reply == expected + b"\xff " + "ÉTÉ_SB\n".encode()
 
 
 @server_options(unicode=True, framing="chunk")

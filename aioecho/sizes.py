@@ -1,0 +1,36 @@
+"""Byte counts as people write them: ``65536``, ``64K``, ``256M``, ``1G``."""
+
+from __future__ import annotations
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+_UNITS = {"": 1, "K": KIB, "M": MIB, "G": GIB}
+
+
+class ByteSize(int):
+    """A number of bytes, read from ``N`` or ``N`` followed by K, M or G (powers of 1024).
+
+    An ``int`` everywhere it is used; it parses and prints the short form.
+    """
+
+    def __new__(cls, value: int | str) -> ByteSize:
+        if isinstance(value, str):
+            value = _parse(value)
+        return super().__new__(cls, value)
+
+    def __str__(self) -> str:
+        for unit in ("G", "M", "K"):
+            if self and self % _UNITS[unit] == 0:
+                return f"{self // _UNITS[unit]}{unit}"
+        return str(int(self))
+
+
+def _parse(text: str) -> int:
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = cleaned[-1:] if cleaned[-1:] in _UNITS else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    if not number.isdigit():
+        raise ValueError(f"not a byte count: {text!r} (use e.g. 65536, 64K, 256M, 1G)")
+    return int(number) * _UNITS[unit]
