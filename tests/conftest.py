@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvloop
 
 from aioecho import EchoServer
-from aioecho.pytest_plugin import EchoServerFactory
+
+if TYPE_CHECKING:
+    # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
+    from aioecho.pytest_plugin import EchoServerFactory
 
 # The package's plugin is active through its entry point already; listing it
 # keeps the suite working with plugin autoloading off, and registers nothing twice.
