@@ -162,6 +162,24 @@ def test_the_factory_starts_several_independent_servers(inner: pytest.Pytester) 
     result.assert_outcomes(passed=6)
 
 
+def test_the_factory_serves_a_unix_socket(inner: pytest.Pytester) -> None:
+    result = run_inner(
+        inner,
+        """
+        async def test_unix(echo_server_factory: EchoServerFactory, tmp_path) -> None:
+            server = await echo_server_factory(unix=str(tmp_path / "echo.sock"))
+            reader, writer = await asyncio.open_unix_connection(server.unix_path)
+            writer.write(b"local\\n")
+            assert await reader.readline() == b"LOCAL_SB\\n"
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(RuntimeError, match="serves the Unix socket"):
+                server.port
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_every_server_is_shut_down_after_its_test(inner: pytest.Pytester) -> None:
     result = run_inner(
         inner,
