@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvloop
 
-import aioecho
 from aioecho import EchoServer
+
+if TYPE_CHECKING:
+    # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
+    from aioecho.pytest_plugin import EchoServerFactory
+
+# The package's plugin is active through its entry point already; listing it
+# keeps the suite working with plugin autoloading off, and registers nothing twice.
+pytest_plugins = ["aioecho.pytest_plugin"]
 
 
 def pytest_asyncio_loop_factories(
@@ -27,9 +34,13 @@ def loop_name() -> str:
 
 
 @pytest.fixture
-async def server(request: pytest.FixtureRequest) -> AsyncIterator[EchoServer]:
-    """A running server with the options of the test's ``server_options`` mark."""
+async def server(
+    request: pytest.FixtureRequest, echo_server_factory: EchoServerFactory
+) -> EchoServer:
+    """A running server with the options of the test's ``server_options`` mark.
+
+    The package's own pytest plugin (active through its entry point) starts
+    it on 127.0.0.1, on a free port, and stops it after the test.
+    """
     mark = request.node.get_closest_marker("server_options")
-    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, **(mark.kwargs if mark else {})}
-    async with await aioecho.start_server(**options) as running:
-        yield running
+    return await echo_server_factory(**(mark.kwargs if mark else {}))
