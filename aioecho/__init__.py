@@ -7,10 +7,13 @@ running event loop::
         host, port = server.addresses[0]
         async with await aioecho.connect(host, port) as client:
             assert await client.request("hello") == b"HELLO_SB"
+
+or serve as a program until SIGINT or SIGTERM: ``aioecho.run_server(ServerConfig())``.
 """
 
 from .client import EchoClient, ServerError, connect
 from .config import ConfigError, ServerConfig
+from .process.runner import run_server
 from .server import EchoServer, start_server
 from .stats import CloseReason, Stats
 
@@ -26,5 +29,6 @@ __all__ = [
     "Stats",
     "__version__",
     "connect",
+    "run_server",
     "start_server",
 ]

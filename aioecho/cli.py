@@ -7,6 +7,7 @@ new server option is declared once and appears here by itself.
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -16,9 +17,11 @@ from . import __version__
 from .bench import cli as bench_cli
 from .client import Endpoint
 from .config import ConfigError, ServerConfig
-from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
+from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop, run_on
 from .options import add_flags, from_flags
-from .run import configure_logging, run_on, run_server
+from .process.logs import configure_logging
+from .process.readiness import ReadyReport
+from .process.runner import run_server
 from .tls import client_context, server_context
 
 DEFAULTS = ServerConfig()
@@ -48,6 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
+    )
+    serve.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="once accepting, write a JSON line (addresses, pid, ...) to this file",
+    )
+    serve.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="N",
+        help="once accepting, write the JSON line to this inherited descriptor and close it",
     )
     client = commands.add_parser("client", help="talk to a server: a prompt, or a pipe filter")
     client.add_argument("--host", default=DEFAULTS.hosts[0], help="server address")
@@ -88,8 +102,20 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
         parser.error(str(exc))
     except (OSError, ssl.SSLError) as exc:
         parser.error(f"--tls-cert/--tls-key: {_reason(exc)}")
+    ready = ReadyReport(options.ready_file, options.ready_fd)
+    if ready.fd is not None and not _is_open(ready.fd):
+        parser.error(f"--ready-fd {ready.fd}: not an open descriptor")
     configure_logging(options.log_level.upper())
-    return run_server(config, options.loop)
+    # The process exits next: a late signal must not turn exit 0 into a death.
+    return run_server(config, options.loop, ready=ready, after_stop="ignore")
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return fd > 2  # stdin, stdout and stderr are not the launcher's pipe
 
 
 def _client(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ generated from this single list instead of repeating it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,6 +15,13 @@ from .sizes import MIB, ByteSize
 
 Framing = Literal["line", "chunk"]
 FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
+
+DEFAULT_PORT = 8088
+DEFAULT_MAX_LINE = 65536
+# listen() takes a C int; the kernel caps it further (net.core.somaxconn).
+MAX_BACKLOG = 2**31 - 1
+# A stats line more often than this is a flood of logs, not a summary.
+MIN_STATS_INTERVAL = 0.1
 
 
 class ConfigError(ValueError):
@@ -27,12 +35,12 @@ class ServerConfig:
     host: str | tuple[str, ...] = option(
         "127.0.0.1", "address to listen on; repeat the flag for several", "HOST", repeat=True
     )
-    port: int = option(8088, "TCP port; 0 picks any free port", "PORT")
+    port: int = option(DEFAULT_PORT, "TCP port; 0 picks any free port", "PORT")
     framing: Framing = option(
         "line", "line: one reply per LF-terminated line; chunk: one reply per read"
     )
     suffix: str = option("_SB", "text appended to every reply (may be empty)", "TEXT")
-    max_line: int = option(65536, "longest accepted line body, in bytes", "BYTES")
+    max_line: int = option(DEFAULT_MAX_LINE, "longest accepted line body, in bytes", "BYTES")
     backlog: int = option(1024, "listen queue length", "N")
     shutdown_timeout: float = option(
         5.0, "seconds a graceful stop waits for owed replies to flush", "SECONDS"
@@ -69,6 +77,9 @@ class ServerConfig:
         3.0, "seconds a client has to finish its TLS handshake", "SECONDS"
     )
     workers: int = option(1, "worker processes sharing the port; 1 = serve in-process", "N")
+    worker_timeout: float = option(
+        5.0, "restart a worker that sends no status report for this long", "SECONDS"
+    )
     unicode: bool = option(
         False, "uppercase valid UTF-8 lines by Unicode rules (straße -> STRASSE)"
     )
@@ -84,10 +95,24 @@ class ServerConfig:
         _check(self.workers >= 1, f"workers must be at least 1, not {self.workers}")
         _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
         _check(self.max_line >= 1, f"max_line must be at least 1, not {self.max_line}")
-        _check(self.backlog >= 1, f"backlog must be at least 1, not {self.backlog}")
+        _check(
+            1 <= self.backlog <= MAX_BACKLOG,
+            f"backlog must be 1..{MAX_BACKLOG}, not {self.backlog}",
+        )
         durations = ("shutdown_timeout", "idle_timeout", "write_timeout", "line_timeout")
-        for name in (*durations, "stats_interval", "tls_handshake_timeout"):
-            _check(getattr(self, name) >= 0, f"{name} must not be negative")
+        for name in (*durations, "stats_interval", "tls_handshake_timeout", "worker_timeout"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, f"{name} must be 0 or more, not {value}")
+        _check(self.tls_handshake_timeout > 0, "tls_handshake_timeout must be above 0")
+        _check(self.worker_timeout >= 1, "worker_timeout must be at least 1 second")
+        _check(
+            self.stats_interval == 0 or self.stats_interval >= MIN_STATS_INTERVAL,
+            f"stats_interval must be 0 (off) or at least {MIN_STATS_INTERVAL} seconds",
+        )
+        _check(
+            self.unix is None or (self.unix != "" and not self.unix.startswith("\0")),
+            "unix must be a file path (abstract sockets are not supported)",
+        )
         _check(
             self.max_connections_per_ip >= 0,
             f"max_connections_per_ip must not be negative, not {self.max_connections_per_ip}",

@@ -1,16 +1,18 @@
-"""Event-loop choice: the only module that imports uvloop."""
+"""Event-loop choice (the only module that imports uvloop), and running a coroutine on one."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "asyncio", "uvloop")
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+T = TypeVar("T")
 
 
 class LoopUnavailableError(RuntimeError):
@@ -39,3 +41,9 @@ def resolve_loop(name: LoopName = "auto") -> ResolvedLoop:
             factory: LoopFactory = uvloop.new_event_loop
             return ResolvedLoop("uvloop", factory)
     return ResolvedLoop("asyncio", asyncio.new_event_loop)
+
+
+def run_on(loop: ResolvedLoop, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on a new loop of the given kind."""
+    with asyncio.Runner(loop_factory=loop.factory) as runner:
+        return runner.run(main)

@@ -9,10 +9,13 @@ asyncio and uvloop and needs no thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from typing import cast
 
-from .stats import Stats
+from .sockets.accept import Listener
+from .sockets.binding import Address, BindError, bind_tcp
+from .stats import Counters, Stats
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,12 +27,22 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 REQUEST_HEAD_LIMIT = 8192
 REQUEST_TIMEOUT = 10.0
 
+# Scrapers at once: Prometheus needs one, a person with curl another. More
+# are refused (closed at once), so that however many connections reach this
+# port, it holds at most this many descriptors, all within the reserve the
+# echo service leaves free (RESERVED_DESCRIPTORS).
+METRICS_MAX_CONNECTIONS = 8
+METRICS_BACKLOG = 64
+
 
 class StatsCollector(Collector):
     """Exposes a stats snapshot under Prometheus naming conventions."""
 
-    def __init__(self, snapshot: Callable[[], Stats]) -> None:
+    def __init__(
+        self, snapshot: Callable[[], Stats], restarts: Callable[[], Mapping[str, int]] | None = None
+    ) -> None:
         self._snapshot = snapshot
+        self._restarts = restarts
 
     def collect(self) -> Iterator[Metric]:
         stats = self._snapshot()
@@ -64,28 +77,137 @@ class StatsCollector(Collector):
             "Bytes held for clients: input not yet answered, replies not yet sent.",
             stats.bytes_buffered,
         )
+        if self._restarts is not None:
+            restarts = CounterMetricFamily(
+                "aioecho_worker_restarts",
+                "Worker processes restarted, by reason: exited, or hung (killed).",
+                labels=["reason"],
+            )
+            for reason, count in self._restarts().items():
+                restarts.add_metric([reason], count)
+            yield restarts
 
 
-def registry_for(snapshot: Callable[[], Stats]) -> CollectorRegistry:
-    """A registry holding only the server's metrics."""
+def registry_for(
+    snapshot: Callable[[], Stats], restarts: Callable[[], Mapping[str, int]] | None = None
+) -> CollectorRegistry:
+    """A registry holding only the server's metrics (and the workers' restarts, if any)."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(StatsCollector(snapshot))
+    registry.register(StatsCollector(snapshot, restarts))
     return registry
 
 
-async def start_metrics(snapshot: Callable[[], Stats], host: str, port: int) -> asyncio.Server:
-    """Serve ``GET /metrics`` from ``snapshot()`` on ``host:port``; close the server to stop."""
-    registry = registry_for(snapshot)
+async def start_metrics(
+    snapshot: Callable[[], Stats],
+    host: str,
+    port: int,
+    restarts: Callable[[], Mapping[str, int]] | None = None,
+) -> MetricsServer:
+    """Serve ``GET /metrics`` from ``snapshot()`` on ``host:port``; close the server to stop.
 
-    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                head = await reader.readuntil(b"\r\n\r\n")
-            writer.write(_response(head, registry))
-            await writer.drain()
-        writer.close()
+    ``restarts``: worker restarts by reason, for a supervisor's metrics.
+    A port that cannot be used raises :class:`BindError` naming the metrics port.
+    """
+    try:
+        sockets = bind_tcp([host], port, METRICS_BACKLOG)
+    except BindError as exc:
+        raise exc.serving("serve metrics") from exc
+    server = MetricsServer(sockets, registry_for(snapshot, restarts))
+    server.start()
+    return server
 
-    return await asyncio.start_server(respond, host, port, limit=REQUEST_HEAD_LIMIT)
+
+class MetricsServer:
+    """The ``/metrics`` endpoint: at most METRICS_MAX_CONNECTIONS connections at once.
+
+    It accepts with the echo service's accept loop, which survives running
+    out of descriptors with one log line instead of a traceback per accept.
+    """
+
+    def __init__(self, sockets: list[socket.socket], registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._listener = Listener(sockets, self._admit, Counters(), log_prefix="metrics: ")
+        self._held = 0
+        """Connections admitted and not yet closed, those still being set up included."""
+        self._scrapes: set[_Scrape] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    @property
+    def addresses(self) -> list[Address]:
+        """Where ``/metrics`` is served."""
+        return self._listener.addresses
+
+    def start(self) -> None:
+        self._listener.start()
+
+    def close(self) -> None:
+        """Stop accepting and drop every scrape in progress."""
+        self._listener.close()
+        for task in self._connecting:
+            task.cancel()
+        for scrape in list(self._scrapes):
+            scrape.abort()
+
+    def _admit(self, sock: socket.socket) -> None:
+        if self._held >= METRICS_MAX_CONNECTIONS:
+            sock.close()  # refused: the scraper sees the connection closed
+            return
+        self._held += 1
+        task = asyncio.get_running_loop().create_task(self._connect(sock))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        scrape = _Scrape(self._registry, self._closed)
+        self._scrapes.add(scrape)
+        try:
+            await loop.connect_accepted_socket(lambda: scrape, sock)
+        except BaseException:
+            sock.close()  # the scraper left before the transport existed
+            self._closed(scrape)
+            raise
+
+    def _closed(self, scrape: _Scrape) -> None:
+        if scrape in self._scrapes:
+            self._scrapes.discard(scrape)
+            self._held -= 1
+
+
+class _Scrape(asyncio.Protocol):
+    """One HTTP/1.0 request: read its head, answer, close."""
+
+    def __init__(self, registry: CollectorRegistry, on_closed: Callable[[_Scrape], None]) -> None:
+        self._registry = registry
+        self._on_closed = on_closed
+        self._head = b""
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, self.abort)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._head += data
+        if b"\r\n\r\n" in self._head:
+            self._transport.write(_response(self._head, self._registry))
+            self._transport.close()
+        elif len(self._head) > REQUEST_HEAD_LIMIT:
+            self._transport.abort()
+
+    def eof_received(self) -> bool:
+        return False  # a request cut short: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._on_closed(self)
 
 
 def _response(head: bytes, registry: CollectorRegistry) -> bytes:

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import pytest
 
 from .config import ConfigError, ServerConfig
-from .listener import Address
 from .server import EchoServer
+from .sockets.binding import Address
 
 try:
     from pytest_asyncio import fixture as async_fixture

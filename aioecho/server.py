@@ -11,18 +11,15 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import resource
 import socket
 import ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .binding import bind_tcp, bind_unix, remove_unix_socket
 from .config import ConfigError, ServerConfig
 from .connections import Clock, Connection, ConnectionTracker, Timeouts
 from .framing import LineEcho
-from .listener import Address, Listener
 from .protocol import (
     MAX_CONNECTIONS_ERROR,
     MAX_CONNECTIONS_PER_IP_ERROR,
@@ -30,22 +27,16 @@ from .protocol import (
     EchoProtocol,
     LineEchoProtocol,
 )
+from .sockets.accept import Listener
+from .sockets.binding import Address, UnixSocketFile, bind_tcp, bind_unix
+from .sockets.limits import default_max_connections
 from .stats import CloseReason, Stats, log_stats_every
 from .tls import server_context
 
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
+
 logger = logging.getLogger("aioecho")
-
-# Descriptors kept free when max_connections is derived from the open-file
-# limit: listening sockets, the metrics endpoint, logs, the loop's own.
-RESERVED_DESCRIPTORS = 64
-
-
-def default_max_connections() -> int:
-    """The open-file soft limit less a reserve for everything that is not a client."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(1, soft - RESERVED_DESCRIPTORS)
 
 
 class EchoServer:
@@ -55,7 +46,7 @@ class EchoServer:
     :meth:`start` and later :meth:`shutdown` yourself.
 
     It serves in the calling process: several worker processes are the job of
-    :func:`aioecho.run.run_server`, which uses the two keywords below.
+    :func:`aioecho.run_server`, which uses the two keywords below.
     ``sockets`` are listening sockets to serve instead of binding the
     config's addresses (a Unix socket file then stays theirs to remove);
     ``reuse_port`` binds with SO_REUSEPORT, so other processes can serve the
@@ -87,7 +78,8 @@ class EchoServer:
         self._listener: Listener | None = None
         self._admitting: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
-        self._metrics: asyncio.Server | None = None
+        self._metrics: MetricsServer | None = None
+        self._unix_file: UnixSocketFile | None = None
         self._tls: ssl.SSLContext | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -95,16 +87,33 @@ class EchoServer:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and start accepting; when this returns, clients can connect."""
+        """Bind and start accepting; when this returns, clients can connect.
+
+        If any part fails (a busy port raises :class:`~aioecho.sockets.binding.BindError`
+        naming the address, echo or metrics), what was already started is
+        closed again before the error propagates.
+        """
         if self._listener is not None:
             raise RuntimeError("server already started")
         config = self.config
         self._protocol_factory = self._make_protocol_factory()
         if config.tls_cert is not None and config.tls_key is not None:
             self._tls = server_context(config.tls_cert, config.tls_key)
+        # Everything that can fail comes before accepting, so undoing it is
+        # closing sockets: no client has been let in yet.
         sockets = self._bind() if self._given_sockets is None else list(self._given_sockets)
         for sock in sockets:
             sock.setblocking(False)  # the accept loop drains each socket until it would block
+        try:
+            if config.metrics_port is not None:
+                from .metrics import start_metrics
+
+                self._metrics = await start_metrics(
+                    lambda: self.stats, config.hosts[0], config.metrics_port
+                )
+        except BaseException:
+            self._release(sockets)
+            raise
         self._listener = Listener(sockets, self._admit, self._connections.counters)
         self._listener.start()
         self._timeouts = Timeouts.of(
@@ -118,12 +127,6 @@ class EchoServer:
         if config.stats_interval:
             logging_stats = log_stats_every(config.stats_interval, lambda: self.stats)
             self._background.append(asyncio.create_task(logging_stats))
-        if config.metrics_port is not None:
-            from .metrics import start_metrics
-
-            self._metrics = await start_metrics(
-                lambda: self.stats, config.hosts[0], config.metrics_port
-            )
 
     async def serve_forever(self) -> None:
         """Serve until shut down; cancelling this call shuts down gracefully."""
@@ -188,7 +191,7 @@ class EchoServer:
         """Where ``/metrics`` is served (empty without ``metrics_port``)."""
         if self._metrics is None or self._shutdown_task is not None:
             return []
-        return [sock.getsockname()[:2] for sock in self._metrics.sockets]
+        return self._metrics.addresses
 
     @property
     def stats(self) -> Stats:
@@ -209,8 +212,17 @@ class EchoServer:
     def _bind(self) -> list[socket.socket]:
         config = self.config
         if config.unix is not None:
-            return [bind_unix(config.unix, config.backlog)]
+            sock, self._unix_file = bind_unix(config.unix, config.backlog)
+            return [sock]
         return bind_tcp(config.hosts, config.port, config.backlog, self._reuse_port)
+
+    def _release(self, sockets: list[socket.socket]) -> None:
+        """Undo a start that failed before accepting."""
+        if self._given_sockets is None:
+            for sock in sockets:
+                sock.close()
+        if self._unix_file is not None:
+            self._unix_file.remove()
 
     def _make_protocol_factory(self) -> Callable[[], EchoProtocol]:
         config = self.config
@@ -284,8 +296,8 @@ class EchoServer:
     async def _shut_down(self, grace: float) -> None:
         if self._listener is not None:
             self._listener.close()
-            if self.config.unix is not None and self._given_sockets is None:
-                remove_unix_socket(self.config.unix)
+            if self._unix_file is not None:
+                self._unix_file.remove()
         for task in self._background:
             task.cancel()
         if self._metrics is not None:

@@ -11,6 +11,8 @@ import uvloop
 
 from aioecho import EchoServer
 
+from .support import Certificates, issue_certificates
+
 if TYPE_CHECKING:
     # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
     from aioecho.pytest_plugin import EchoServerFactory
@@ -44,3 +46,9 @@ async def server(
     """
     mark = request.node.get_closest_marker("server_options")
     return await echo_server_factory(**(mark.kwargs if mark else {}))
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A test CA's server certificate for 127.0.0.1, ::1 and localhost, and another CA."""
+    return issue_certificates(tmp_path_factory.mktemp("tls"))

@@ -1,76 +1,112 @@
-"""Helpers shared by the tests: a server in a subprocess, raw sockets."""
+"""Helpers shared by the tests: a server in a subprocess, certificates, raw sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import re
 import resource
+import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+
+from aioecho.process.launch import LaunchError, launch_server
+from aioecho.process.launch import aioecho_command as aioecho_command
+from aioecho.process.readiness import Readiness
 
 Address = tuple[str, int]
-
-SERVING = re.compile(rb"serving on \[?([^\]\s]+?)\]?:(\d+)")
 
 
 @dataclass
 class ServerProcess:
-    """``python -m aioecho`` running in a child process."""
+    """``python -m aioecho`` running in a child process, and what it announced."""
 
     process: subprocess.Popen[bytes]
-    host: str
-    port: int
-    startup_log: bytes
+    ready: Readiness
 
+    @property
+    def host(self) -> str:
+        return self.ready.addresses[0][0]
 
-def aioecho_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aioecho", *args]
+    @property
+    def port(self) -> int:
+        return self.ready.addresses[0][1]
 
 
 @contextlib.contextmanager
 def serve_in_subprocess(
     *args: str, env: dict[str, str] | None = None, open_files: int | None = None
 ) -> Iterator[ServerProcess]:
-    """Start the CLI server on a free port; yield once it logged where it listens.
+    """Start the CLI server (on a free port unless ``--unix``); yield once it is ready.
 
     ``open_files`` caps the child's descriptors (soft and hard limit alike).
+    The child's stderr stays a pipe: tests read its log.
     """
 
     def limit_files() -> None:
         if open_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
-    process = subprocess.Popen(
-        aioecho_command(*args, "--port", "0"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        preexec_fn=limit_files,
-    )
-    assert process.stderr is not None
+    port = () if "--unix" in args else ("--port", "0")
     try:
-        log = b""
-        for line in process.stderr:
-            log += line
-            match = SERVING.search(line)
-            if match:
-                break
-        else:
-            raise AssertionError(f"server did not start: {log!r}")
-        yield ServerProcess(process, match.group(1).decode(), int(match.group(2)), log)
+        launched = launch_server(
+            aioecho_command(*args, *port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            preexec_fn=limit_files,
+        )
+    except LaunchError as exc:
+        _, log = exc.process.communicate()
+        raise AssertionError(f"{exc}: {log!r}") from None
+    process = launched.process
+    try:
+        yield ServerProcess(process, launched.ready)
     finally:
         if process.poll() is None:
             process.kill()
         process.wait()
+        assert process.stderr is not None
         process.stderr.close()
+
+
+def stop(server: ServerProcess, sig: signal.Signals = signal.SIGTERM) -> tuple[int, bytes]:
+    """Signal the server; its exit code and the rest of its log."""
+    server.process.send_signal(sig)
+    assert server.process.stderr is not None
+    rest = server.process.stderr.read()
+    return server.process.wait(timeout=20), rest
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files: a server certificate for 127.0.0.1, ::1 and localhost, its CA, another CA."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    other_ca: Path  # a CA that did not issue the certificate
+
+
+def issue_certificates(folder: Path) -> Certificates:
+    """A test CA, a server certificate it issued, and an unrelated CA, written to ``folder``."""
+    paths = Certificates(
+        *(folder / name for name in ("cert.pem", "key.pem", "ca.pem", "other-ca.pem"))
+    )
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "::1", "localhost")
+    issued.cert_chain_pems[0].write_to_path(str(paths.cert))
+    issued.private_key_pem.write_to_path(str(paths.key))
+    ca.cert_pem.write_to_path(str(paths.ca))
+    trustme.CA().cert_pem.write_to_path(str(paths.other_ca))
+    return paths
 
 
 def server_options(**options: Any) -> pytest.MarkDecorator:
@@ -97,15 +133,17 @@ async def read_to_end(reader: asyncio.StreamReader) -> bytes:
     return b""
 
 
-def connect_reader_that_never_reads(server: ServerProcess) -> socket.socket:
+def never_reading_peer(address: Address) -> socket.socket:
     """A peer the server owes replies to and that reads none of them.
 
     A tiny receive window, sends until the kernel refuses more, and one reply
     seen (peeked, not read) ensure the replies are owed when the test goes on.
+    Blocking: from a test whose server runs on its own loop, call it in a
+    thread (``asyncio.to_thread``).
     """
     hog = socket.socket()
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    hog.connect((server.host, server.port))
+    hog.connect(address)
     hog.setblocking(False)
     with contextlib.suppress(BlockingIOError):
         while True:
@@ -121,3 +159,14 @@ async def until(condition: object) -> None:
     # The server's counters are plain numbers with no event to wait on.
     while not condition():  # noqa: ASYNC110
         await asyncio.sleep(0.001)
+
+
+def log_line(process: subprocess.Popen[bytes], text: bytes) -> bytes:
+    """Read a server's log up to the first line holding ``text``; that line."""
+    assert process.stderr is not None
+    seen = b""
+    for line in process.stderr:
+        seen += line
+        if text in line:
+            return line
+    raise AssertionError(f"no {text!r} in the log: {seen!r}")

@@ -13,12 +13,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-import trustme
 
-from .support import aioecho_command, serve_in_subprocess
+from .support import Certificates, aioecho_command, serve_in_subprocess
 
 # Short runs: the point is the plumbing, not the numbers.
 QUICK = ("--connections", "40", "--duration", "0.5", "--warmup", "0.1")
@@ -199,13 +197,8 @@ def test_processes_are_added_to_stay_under_the_descriptor_limit() -> None:
     assert result["connected"] == 300
 
 
-def test_tls_targets_are_verified_or_trusted_on_request(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1")
-    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    ca.cert_pem.write_to_path(str(ca_file))
+def test_tls_targets_are_verified_or_trusted_on_request(certificates: Certificates) -> None:
+    cert, key, ca_file = certificates.cert, certificates.key, certificates.ca
     with serve_in_subprocess("--tls-cert", str(cert), "--tls-key", str(key)) as server:
         target = ("--host", server.host, "--port", str(server.port), *QUICK, "--json")
         verified = bench(*target, "--tls", "--tls-ca", str(ca_file))

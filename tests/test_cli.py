@@ -13,11 +13,15 @@ from pathlib import Path
 
 import pytest
 
+import aioecho
+
 from .support import (
     ServerProcess,
     aioecho_command,
-    connect_reader_that_never_reads,
+    log_line,
+    never_reading_peer,
     serve_in_subprocess,
+    stop,
 )
 
 LOOPS = ["asyncio", "uvloop"]
@@ -28,13 +32,6 @@ def talk(server: ServerProcess, message: bytes) -> bytes:
         sock.sendall(message)
         sock.shutdown(socket.SHUT_WR)
         return b"".join(iter(lambda: sock.recv(65536), b""))
-
-
-def stop(server: ServerProcess, sig: signal.Signals = signal.SIGTERM) -> tuple[int, bytes]:
-    server.process.send_signal(sig)
-    assert server.process.stderr is not None
-    rest = server.process.stderr.read()
-    return server.process.wait(timeout=20), rest
 
 
 @pytest.fixture
@@ -50,7 +47,7 @@ def no_uvloop(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_talk_and_stop_on_signal(loop: str, sig: signal.Signals) -> None:
     with serve_in_subprocess("--loop", loop) as server:
-        assert f"(loop={loop}, framing=line)".encode() in server.startup_log
+        assert (server.ready.loop, server.ready.framing, server.ready.workers) == (loop, "line", 1)
         assert talk(server, b"hello\nworld\r\n") == b"HELLO_SB\nWORLD_SB\r\n"
         code, log = stop(server, sig)
     assert code == 0
@@ -61,7 +58,7 @@ def test_serve_talk_and_stop_on_signal(loop: str, sig: signal.Signals) -> None:
 def test_flags_work_with_the_serve_word_too(loop: str) -> None:
     flags = ("--loop", loop, "--framing", "chunk", "--suffix", "!")
     with serve_in_subprocess("serve", *flags) as server:
-        assert b"framing=chunk" in server.startup_log
+        assert server.ready.framing == "chunk"
         assert talk(server, b"abc") == b"ABC!"
         assert stop(server)[0] == 0
 
@@ -70,16 +67,9 @@ def test_flags_work_with_the_serve_word_too(loop: str) -> None:
 def test_second_signal_forces_the_stop(loop: str) -> None:
     with serve_in_subprocess("--loop", loop, "--shutdown-timeout", "3600") as server:
         # A peer that never reads keeps the graceful stop waiting for it.
-        hog = connect_reader_that_never_reads(server)
-        assert server.process.stderr is not None
+        hog = never_reading_peer((server.host, server.port))
         server.process.send_signal(signal.SIGTERM)
-        log = b""
-        for line in server.process.stderr:
-            log += line
-            if b"shutting down" in line:
-                break
-        else:
-            raise AssertionError(f"the first signal did not start a graceful stop: {log!r}")
+        log_line(server.process, b"shutting down")  # the first signal: a graceful stop
         code, _ = stop(server)
         hog.close()
     assert code == 0
@@ -107,6 +97,14 @@ def test_console_script_serves() -> None:
         (["--loop", "trio"], b"--loop"),
         (["--no-such-flag"], b"--no-such-flag"),
         (["serve", "extra"], b"extra"),
+        (["--backlog", "99999999999"], b"backlog must be 1..2147483647"),
+        (["--idle-timeout", "inf"], b"idle_timeout must be 0 or more, not inf"),
+        (["--write-timeout", "nan"], b"write_timeout must be 0 or more, not nan"),
+        (["--unix", ""], b"unix must be a file path"),
+        (["--tls-handshake-timeout", "0"], b"tls_handshake_timeout must be above 0"),
+        (["--stats-interval", "1e-9"], b"stats_interval must be 0 (off) or at least 0.1"),
+        (["--worker-timeout", "0.5"], b"worker_timeout must be at least 1"),
+        (["--ready-fd", "1"], b"--ready-fd 1: not an open descriptor"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args: list[str], complaint: bytes) -> None:
@@ -115,6 +113,23 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], complaint: bytes) -> No
     lines = result.stderr.splitlines()
     assert len(lines) == 1
     assert complaint in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"backlog": 2**31}, "backlog must be 1..2147483647"),
+        ({"idle_timeout": float("inf")}, "idle_timeout must be 0 or more, not inf"),
+        ({"shutdown_timeout": -1.0}, "shutdown_timeout must be 0 or more"),
+        ({"unix": "\0abstract"}, "unix must be a file path"),
+        ({"tls_handshake_timeout": 0.0}, "tls_handshake_timeout must be above 0"),
+        ({"stats_interval": 0.05}, "stats_interval must be 0 (off) or at least 0.1"),
+    ],
+)
+def test_the_library_refuses_the_same_values(options: dict[str, object], complaint: str) -> None:
+    with pytest.raises(aioecho.ConfigError) as refused:
+        aioecho.ServerConfig(**options)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(complaint)
 
 
 def test_explicit_uvloop_without_uvloop_exits_2(no_uvloop: dict[str, str]) -> None:
@@ -130,7 +145,7 @@ def test_explicit_uvloop_without_uvloop_exits_2(no_uvloop: dict[str, str]) -> No
 
 def test_auto_loop_falls_back_to_asyncio_without_uvloop(no_uvloop: dict[str, str]) -> None:
     with serve_in_subprocess(env=no_uvloop) as server:
-        assert b"loop=asyncio" in server.startup_log
+        assert server.ready.loop == "asyncio"
         assert talk(server, b"ok\n") == b"OK_SB\n"
         assert stop(server)[0] == 0
 

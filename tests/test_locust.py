@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trustme
 
 from aioecho.locust.wire import (
     PAYLOADS,
@@ -39,7 +38,7 @@ from aioecho.locust.wire import (
     parse_target,
 )
 
-from .support import ServerProcess, serve_in_subprocess
+from .support import Certificates, ServerProcess, serve_in_subprocess
 
 # pytest.importorskip would import Locust, and with it gevent's patches, here.
 if importlib.util.find_spec("locust") is None:
@@ -60,29 +59,6 @@ TIMEOUT = 5.0
 def echo_server() -> Iterator[ServerProcess]:
     with serve_in_subprocess() as server:
         yield server
-
-
-@dataclass
-class Certificates:
-    cert: Path
-    key: Path
-    ca: Path  # the CA that issued cert
-    other_ca: Path  # a CA that did not
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    folder = tmp_path_factory.mktemp("tls")
-    paths = Certificates(
-        *(folder / name for name in ("cert.pem", "key.pem", "ca.pem", "other.pem"))
-    )
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1")
-    issued.cert_chain_pems[0].write_to_path(str(paths.cert))
-    issued.private_key_pem.write_to_path(str(paths.key))
-    ca.cert_pem.write_to_path(str(paths.ca))
-    trustme.CA().cert_pem.write_to_path(str(paths.other_ca))
-    return paths
 
 
 @pytest.fixture(scope="module")

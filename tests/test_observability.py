@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import aioecho
 from aioecho import EchoServer
 
-from .support import aioecho_command, serve_in_subprocess, server_options, until
+from .support import aioecho_command, log_line, serve_in_subprocess, server_options, until
 
 
 async def http_get(address: tuple[str, int], path: str) -> tuple[bytes, bytes]:
@@ -79,7 +79,7 @@ async def test_stats_summary_is_one_line(server: EchoServer) -> None:
 
 
 def test_stats_interval_logs_a_summary_line() -> None:
-    with serve_in_subprocess("--stats-interval", "0.05") as server:
+    with serve_in_subprocess("--stats-interval", "0.1") as server:
         assert server.process.stderr is not None
         for line in server.process.stderr:
             if b"stats: active=0 accepted=0" in line:
@@ -92,9 +92,9 @@ def test_stats_interval_logs_a_summary_line() -> None:
 
 def test_metrics_port_is_served_from_the_command_line() -> None:
     with serve_in_subprocess("--metrics-port", "0") as server:
-        assert server.process.stderr is not None
-        line = server.process.stderr.readline()
-        assert b"metrics on http://127.0.0.1:" in line
+        (address,) = server.ready.metrics
+        line = log_line(server.process, b"metrics on http://")
+        assert f"metrics on http://127.0.0.1:{address[1]}/metrics".encode() in line
         server.process.terminate()
         assert server.process.wait(timeout=20) == 0
 

@@ -7,44 +7,24 @@ import os
 import socket
 import ssl
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trustme
 
 import aioecho
 from aioecho import EchoServer
-from aioecho.binding import BindError
+from aioecho.sockets.binding import BindError
 from aioecho.tls import client_context
 
 from .support import (
+    Certificates,
     aioecho_command,
     exchange,
+    log_line,
     read_to_end,
     serve_in_subprocess,
     server_options,
 )
-
-
-@dataclass
-class Certificates:
-    cert: Path
-    key: Path
-    ca: Path
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    """A test CA and a server certificate for 127.0.0.1, ::1 and localhost."""
-    folder = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "::1", "localhost")
-    paths = Certificates(folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
-    issued.cert_chain_pems[0].write_to_path(str(paths.cert))
-    issued.private_key_pem.write_to_path(str(paths.key))
-    ca.cert_pem.write_to_path(str(paths.ca))
-    return paths
 
 
 def tls_options(certificates: Certificates, **options: object) -> dict[str, object]:
@@ -104,7 +84,7 @@ def test_tls_from_the_command_line(certificates: Certificates, loop: str) -> Non
     tls = ("--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key))
     flags = ("--loop", loop, *tls)
     with serve_in_subprocess(*flags) as server:
-        assert b", tls)" in server.startup_log
+        assert server.ready.tls
         port = str(server.port)
         for trust in (["--tls-ca", str(certificates.ca)], ["--tls", "--tls-insecure"]):
             result = subprocess.run(
@@ -178,6 +158,19 @@ async def test_a_regular_file_is_not_replaced(tmp_path: Path) -> None:
     assert path.read_text() == "precious"
 
 
+async def test_stopping_leaves_a_socket_file_bound_since_by_another_server(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "echo.sock")
+    first = await aioecho.start_server(unix=path)
+    os.unlink(path)  # its file is gone (by hand, by a cleanup job) while it serves
+    async with await aioecho.start_server(unix=path):
+        await first.shutdown()
+        async with await aioecho.connect(unix=path) as client:
+            assert await client.request("second") == b"SECOND_SB"
+    assert not Path(path).exists()  # the second server removes its own file
+
+
 def test_unix_socket_from_the_command_line(tmp_path: Path) -> None:
     path = str(tmp_path / "cli.sock")
     command = aioecho_command("--unix", path, "--log-level", "info")
@@ -237,7 +230,9 @@ async def test_several_hosts_share_one_port(server: EchoServer) -> None:
 def test_several_hosts_from_the_command_line() -> None:
     with serve_in_subprocess("--host", "127.0.0.1", "--host", "::1") as server:
         port = server.port
-        assert f"serving on 127.0.0.1:{port}, [::1]:{port}".encode() in server.startup_log
+        assert server.ready.addresses == (("127.0.0.1", port), ("::1", port))
+        line = log_line(server.process, b"serving on")
+        assert f"serving on 127.0.0.1:{port}, [::1]:{port}".encode() in line
         server.process.terminate()
         assert server.process.wait(timeout=20) == 0
 

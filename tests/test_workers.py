@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,17 +23,24 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import aioecho
+from aioecho.process.status import decode_stats, encode_stats
+from aioecho.process.supervisor import (
+    RESTART_DELAY_MAX,
+    RESTART_DELAY_MIN,
+    Watchdog,
+    next_restart_delay,
+)
+from aioecho.sockets.binding import Address, format_address
 from aioecho.stats import Counters, Stats
-from aioecho.worker import decode_stats, encode_stats
-from aioecho.workers import RESTART_DELAY_MAX, RESTART_DELAY_MIN, next_restart_delay
 
 from .support import (
     ServerProcess,
     aioecho_command,
-    connect_reader_that_never_reads,
+    log_line,
+    never_reading_peer,
     serve_in_subprocess,
+    stop,
 )
-from .test_cli import stop
 
 LOOPS = ["asyncio", "uvloop"]
 TCP_ESTABLISHED = "01"
@@ -48,19 +56,34 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def connections_held_by(pid: int, port: int) -> int:
-    """Established connections to ``port`` whose server end belongs to process ``pid``."""
-    held = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
-            held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-    count = 0
+def serving_workers(connections: list[socket.socket], workers: list[int]) -> Counter[int]:
+    """How many of ``connections`` each worker holds the server end of.
+
+    Exact: a server end is found by the client end's address (its row in
+    /proc/net/tcp has our port as the remote one), and belongs to the worker
+    holding that row's socket inode.
+    """
+    wanted = {
+        _hex_address(sock.getpeername()) + _hex_address(sock.getsockname()) for sock in connections
+    }
+    inodes = {}
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        inode = f"socket:[{fields[9]}]"
-        count += local_port == port and fields[3] == TCP_ESTABLISHED and inode in held
-    return count
+        if fields[1] + fields[2] in wanted:
+            inodes[f"socket:[{fields[9]}]"] = fields[1] + fields[2]
+    held: Counter[int] = Counter()
+    for pid in workers:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+                held[pid] += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+    assert sum(held.values()) == len(connections), (held, len(connections))
+    return held
+
+
+def _hex_address(address: Address) -> str:
+    """An IPv4 address as /proc/net/tcp writes it: ``0100007F:1F90``."""
+    host, port = address
+    return f"{int.from_bytes(socket.inet_aton(host), 'little'):08X}:{port:04X}"
 
 
 def answered_connections(port: int, count: int) -> list[socket.socket]:
@@ -84,17 +107,6 @@ def receive(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def log_line(process: subprocess.Popen[bytes], text: bytes) -> bytes:
-    """Read the server's log up to the first line holding ``text``; that line."""
-    assert process.stderr is not None
-    seen = b""
-    for line in process.stderr:
-        seen += line
-        if text in line:
-            return line
-    raise AssertionError(f"no {text!r} in the log: {seen!r}")
-
-
 def stopped_cleanly(server: ServerProcess, workers: list[int]) -> None:
     code, log = stop(server)
     assert code == 0
@@ -114,14 +126,14 @@ def closing_all(connections: list[socket.socket]) -> Iterator[None]:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_two_workers_share_one_port_and_stop_on_sigterm(loop: str) -> None:
     with serve_in_subprocess("--workers", "2", "--loop", loop) as server:
-        assert f"(loop={loop}, framing=line, workers=2)".encode() in server.startup_log
+        assert (server.ready.workers, server.ready.loop) == (2, loop)
+        assert server.ready.pid == server.process.pid
         workers = children(server.process.pid)
         assert len(workers) == 2
         connections = answered_connections(server.port, 40)
         with closing_all(connections):
-            served = [connections_held_by(pid, server.port) for pid in workers]
-        assert sum(served) == 40
-        assert min(served) > 0, served
+            served = serving_workers(connections, workers)
+        assert len(served) == 2, served  # both workers took connections
         stopped_cleanly(server, workers)
 
 
@@ -139,23 +151,24 @@ def test_a_killed_worker_is_restarted_and_serves(loop: str) -> None:
         assert len(workers) == 2
         connections = answered_connections(server.port, 40)
         with closing_all(connections):
-            served = [connections_held_by(pid, server.port) for pid in workers]
-        assert min(served) > 0, served
+            served = serving_workers(connections, workers)
+        assert len(served) == 2, served
         stopped_cleanly(server, workers)
 
 
-def scrape(address: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+def scrape(address: Address) -> dict[str, float]:
+    """Every sample, a labelled one named like ``name{label=value}``."""
+    url = f"http://{format_address(address)}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     return {
-        sample.name: sample.value
+        sample.name + "".join(f"{{{k}={v}}}" for k, v in sample.labels.items()): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if not sample.labels
     }
 
 
-def scrape_until(address: str, expected: dict[str, float]) -> None:
+def scrape_until(address: Address, expected: dict[str, float]) -> None:
     """Scrape until the metrics show ``expected``: workers report every 0.25 s."""
     deadline = time.monotonic() + SCRAPE_DEADLINE
     while True:
@@ -168,13 +181,12 @@ def scrape_until(address: str, expected: dict[str, float]) -> None:
 
 def test_metrics_sum_the_workers_and_outlive_a_dead_one() -> None:
     with serve_in_subprocess("--workers", "2", "--metrics-port", "0") as server:
-        line = log_line(server.process, b"metrics on http://")
-        address = line.split(b"http://")[1].split(b"/")[0].decode()
+        (address,) = server.ready.metrics
         workers = children(server.process.pid)
         connections = answered_connections(server.port, 20)
         with closing_all(connections):
-            served = [connections_held_by(pid, server.port) for pid in workers]
-            assert min(served) > 0, served  # both workers have counts to sum
+            served = serving_workers(connections, workers)
+            assert len(served) == 2, served  # both workers have counts to sum
             totals = {
                 "aioecho_connections_accepted_total": 20,
                 "aioecho_received_bytes_total": 20 * len(b"abc\n"),
@@ -185,7 +197,8 @@ def test_metrics_sum_the_workers_and_outlive_a_dead_one() -> None:
             os.kill(workers[0], signal.SIGKILL)
             log_line(server.process, b"accepting")
             # The dead worker's connections are gone, its totals are not.
-            scrape_until(address, {**totals, "aioecho_connections_active": served[1]})
+            survivor = served[workers[1]]
+            scrape_until(address, {**totals, "aioecho_connections_active": survivor})
         scrape_until(address, {**totals, "aioecho_connections_active": 0})
         stopped_cleanly(server, children(server.process.pid))
 
@@ -193,11 +206,10 @@ def test_metrics_sum_the_workers_and_outlive_a_dead_one() -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_workers_share_a_unix_socket_that_the_parent_removes(loop: str, tmp_path: Path) -> None:
     path = str(tmp_path / "echo.sock")
-    command = aioecho_command("--workers", "2", "--unix", path, "--loop", loop)
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)
-    try:
-        assert f"serving on unix:{path}".encode() in log_line(process, b"serving on")
-        workers = children(process.pid)
+    with serve_in_subprocess("--workers", "2", "--unix", path, "--loop", loop) as server:
+        assert (server.ready.unix, server.ready.addresses) == (path, ())
+        assert f"serving on unix:{path}".encode() in log_line(server.process, b"serving on")
+        workers = children(server.process.pid)
         assert len(workers) == 2
         for _ in range(20):
             with socket.socket(socket.AF_UNIX) as sock:
@@ -205,18 +217,14 @@ def test_workers_share_a_unix_socket_that_the_parent_removes(loop: str, tmp_path
                 sock.connect(path)
                 sock.sendall(b"local\n")
                 assert receive(sock, 9) == b"LOCAL_SB\n"
-        stopped_cleanly(ServerProcess(process, "", 0, b""), workers)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stopped_cleanly(server, workers)
     assert not Path(path).exists()
 
 
 def test_second_signal_forces_the_workers_to_stop() -> None:
     with serve_in_subprocess("--workers", "2", "--shutdown-timeout", "3600") as server:
         # A peer that reads nothing keeps its worker's graceful stop waiting.
-        hog = connect_reader_that_never_reads(server)
+        hog = never_reading_peer((server.host, server.port))
         server.process.send_signal(signal.SIGTERM)
         log_line(server.process, b"shutting down the workers")
         code, log = stop(server)
@@ -239,8 +247,8 @@ def test_a_busy_port_is_one_line_and_exit_1() -> None:
 
 def test_a_worker_that_cannot_start_stops_the_service_with_exit_1() -> None:
     program = (
-        "import sys, aioecho.workers, aioecho.cli\n"
-        "aioecho.workers.WORKER_COMMAND = (sys.executable, '-c', 'raise SystemExit(3)')\n"
+        "import sys, aioecho.process.supervisor as supervisor, aioecho.cli\n"
+        "supervisor.WORKER_COMMAND = (sys.executable, '-c', 'raise SystemExit(3)')\n"
         "sys.exit(aioecho.cli.main(['--workers', '3', '--port', '0']))\n"
     )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=30)
@@ -276,3 +284,60 @@ def test_worker_stats_survive_the_pipe_and_add_up() -> None:
 async def test_an_echo_server_is_one_process() -> None:
     with pytest.raises(aioecho.ConfigError, match="run_server"):
         await aioecho.start_server(port=0, workers=2)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_hung_worker_is_killed_restarted_logged_and_counted(loop: str) -> None:
+    flags = ("--workers", "2", "--worker-timeout", "1", "--metrics-port", "0", "--loop", loop)
+    with serve_in_subprocess(*flags) as server:
+        victim, survivor = children(server.process.pid)
+        os.kill(victim, signal.SIGSTOP)  # alive, its socket still queuing connections
+        try:
+            line = log_line(server.process, b"sent no status report")
+            assert f"(pid {victim}) sent no status report for 1.0 s: killing it".encode() in line
+            line = log_line(server.process, b"restarting in")
+            assert f"(pid {victim}) was killed by SIGKILL".encode() in line
+            log_line(server.process, b"accepting")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        workers = children(server.process.pid)
+        assert survivor in workers
+        assert victim not in workers
+        assert len(workers) == 2
+        (metrics,) = server.ready.metrics
+        restarts = scrape(metrics)
+        assert restarts["aioecho_worker_restarts_total{reason=hung}"] == 1
+        assert restarts["aioecho_worker_restarts_total{reason=exited}"] == 0
+        connections = answered_connections(server.port, 40)
+        with closing_all(connections):
+            assert len(serving_workers(connections, workers)) == 2
+        stopped_cleanly(server, workers)
+
+
+def test_the_watchdog_names_who_missed_the_deadline_on_its_clock() -> None:
+    now = [100.0]
+    watchdog: Watchdog[str] = Watchdog(lambda: now[0])
+    watchdog.expect("one", within=5.0)
+    watchdog.expect("two", within=5.0)
+    now[0] = 104.0
+    watchdog.expect("two", within=5.0)  # two reported; one did not
+    assert watchdog.overdue() == []
+    now[0] = 105.5
+    assert watchdog.overdue() == ["one"]
+    watchdog.forget("one")
+    assert watchdog.overdue() == []
+    now[0] = 109.5
+    assert watchdog.overdue() == ["two"]
+
+
+def test_a_busy_metrics_port_is_reported_as_the_metrics_port() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        command = aioecho_command("--workers", "2", "--port", "0", "--metrics-port", str(port))
+        result = subprocess.run(command, capture_output=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].endswith(
+        f"cannot serve metrics on 127.0.0.1:{port}: Address already in use".encode()
+    )
+    assert b"worker" not in result.stderr  # none was started

@@ -22,8 +22,7 @@ from multiprocessing.connection import Connection, wait
 from time import monotonic_ns
 from typing import Any
 
-from ..loops import resolve_loop
-from ..run import run_on
+from ..loops import resolve_loop, run_on
 from .config import BenchConfig, BenchConfigError
 from .load import LoadEngine, Progress, ProgressCallback
 from .payload import Payload

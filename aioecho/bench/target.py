@@ -6,19 +6,18 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import math
-import queue
-import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..descriptors import raise_open_file_limit
+from ..config import DEFAULT_MAX_LINE
+from ..process.launch import LaunchError, aioecho_command, launch_server
+from ..sockets.limits import raise_open_file_limit
 from .config import DEFAULT_PORT, BenchConfig
 
 # Leave part of the ephemeral port range to the rest of the machine (and to
@@ -26,14 +25,11 @@ from .config import DEFAULT_PORT, BenchConfig
 PORT_MARGIN = 2000
 PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 FALLBACK_PORT_RANGE = (32768, 60999)  # Linux's default
-# aioecho's own default; larger --size asks the local server for more.
-DEFAULT_MAX_LINE = 65536
 # How long a probe may take to find which of a name's addresses is listening.
 PROBE_TIMEOUT = 1.0
 # How long the local server may take to say where it listens.
 SERVER_START_TIMEOUT = 15.0
 SERVER_STOP_TIMEOUT = 10.0
-SERVING = re.compile(rb"serving on \[?([^\]\s]+?)\]?:(\d+)")
 # Descriptors a client process needs besides its connections: stdio, the
 # loop's epoll and self-pipe, pipes to workers, files of imported modules.
 FD_RESERVE = 64
@@ -137,37 +133,41 @@ class LocalServer:
     """
 
     def __init__(self, config: BenchConfig) -> None:
-        command = [
-            sys.executable, "-m", "aioecho", "serve",
+        self._command = aioecho_command(
+            "serve",
             "--host", "127.0.0.1", "--port", "0",
             "--loop", config.server_loop, "--suffix", config.suffix,
-            # Lines as long as requested must not be refused as too long.
+            # Lines as long as requested must not be refused as too long
+            # (aioecho's default max-line is the smallest it gets).
             "--max-line", str(max(DEFAULT_MAX_LINE, config.size)),
-        ]  # fmt: skip
+        )  # fmt: skip
         self.loop = config.server_loop
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._lines: queue.Queue[bytes] = queue.Queue()
+        self.process: subprocess.Popen[bytes] | None = None
         self.log: deque[bytes] = deque(maxlen=20)
         self.description = ""
-        threading.Thread(target=self._drain, name="aioecho-bench-server-log", daemon=True).start()
 
     def wait_serving(self) -> tuple[str, int]:
-        """The host and port from the server's start-up line."""
-        while True:
-            try:
-                line = self._lines.get(timeout=SERVER_START_TIMEOUT)
-            except queue.Empty:
-                raise TargetError("the local server did not start in time") from None
-            if not line:
-                raise TargetError(f"the local server exited: {self.last_log()}")
-            if match := SERVING.search(line):
-                # The rest of the line says which loop and framing it serves with.
-                details = line[match.end() :].decode(errors="replace").strip()
-                self.description = f"aioecho child process {details}".strip()
-                return match.group(1).decode(), int(match.group(2))
+        """Start the server; the host and port it announced once ready."""
+        try:
+            launched = launch_server(
+                self._command,
+                timeout=SERVER_START_TIMEOUT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        except LaunchError as exc:
+            self.process = exc.process
+            self._drain()
+            raise TargetError(f"the local server did not start: {exc}: {self.last_log()}") from None
+        self.process = launched.process
+        self.description = f"aioecho child process ({launched.ready.details})"
+        threading.Thread(target=self._drain, name="aioecho-bench-server-log", daemon=True).start()
+        return launched.address
 
     def stop(self) -> None:
         """SIGTERM, then wait; kill if it does not stop within the timeout."""
+        if self.process is None:
+            return
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -180,12 +180,11 @@ class LocalServer:
         return b"".join(self.log).decode(errors="replace").strip() or "no output"
 
     def _drain(self) -> None:
+        assert self.process is not None
         assert self.process.stderr is not None
         with self.process.stderr:
             for line in self.process.stderr:
                 self.log.append(line)
-                self._lines.put(line)
-        self._lines.put(b"")
 
 
 @contextlib.contextmanager

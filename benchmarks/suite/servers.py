@@ -1,7 +1,8 @@
 """The servers of the matrix, and one launcher that runs any of them.
 
 Every server runs in its own process on a free port and announces where it
-listens: aioecho logs ``serving on HOST:PORT`` on stderr, the baselines print
+listens: aioecho through its readiness pipe (the shared launcher of
+:mod:`aioecho.process.launch`), the baselines by printing
 ``listening on HOST:PORT`` on stdout. Both streams are drained for the whole
 run (a full pipe would stall the server) and their tail kept, so that a
 server that dies can be reported with its last words.
@@ -21,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from aioecho.process.launch import LaunchError, launch_server
+
 from . import proc
 
 BASELINES = Path(__file__).resolve().parent.parent / "servers"
 HOST = "127.0.0.1"
-READY = re.compile(rb"(?:serving|listening) on \[?([^\]\s]+?)\]?:(\d+)")
+READY = re.compile(rb"listening on \[?([^\]\s]+?)\]?:(\d+)")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 # How long a multi-process server gets to start its workers after announcing.
@@ -50,6 +53,10 @@ class ServerSpec:
     args: tuple[str, ...]
     processes: int = 1
     needs_flag: str | None = None  # an aioecho flag this server depends on
+
+    @property
+    def is_aioecho(self) -> bool:
+        return self.args[:2] == ("-m", "aioecho")
 
     @property
     def command(self) -> list[str]:
@@ -109,12 +116,21 @@ class ServerProcess:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        self.process = subprocess.Popen(
-            spec.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
         self.port = 0
         self._ready = threading.Event()
         self._log: deque[bytes] = deque(maxlen=LOG_TAIL)
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        if spec.is_aioecho:
+            try:
+                launched = launch_server(spec.command, timeout=START_TIMEOUT, **pipes)
+            except LaunchError as exc:
+                self._log.extend(exc.process.communicate()[1].splitlines())
+                raise ServerError(f"{exc}: {self.last_line()}") from None
+            self.process = launched.process
+            self.port = launched.address[1]
+            self._ready.set()
+        else:
+            self.process = subprocess.Popen(spec.command, **pipes)
         self._readers = [
             threading.Thread(target=self._drain, args=(pipe,), daemon=True)
             for pipe in (self.process.stdout, self.process.stderr)

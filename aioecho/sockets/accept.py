@@ -16,11 +16,10 @@ import logging
 import socket
 from collections.abc import Callable
 
-from .stats import Counters
+from ..stats import Counters
+from .binding import Address
 
 logger = logging.getLogger("aioecho")
-
-Address = tuple[str, int]
 
 # Accepts per readiness event: bounded so that a connection flood cannot
 # starve the connections already being served.
@@ -41,8 +40,10 @@ class Listener:
         sockets: list[socket.socket],
         on_accept: Callable[[socket.socket], None],
         counters: Counters,
+        log_prefix: str = "",
     ) -> None:
         self.sockets = sockets
+        self._log_prefix = log_prefix
         self._on_accept = on_accept
         self._loop = asyncio.get_running_loop()
         self._accepting = False
@@ -101,7 +102,8 @@ class Listener:
         if not self._out_of_descriptors:
             self._out_of_descriptors = True
             logger.warning(
-                "cannot accept: %s; serving open connections, accepting again once one closes",
+                "%scannot accept: %s; serving open connections, accepting again once one closes",
+                self._log_prefix,
                 exc.strerror,
             )
         self._stop_accepting()
@@ -112,7 +114,7 @@ class Listener:
         # accept: descriptors often come back one by one while clients wait.
         if self._out_of_descriptors:
             self._out_of_descriptors = False
-            logger.info("accepting connections again")
+            logger.info("%saccepting connections again", self._log_prefix)
 
     def _resume(self) -> None:
         self._retry = None

@@ -5,6 +5,11 @@ from __future__ import annotations
 import contextlib
 import resource
 
+# Descriptors kept free when max_connections is derived from the open-file
+# limit: listening sockets, the metrics endpoint (at most
+# METRICS_MAX_CONNECTIONS of them), logs, the loop's own.
+RESERVED_DESCRIPTORS = 64
+
 
 def raise_open_file_limit() -> int:
     """Lift the soft open-file limit to the hard one; the soft limit now in force.
@@ -17,3 +22,11 @@ def raise_open_file_limit() -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
     return soft
+
+
+def default_max_connections() -> int:
+    """The open-file soft limit less a reserve for everything that is not a client."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(1, soft - RESERVED_DESCRIPTORS)

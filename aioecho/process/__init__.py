@@ -1,0 +1,18 @@
+"""The process layer: running the echo service as a program.
+
+One lifecycle serves one process and a supervised pool alike: start (rolled
+back if any part fails), announce readiness, wait for SIGINT or SIGTERM,
+stop gracefully. Imports flow downward in this list, never up:
+
+``runner``      the blocking entry point, :func:`run_server`
+``supervisor``  N worker processes: spawn, watch, restart, sum their counters
+``worker``      the entry of one worker process (``python -m aioecho.process.worker``)
+``single``      one in-process :class:`~aioecho.EchoServer` as a service
+``lifecycle``   start, announce, wait for a signal, stop: the one sequence
+``signals``     stop signals, with the previous handlers restored afterwards
+``readiness``   what a ready service announces: log lines, a JSON line
+``status``      the worker-to-supervisor status pipe and its record format
+``spec``        what the supervisor tells a worker it starts
+``logs``        log format of the command line and its workers
+``launch``      start ``python -m aioecho`` in a child and wait until it is ready
+"""

@@ -1,0 +1,112 @@
+"""What a service announces once it accepts: log lines for people, one JSON line for programs.
+
+The JSON line is what launchers wait for (``--ready-fd N``, ``--ready-file
+PATH``) instead of reading the log::
+
+    {"pid": 4242, "addresses": [["127.0.0.1", 8088]], "unix": null,
+     "metrics": [["127.0.0.1", 9100]], "workers": 1, "loop": "uvloop",
+     "framing": "line", "tls": false}
+
+``pid`` is the process to signal to stop the service (the supervisor when
+there are workers); ``addresses`` are the bound TCP addresses, real ports
+included (empty with ``unix``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..config import ServerConfig
+from ..sockets.binding import Address, format_address
+
+logger = logging.getLogger("aioecho")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Where a ready service accepts, and how it serves."""
+
+    pid: int
+    addresses: tuple[Address, ...]
+    unix: str | None
+    metrics: tuple[Address, ...]
+    workers: int
+    loop: str
+    framing: str
+    tls: bool
+
+    @classmethod
+    def of(
+        cls,
+        config: ServerConfig,
+        addresses: list[Address],
+        metrics: list[Address],
+        loop: str,
+    ) -> Readiness:
+        """The readiness of a service with ``config`` bound at these addresses."""
+        return cls(
+            pid=os.getpid(),
+            addresses=tuple(addresses),
+            unix=config.unix,
+            metrics=tuple(metrics),
+            workers=config.workers,
+            loop=loop,
+            framing=config.framing,
+            tls=config.tls_cert is not None,
+        )
+
+    @property
+    def details(self) -> str:
+        """``loop=…, framing=…`` and what else sets the service apart."""
+        details = f"loop={self.loop}, framing={self.framing}" + (", tls" if self.tls else "")
+        return details + (f", workers={self.workers}" if self.workers > 1 else "")
+
+    @property
+    def where(self) -> str:
+        """Where it listens, for people."""
+        if self.unix is not None:
+            return f"unix:{self.unix}"
+        return ", ".join(format_address(address) for address in self.addresses)
+
+    def log(self) -> None:
+        """Log where the service accepts, and where its metrics are."""
+        logger.info("serving on %s (%s)", self.where, self.details)
+        for address in self.metrics:
+            logger.info("metrics on http://%s/metrics", format_address(address))
+
+    def to_json(self) -> str:
+        """The announcement as one line of JSON, without the newline."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> Readiness:
+        """The announcement ``to_json`` wrote."""
+        fields: dict[str, Any] = json.loads(line)
+        for name in ("addresses", "metrics"):
+            fields[name] = tuple((host, port) for host, port in fields[name])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class ReadyReport:
+    """Where the command line writes the JSON line once the service is ready."""
+
+    file: str | None = None
+    """A path, written whole (a reader never sees half a line)."""
+    fd: int | None = None
+    """A descriptor inherited from the launcher, written and closed."""
+
+    def publish(self, readiness: Readiness) -> None:
+        line = readiness.to_json() + "\n"
+        if self.file is not None:
+            partial = f"{self.file}.{os.getpid()}.tmp"
+            with open(partial, "w") as file:
+                file.write(line)
+            os.replace(partial, self.file)
+        if self.fd is not None:
+            with open(self.fd, "w", closefd=True) as pipe:
+                pipe.write(line)

@@ -1,0 +1,155 @@
+"""Listening sockets: TCP on one or more addresses, or a Unix socket path.
+
+Every failure is a :class:`BindError` that names the address it concerns, so
+that a message can say which of a service's addresses could not be used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Address = tuple[str, int]
+
+
+def format_address(address: Address) -> str:
+    """``host:port``, with IPv6 hosts in brackets."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class BindError(OSError):
+    """An address that cannot be listened on; the message names it and says why.
+
+    ``role`` is what the address was for: ``listen`` for the echo service,
+    ``serve metrics`` for the metrics endpoint.
+    """
+
+    def __init__(
+        self, address: str, reason: str, errno: int | None = None, role: str = "listen"
+    ) -> None:
+        super().__init__(errno, reason)
+        self.address = address
+        self.role = role
+
+    def __str__(self) -> str:
+        return f"cannot {self.role} on {self.address}: {self.strerror}"
+
+    def serving(self, role: str) -> BindError:
+        """The same failure, reported for another role."""
+        return BindError(self.address, str(self.strerror), self.errno, role)
+
+
+def bind_tcp(
+    hosts: Iterable[str], port: int, backlog: int, reuse_port: bool = False, listen: bool = True
+) -> list[socket.socket]:
+    """Listening sockets for every address the hosts resolve to, all on one port.
+
+    With port 0 the first address picks a free port and the others reuse it,
+    so that ``--host 127.0.0.1 --host ::1`` or ``localhost`` listen on one port.
+    ``reuse_port`` lets several processes listen on the same port (SO_REUSEPORT).
+    ``listen=False`` only binds: the sockets hold the port but take no connections.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, address in _resolve(hosts, port):
+            if port == 0 and sockets:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                _bind(sock, family, address, reuse_port)
+                if listen:
+                    _listen(sock, backlog)
+            except OSError as exc:
+                where = format_address((address[0], address[1]))
+                raise BindError(where, _reason(exc), exc.errno) from exc
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind(sock: socket.socket, family: int, address: tuple[Any, ...], reuse_port: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        # One socket per family: "::" must not also claim IPv4.
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(address)
+
+
+def _resolve(hosts: Iterable[str], port: int) -> list[tuple[int, int, int, tuple[Any, ...]]]:
+    """Distinct (family, type, proto, address) for every host, in order."""
+    found: dict[tuple[int, int, int, tuple[Any, ...]], None] = {}
+    for host in hosts:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except OSError as exc:
+            raise BindError(format_address((host, port)), _reason(exc), exc.errno) from exc
+        for family, kind, proto, _, address in infos:
+            found[(family, kind, proto, tuple(address))] = None
+    return list(found)
+
+
+@dataclass(frozen=True)
+class UnixSocketFile:
+    """A socket file this process bound: its path and which file it was."""
+
+    path: str
+    device: int
+    inode: int
+
+    def remove(self) -> None:
+        """Remove the file, unless another server has bound a new one at the path since."""
+        with contextlib.suppress(FileNotFoundError):
+            now = os.stat(self.path)
+            if (now.st_dev, now.st_ino) == (self.device, self.inode):
+                os.unlink(self.path)
+
+
+def bind_unix(path: str, backlog: int) -> tuple[socket.socket, UnixSocketFile]:
+    """A listening Unix socket at ``path`` and its file, replacing a stale one left by a crash."""
+    where = f"unix:{path}"
+    _remove_stale_socket(path, where)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        identity = os.stat(path)
+        _listen(sock, backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(where, _reason(exc), exc.errno) from exc
+    return sock, UnixSocketFile(path, identity.st_dev, identity.st_ino)
+
+
+def _remove_stale_socket(path: str, where: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise BindError(where, "exists and is not a socket; not replacing it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)  # nobody listens: left over by a server that crashed
+            return
+    raise BindError(where, "in use by a running server")
+
+
+def _listen(sock: socket.socket, backlog: int) -> None:
+    sock.listen(backlog)
+    sock.setblocking(False)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

@@ -1,0 +1,196 @@
+"""The process layer: one lifecycle, starts that roll back, readiness, signals, the metrics cap."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aioecho
+from aioecho.metrics import METRICS_MAX_CONNECTIONS
+from aioecho.process.launch import launch_server
+from aioecho.process.readiness import Readiness
+from aioecho.sockets.binding import BindError
+
+from .support import aioecho_command, read_to_end
+
+PACKAGE = Path(aioecho.__file__).parent
+
+
+# -- a failed start rolls back, and names what failed -------------------------
+
+
+async def test_a_busy_metrics_port_fails_the_start_and_closes_the_echo_listener(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "echo.sock")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(BindError) as failed:
+            await aioecho.start_server(unix=path, metrics_port=port)
+    assert str(failed.value) == f"cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+    assert not Path(path).exists()  # nothing listens there any more
+    async with (
+        await aioecho.start_server(unix=path),  # and the path is free again
+        await aioecho.connect(unix=path) as client,
+    ):
+        assert await client.request("again") == b"AGAIN_SB"
+
+
+async def test_a_busy_echo_port_names_the_echo_address() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        with pytest.raises(BindError) as failed:
+            await aioecho.start_server(port=port, metrics_port=0)
+    assert str(failed.value) == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_a_busy_metrics_port_on_the_command_line_is_one_line_naming_it() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            aioecho_command("--port", "0", "--metrics-port", str(port)),
+            capture_output=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.endswith(
+        f"cannot serve metrics on 127.0.0.1:{port}: Address already in use".encode()
+    )
+
+
+# -- readiness ----------------------------------------------------------------
+
+
+def test_the_ready_file_holds_what_the_ready_pipe_said(tmp_path: Path) -> None:
+    ready_file = tmp_path / "ready.json"
+    command = aioecho_command("--port", "0", "--metrics-port", "0", "--ready-file", str(ready_file))
+    launched = launch_server(command, stderr=subprocess.DEVNULL)
+    try:
+        from_file = Readiness.from_json(ready_file.read_text())
+        assert from_file == launched.ready
+        assert from_file.pid == launched.process.pid
+        assert from_file.addresses[0][0] == "127.0.0.1"
+        assert from_file.metrics[0][0] == "127.0.0.1"
+        with socket.create_connection(from_file.addresses[0], timeout=10) as sock:
+            sock.sendall(b"ready\n")
+            assert sock.recv(100) == b"READY_SB\n"
+    finally:
+        launched.process.terminate()
+        assert launched.process.wait(timeout=20) == 0
+
+
+# -- signals --------------------------------------------------------------------
+
+RUN_SERVER_THEN_SIGNALS = """
+import os, signal, sys, time
+import aioecho
+from aioecho.process.readiness import ReadyReport
+
+def mine(signum, frame):
+    print("my handler", signum, flush=True)
+
+signal.signal(signal.SIGTERM, mine)
+ready = ReadyReport(fd=int(sys.argv[-1]))
+code = aioecho.run_server(aioecho.ServerConfig(port=0), loop=sys.argv[1], ready=ready)
+print("run_server returned", code, flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)  # interrupted at once if Ctrl-C works again
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_run_server_gives_back_the_signal_handlers_it_found(loop: str) -> None:
+    command = [sys.executable, "-c", RUN_SERVER_THEN_SIGNALS, loop]
+    launched = launch_server(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    launched.process.send_signal(signal.SIGTERM)
+    output, _ = launched.process.communicate(timeout=30)
+    assert output.splitlines() == [
+        b"run_server returned 0",
+        f"my handler {signal.SIGTERM.value}".encode(),
+        b"interrupted",
+    ]
+    assert launched.process.returncode == 0
+
+
+# -- the metrics endpoint's connection cap ---------------------------------------
+
+
+async def test_metrics_hold_a_few_connections_and_refuse_the_rest() -> None:
+    async with await aioecho.start_server(port=0, metrics_port=0) as server:
+        address = server.metrics_addresses[0]
+        extra = 5
+        connections = [
+            await asyncio.open_connection(*address) for _ in range(METRICS_MAX_CONNECTIONS + extra)
+        ]
+        held, refused = connections[:METRICS_MAX_CONNECTIONS], connections[-extra:]
+        for reader, _ in refused:
+            assert await read_to_end(reader) == b""  # closed without a word
+        for reader, writer in held:  # still open: each gets its answer
+            writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert (await reader.read()).startswith(b"HTTP/1.0 200 OK\r\n")
+        for _, writer in connections:
+            writer.close()
+        async with await aioecho.connect(*server.addresses[0]) as client:
+            assert await client.request("echo unharmed") == b"ECHO UNHARMED_SB"
+
+
+# -- the import graph --------------------------------------------------------------
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every aioecho module ``path`` imports, at the top or inside a function."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if is_module(submodule) else base)
+    return {name for name in found if name.split(".")[0] == "aioecho"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_module(name: str) -> bool:
+    relative = Path(*name.split(".")[1:])
+    return (PACKAGE / relative).with_suffix(".py").exists() or (PACKAGE / relative).is_dir()
+
+
+def test_the_package_imports_without_cycles_lazy_imports_included() -> None:
+    graph = {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py")}
+    assert "aioecho.process.supervisor" in graph["aioecho.process.runner"]  # the graph is read
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for target in sorted(graph.get(path[-1], ())):
+            if target == start:
+                return [*path, target]
+            if target not in path:
+                found = cycle_from(start, [*path, target])
+                if found:
+                    return found
+        return None
+
+    for module in sorted(graph):
+        assert cycle_from(module, [module]) is None, " -> ".join(cycle_from(module, [module]) or [])
