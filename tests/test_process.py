@@ -18,7 +18,7 @@ from aioecho.process.launch import launch_server
 from aioecho.process.readiness import Readiness
 from aioecho.sockets.binding import BindError
 
-from .support import aioecho_command, read_to_end
+from .support import aioecho_command, log_line, read_to_end, serve_in_subprocess, stop
 
 PACKAGE = Path(aioecho.__file__).parent
 
@@ -144,6 +144,26 @@ async def test_metrics_hold_a_few_connections_and_refuse_the_rest() -> None:
             writer.close()
         async with await aioecho.connect(*server.addresses[0]) as client:
             assert await client.request("echo unharmed") == b"ECHO UNHARMED_SB"
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_metrics_out_of_descriptors_log_one_line_and_no_traceback(loop: str) -> None:
+    # 48 descriptors: the echo clients take every one left, then scrapers come.
+    flags = ("--loop", loop, "--max-connections", "1000", "--metrics-port", "0")
+    with serve_in_subprocess(*flags, open_files=48) as server:
+        echo = [socket.create_connection((server.host, server.port)) for _ in range(60)]
+        log_line(server.process, b"cannot accept: Too many open files")
+        scrapers = [socket.create_connection(server.ready.metrics[0]) for _ in range(20)]
+        log_line(server.process, b"metrics: cannot accept: Too many open files")
+        for sock in (*echo[1:], *scrapers):
+            sock.close()
+        echo[0].sendall(b"still served\n")
+        assert echo[0].recv(100) == b"STILL SERVED_SB\n"
+        echo[0].close()
+        code, log = stop(server)
+    assert code == 0
+    assert b"Traceback" not in log
+    assert b"metrics: cannot accept" not in log  # logged once, above
 
 
 # -- the import graph --------------------------------------------------------------

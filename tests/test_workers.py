@@ -27,6 +27,8 @@ from aioecho.process.status import decode_stats, encode_stats
 from aioecho.process.supervisor import (
     RESTART_DELAY_MAX,
     RESTART_DELAY_MIN,
+    STABLE_UPTIME,
+    RestartBackoff,
     Watchdog,
     next_restart_delay,
 )
@@ -265,6 +267,21 @@ def test_restart_delays_double_up_to_the_maximum_and_reset_once_stable() -> None
     assert delays[:4] == [RESTART_DELAY_MIN * factor for factor in (1, 2, 4, 8)]
     assert delays[-1] == RESTART_DELAY_MAX
     assert next_restart_delay(RESTART_DELAY_MAX, uptime=3600.0) == RESTART_DELAY_MIN
+
+
+def test_a_crash_loop_backs_off_on_the_clock_and_a_stable_run_starts_over() -> None:
+    now = [0.0]
+    backoff = RestartBackoff(lambda: now[0])
+    waits = []
+    for _ in range(8):  # starts, dies a second later, waits, starts again
+        backoff.started()
+        now[0] += 1.0
+        waits.append(backoff.next_delay())
+        now[0] += waits[-1]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    backoff.started()
+    now[0] += STABLE_UPTIME  # up long enough to count as healthy
+    assert backoff.next_delay() == RESTART_DELAY_MIN
 
 
 def test_worker_stats_survive_the_pipe_and_add_up() -> None:

@@ -77,6 +77,24 @@ def next_restart_delay(previous: float | None, uptime: float) -> float:
     return min(previous * 2, RESTART_DELAY_MAX)
 
 
+class RestartBackoff:
+    """The waits before restarting one worker, timed on ``clock``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._started = clock()
+        self._delay: float | None = None
+
+    def started(self) -> None:
+        """A process of the worker started now."""
+        self._started = self._clock()
+
+    def next_delay(self) -> float:
+        """It exited now: seconds to wait before the next start."""
+        self._delay = next_restart_delay(self._delay, self._clock() - self._started)
+        return self._delay
+
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -228,7 +246,8 @@ class WorkerPool:
         self._retired = Counters().snapshot()
         self._tasks: list[asyncio.Task[None]] = []
         self._watching: asyncio.Task[None] | None = None
-        self._watchdog: Watchdog[_Worker] = Watchdog(clock or asyncio.get_running_loop().time)
+        self._clock = clock or asyncio.get_running_loop().time
+        self._watchdog: Watchdog[_Worker] = Watchdog(self._clock)
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._failed = asyncio.Event()
@@ -300,10 +319,9 @@ class WorkerPool:
                 _signal(worker, signal.SIGKILL)
 
     async def _keep_running(self, worker: _Worker) -> None:
-        loop = asyncio.get_running_loop()
-        delay: float | None = None
+        backoff = RestartBackoff(self._clock)
         while True:
-            started = loop.time()
+            backoff.started()
             code = await self._run_once(worker)
             reason = _exit_reason(code)
             if self._stopping.is_set():
@@ -315,7 +333,7 @@ class WorkerPool:
                 self._failed.set()
                 return
             self.restarts["hung" if worker.hung else "exited"] += 1
-            delay = next_restart_delay(delay, loop.time() - started)
+            delay = backoff.next_delay()
             logger.warning("%s %s; restarting in %.1f s", worker.describe(), reason, delay)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
