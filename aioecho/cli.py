@@ -105,6 +105,8 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     ready = ReadyReport(options.ready_file, options.ready_fd)
     if ready.fd is not None and not _is_open(ready.fd):
         parser.error(f"--ready-fd {ready.fd}: not an open descriptor")
+    if ready.file is not None and not os.path.isdir(os.path.dirname(ready.file) or "."):
+        parser.error(f"--ready-file {ready.file}: no such directory")
     configure_logging(options.log_level.upper())
     # The process exits next: a late signal must not turn exit 0 into a death.
     return run_server(config, options.loop, ready=ready, after_stop="ignore")
@@ -113,9 +115,9 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
 def _is_open(fd: int) -> bool:
     try:
         os.fstat(fd)
-    except OSError:
+    except (OSError, OverflowError):
         return False
-    return fd > 2  # stdin, stdout and stderr are not the launcher's pipe
+    return True
 
 
 def _client(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:

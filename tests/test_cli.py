@@ -104,7 +104,9 @@ def test_console_script_serves() -> None:
         (["--tls-handshake-timeout", "0"], b"tls_handshake_timeout must be above 0"),
         (["--stats-interval", "1e-9"], b"stats_interval must be 0 (off) or at least 0.1"),
         (["--worker-timeout", "0.5"], b"worker_timeout must be at least 1"),
-        (["--ready-fd", "1"], b"--ready-fd 1: not an open descriptor"),
+        (["--ready-fd", "999"], b"--ready-fd 999: not an open descriptor"),
+        (["--ready-fd", "-1"], b"--ready-fd -1: not an open descriptor"),
+        (["--ready-file", "/no/such/dir/ready"], b"--ready-file /no/such/dir/ready: no such"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args: list[str], complaint: bytes) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,17 @@ def test_the_ready_file_holds_what_the_ready_pipe_said(tmp_path: Path) -> None:
         assert launched.process.wait(timeout=20) == 0
 
 
+def test_an_unwritable_ready_file_stops_the_service_with_exit_1(tmp_path: Path) -> None:
+    ready_file = tmp_path / "ready.json"
+    ready_file.mkdir()  # a directory where the file should go: the write fails
+    command = aioecho_command("--port", "0", "--ready-file", str(ready_file))
+    result = subprocess.run(command, capture_output=True, timeout=30)
+    assert result.returncode == 1
+    assert b"cannot announce that the service is ready" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert [path.name for path in tmp_path.iterdir()] == ["ready.json"]  # nothing left over
+
+
 # -- signals --------------------------------------------------------------------
 
 RUN_SERVER_THEN_SIGNALS = """
@@ -108,6 +120,34 @@ try:
 except KeyboardInterrupt:
     print("interrupted", flush=True)
 """
+
+
+WORKERS_THAT_NEVER_REPORT = """
+import sys, aioecho.process.supervisor as supervisor, aioecho.cli
+supervisor.WORKER_COMMAND = (sys.executable, "-c", "import time; time.sleep(60)")
+sys.exit(aioecho.cli.main(["--workers", "2", "--port", "0"]))
+"""
+
+
+def test_a_signal_while_starting_stops_the_start_and_its_workers() -> None:
+    starting = subprocess.Popen(
+        [sys.executable, "-c", WORKERS_THAT_NEVER_REPORT], stderr=subprocess.PIPE
+    )
+    try:
+        workers = Path(f"/proc/{starting.pid}/task/{starting.pid}/children")
+        while len(workers.read_text().split()) < 2:  # the start is under way
+            time.sleep(0.01)
+        pids = [int(pid) for pid in workers.read_text().split()]
+        starting.send_signal(signal.SIGTERM)
+        _, log = starting.communicate(timeout=30)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+            starting.wait()
+    assert starting.returncode == 0
+    assert b"stopped before it was ready" in log
+    assert b"serving on" not in log
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

@@ -63,11 +63,22 @@ async def run_service(
         failed = await _start(service, signals)
         if failed is not None:
             return failed
-        announce(service.readiness(), signals)
+        code = _announce(service, announce, signals)
         await signals.requested.wait()
         logger.info("%s (grace %.1f s; signal again to force)", service.stopping, service.grace)
         await service.stop()
     logger.info("stopped")
+    return code
+
+
+def _announce(service: Service, announce: Announce, signals: StopSignals) -> int:
+    """Announce the service; if that fails (an unwritable ready file), stop it: exit code 1."""
+    try:
+        announce(service.readiness(), signals)
+    except OSError as exc:
+        logger.error("cannot announce that the service is ready: %s", exc)
+        signals.request()
+        return 1
     return 0
 
 

@@ -14,6 +14,7 @@ included (empty with ``unix``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -104,9 +105,13 @@ class ReadyReport:
         line = readiness.to_json() + "\n"
         if self.file is not None:
             partial = f"{self.file}.{os.getpid()}.tmp"
-            with open(partial, "w") as file:
-                file.write(line)
-            os.replace(partial, self.file)
+            try:
+                with open(partial, "w") as file:
+                    file.write(line)
+                os.replace(partial, self.file)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)  # left only if the replace failed
         if self.fd is not None:
             with open(self.fd, "w", closefd=True) as pipe:
                 pipe.write(line)
