@@ -7,6 +7,7 @@ stop gracefully. Imports flow downward in this list, never up:
 ``runner``      the blocking entry point, :func:`run_server`
 ``supervisor``  N worker processes: spawn, watch, restart, sum their counters
 ``worker``      the entry of one worker process (``python -m aioecho.process.worker``)
+``launch``      start ``python -m aioecho`` in a child and wait until it is ready
 ``single``      one in-process :class:`~aioecho.EchoServer` as a service
 ``lifecycle``   start, announce, wait for a signal, stop: the one sequence
 ``signals``     stop signals, with the previous handlers restored afterwards
@@ -14,5 +15,4 @@ stop gracefully. Imports flow downward in this list, never up:
 ``status``      the worker-to-supervisor status pipe and its record format
 ``spec``        what the supervisor tells a worker it starts
 ``logs``        log format of the command line and its workers
-``launch``      start ``python -m aioecho`` in a child and wait until it is ready
 """
