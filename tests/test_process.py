@@ -52,6 +52,13 @@ async def test_a_busy_echo_port_names_the_echo_address() -> None:
     assert str(failed.value) == f"cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
+async def test_an_unusable_unix_path_names_the_path(tmp_path: Path) -> None:
+    path = str(tmp_path / ("x" * 200))  # longer than a Unix socket address holds
+    with pytest.raises(BindError) as failed:
+        await aioecho.start_server(unix=path)
+    assert str(failed.value).startswith(f"cannot listen on unix:{path}: ")
+
+
 def test_a_busy_metrics_port_on_the_command_line_is_one_line_naming_it() -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
