@@ -4,6 +4,7 @@ failures carry reasons, its report and plots come out of a result."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from suite import cli, report  # noqa: E402
 from suite.matrix import PRESETS  # noqa: E402
 from suite.measure import Probe, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
-from suite.servers import SERVERS, ServerProcess, running  # noqa: E402
+from suite.servers import BACKLOG, SERVERS, ServerProcess, running  # noqa: E402
 
 BASELINES = ["streams", "selectors", "select", "threads"]
 
@@ -184,3 +185,22 @@ def test_results_go_to_out_or_beside_the_remade_file_or_to_results() -> None:
     assert out() == BENCHMARKS / "results"
     assert out("--out", "/tmp/x") == Path("/tmp/x")
     assert out("--from-json", "/data/run.json") == Path("/data")
+
+
+def listen_queue(port: int) -> int:
+    """The listen queue length of the socket listening on ``port`` (``ss``'s Send-Q)."""
+    shown = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(shown[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+@pytest.mark.parametrize("name", ["aioecho-uvloop", *BASELINES])
+def test_every_server_listens_with_the_same_backlog(name: str) -> None:
+    with running(SERVERS[name]) as server:
+        assert listen_queue(server.port) == min(BACKLOG, somaxconn())
+
+
+def somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
