@@ -537,14 +537,15 @@ int main(int argc, char **argv)
     }
 
     double elapsed = measure_end - measure_start;
-    printf("{\"connections\":%ld,\"connected\":%ld,\"duration_s\":%.3f,\"messages\":%llu,"
+    printf("{\"connections\":%ld,\"size\":%zu,\"pipeline\":%llu,"
+           "\"connected\":%ld,\"duration_s\":%.3f,\"messages\":%llu,"
            "\"rps\":%.1f,\"mismatches\":%llu,\"errors\":%llu,"
            "\"start_s\":%.6f,\"end_s\":%.6f,\"cpu_s\":%.4f,"
            "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
            "\"p9999\":%.1f}}\n",
-           nconns, connected, elapsed, (unsigned long long)messages,
-           elapsed > 0 ? (double)messages / elapsed : 0.0, (unsigned long long)mismatches,
-           (unsigned long long)errors, measure_start, measure_end, cpu_end - cpu_start,
+           nconns, req_len, (unsigned long long)pipeline, connected, elapsed,
+           (unsigned long long)messages, elapsed > 0 ? (double)messages / elapsed : 0.0,
+           (unsigned long long)mismatches, (unsigned long long)errors, measure_start, measure_end, cpu_end - cpu_start,
            percentile_us(0.50), percentile_us(0.90), percentile_us(0.99), percentile_us(0.999),
            percentile_us(0.9999));
     fflush(stdout);
