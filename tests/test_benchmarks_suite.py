@@ -3,6 +3,7 @@ failures carry reasons, its report and plots come out of a result."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -17,13 +18,16 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from suite import cli, report  # noqa: E402
+from suite import cli, cprograms, report  # noqa: E402
 from suite.matrix import PRESETS  # noqa: E402
-from suite.measure import Probe, run_cell  # noqa: E402
+from suite.measure import Probe, choose_client, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
 from suite.servers import BACKLOG, SERVERS, ServerProcess, running  # noqa: E402
 
 BASELINES = ["streams", "selectors", "select", "threads"]
+needs_c_compiler = pytest.mark.skipif(
+    cprograms.build() is not None, reason=f"the C load client: {cprograms.build()}"
+)
 
 
 @pytest.fixture(params=BASELINES)
@@ -70,20 +74,43 @@ def test_select_beyond_fd_setsize_is_a_failure_with_its_reason() -> None:
     assert "filedescriptor out of range in select()" in outcome.reason
 
 
-def test_a_cell_that_passes_has_its_measurements() -> None:
-    outcome = run_cell(Cell("aioecho-uvloop", Load(10, 64, 2)), PRESETS["smoke"])
+@pytest.mark.parametrize("client", [pytest.param("c", marks=needs_c_compiler), "python"])
+def test_a_cell_that_passes_has_its_measurements(client: str) -> None:
+    matrix = dataclasses.replace(PRESETS["smoke"], client=client, duration=0.6, warmup=0.1)
+    outcome = run_cell(Cell("aioecho-uvloop", Load(10, 64, 2)), matrix)
     assert outcome.status == "ok", outcome.reason
-    (sample,) = outcome.samples
-    assert sample.rps > 0
-    assert sample.errors == 0
-    assert sample.cpu_us_per_rt is not None
-    assert sample.cpu_us_per_rt > 0
-    assert sample.bench["pipeline"] == 2
+    assert len(outcome.samples) == matrix.repeats
+    for sample in outcome.samples:
+        assert sample.rps > 0
+        assert sample.errors == 0
+        assert sample.cpu_us_per_rt is not None
+        assert sample.cpu_us_per_rt > 0
+        assert sample.latency_us["p99"] is not None
+        assert sample.latency_us["p50"] <= sample.latency_us["p99"]
+        assert sample.bench["pipeline"] == 2
+    # The C client reports its own CPU; the harness's comes from its loop's thread.
+    assert all(sample.client_cpu is not None for sample in outcome.samples) or client == "python"
 
 
-def sample(rps: float, cpu: float | None = 8.0) -> Sample:
+def test_auto_takes_the_c_client_when_it_builds_and_says_why_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert choose_client("python")[0] == "python"
+    cprograms.build.cache_clear()
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    try:
+        client, note = choose_client("auto")
+        assert client == "python"
+        assert "no C compiler (/nonexistent/cc)" in note
+        with pytest.raises(RuntimeError, match="cannot be built"):
+            choose_client("c")
+    finally:
+        cprograms.build.cache_clear()
+
+
+def sample(rps: float, cpu: float | None = 8.0, client: float = 0.5) -> Sample:
     latency = {"p50": 100.0, "p90": 200.0, "p99": 400.0, "p999": 800.0, "p9999": 900.0}
-    return Sample(rps, latency, cpu, 2048.0, 0.5, 0.1, 0, {"ok": True})
+    return Sample(rps, latency, cpu, 2048.0, client, 0.1, 0, {"ok": True})
 
 
 def synthetic_run() -> Run:
@@ -111,6 +138,44 @@ def test_report_tables_show_medians_ratios_and_failures() -> None:
     assert "Test CPU, 2 cores" in text
 
 
+def ranked_run(*cells: tuple[str, tuple[Sample, ...]]) -> Run:
+    load = Load(1000, 64, 1)
+    outcomes = tuple(Outcome(Cell(name, load), "ok", "", samples) for name, samples in cells)
+    return dataclasses.replace(synthetic_run(), outcomes=outcomes)
+
+
+def fastest_row(run: Run) -> str:
+    (row,) = [line for line in report.winners(run).splitlines() if line.startswith("| 1000")]
+    return row
+
+
+def test_a_server_is_named_fastest_only_when_the_ranges_do_not_overlap() -> None:
+    apart = ranked_run(
+        ("select", (sample(100e3), sample(104e3))),
+        ("streams", (sample(80e3), sample(90e3))),
+    )
+    assert fastest_row(apart).startswith("| 1000 conns, 64 B, k=1 | select | 1.20x over streams |")
+    overlapping = ranked_run(
+        ("select", (sample(100e3), sample(104e3))),
+        ("streams", (sample(80e3), sample(100e3))),
+    )
+    assert "| no clear winner: select, streams overlap |" in fastest_row(overlapping)
+
+
+def test_client_bound_and_single_runs_are_flagged_and_never_ranked() -> None:
+    run = ranked_run(
+        ("select", (sample(150e3, client=0.95), sample(150e3))),
+        ("threads", (sample(140e3),)),
+        ("streams", (sample(80e3), sample(82e3))),
+    )
+    row = fastest_row(run)
+    assert row.startswith("| 1000 conns, 64 B, k=1 | streams (alone) |")
+    assert row.endswith("| select (client-bound), threads (one repeat) |")
+    text = report.to_markdown(run)
+    assert "| select | 150.0k † |" in text
+    assert "| threads | 140.0k |" in text
+
+
 def test_results_survive_a_json_round_trip() -> None:
     run = synthetic_run()
     assert report.from_json(report.to_json(run)) == run
@@ -130,6 +195,24 @@ def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
 
 
+def test_rps_plot_starts_at_zero_and_keeps_failures_off_the_value_axes() -> None:
+    pytest.importorskip("matplotlib")
+    from suite import plots
+
+    figure = plots._figure(synthetic_run())
+    plots._by_connections(figure, synthetic_run(), "rps", "round trips/s", 1.0)
+    chart, strip = figure.axes[:2]
+    assert chart.get_ylim()[0] == 0
+    # select failed at 2000 connections: a cross in the strip, no point on the chart.
+    assert [tick.get_text() for tick in strip.get_yticklabels()] == ["select"]
+    (cross,) = strip.get_lines()
+    assert list(cross.get_xdata()) == [2000]
+    charted = [
+        bars.lines[0].get_xdata() for bars in chart.containers if bars.get_label() == "select"
+    ]
+    assert [list(xs) for xs in charted] == [[10]]
+
+
 def test_heavier_loads_are_skipped_after_a_failure_with_the_reason() -> None:
     failed = Outcome(Cell("select", Load(2000, 64, 1)), "failed", "FD_SETSIZE")
     heavier, lighter = Cell("select", Load(2000, 1024, 16)), Cell("select", Load(1000, 1024, 1))
@@ -146,15 +229,24 @@ def test_cpu_per_round_trip_counts_only_the_measured_window() -> None:
     second = 1_000_000_000
     # 1 CPU second per wall second; 1000 round trips per second from t=2 s.
     probe.samples = [(t * second, float(t), 0) for t in range(6)]
-    probe.marks = [(2 * second, 0), (4 * second, 2000)]
+    probe.marks = [(2 * second, 0, 0.0), (4 * second, 2000, 1.5)]
     assert probe.cpu_us_per_rt(messages=3000, rps=1000.0) == pytest.approx(1000.0)
-    probe.marks = [(2 * second, 0)]  # one report: the end follows from the rate
+    assert probe.harness_cpu() == pytest.approx(0.75)  # 1.5 s of CPU in 2 s
+    probe.marks = [(2 * second, 0, 0.0)]  # one report: the end follows from the rate
     assert probe.cpu_us_per_rt(messages=3000, rps=1000.0) == pytest.approx(1000.0)
+    assert probe.harness_cpu() is None
+    assert probe.cpu_us_between(1 * second, 3 * second, 500) == pytest.approx(4000.0)
 
 
 @pytest.mark.parametrize(
     "flags",
-    [["--sizes", "big"], ["--servers", "nginx"], ["--repeats", "0"], ["--quick", "--smoke"]],
+    [
+        ["--sizes", "big"],
+        ["--servers", "nginx"],
+        ["--repeats", "1"],
+        ["--client", "rust"],
+        ["--quick", "--smoke"],
+    ],
 )
 def test_bad_flags_are_one_line_and_status_2(flags: list[str]) -> None:
     done = subprocess.run(

@@ -1,28 +1,30 @@
-"""Measuring one cell: a fresh server process, then the harness, repeated.
+"""Measuring one cell: a fresh server process, then the load client, repeated.
 
 Each cell gets its own server process, so a server that dies under one load
 (select beyond FD_SETSIZE) costs that cell only, and its memory before the
-first connection is a clean baseline. The load comes from the harness
-library, in this process, with one client process: on a small machine the
-client and the server share the cores, and one client is the same for every
-server.
+first connection is a clean baseline. The load comes from one client
+process: the C client ``benchmarks/c/echo_load`` when it can be built, so
+that the client is not the limit, else the harness library in this process.
 
 The server's CPU time is counted over the measured window only (connecting,
 warm-up and closing are left out) and divided by the round trips of that
-window; its memory is the peak while the connections are open.
+window; its memory is the peak while the connections are open. The client's
+CPU is the client's alone: the C client's own CPU over its window, or the
+harness's event-loop thread's, never this process's sampling threads.
 """
 
 from __future__ import annotations
 
 import bisect
+import resource
 import threading
 import time
 from time import monotonic_ns
-from typing import Any
+from typing import Any, Literal
 
 from aioecho import bench
 
-from . import proc
+from . import cprograms, proc
 from .matrix import Matrix
 from .model import Cell, Load, Outcome, Sample
 from .servers import SERVERS, ServerError, ServerProcess, running
@@ -42,6 +44,9 @@ CONNECT_TIMEOUT = 5.0
 # to exit, so that the report names its death rather than the resets.
 DEATH_GRACE = 1.0
 
+Client = Literal["c", "python"]
+HARNESS = "the aioecho harness (Python, in the suite's process)"
+
 
 class Probe:
     """Watches the server while the harness runs.
@@ -57,7 +62,8 @@ class Probe:
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
         self.samples: list[tuple[int, float, int]] = []  # monotonic ns, CPU s, RSS bytes
-        self.marks: list[tuple[int, int]] = []  # monotonic ns, round trips measured so far
+        # monotonic ns, round trips measured so far, CPU s of the harness's thread
+        self.marks: list[tuple[int, int, float]] = []
         self._others = (0.0, 0.0, 0.0)  # see _others_clock: at start, then the differences
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="server-probe", daemon=True)
@@ -86,26 +92,45 @@ class Probe:
 
     @staticmethod
     def _others_clock() -> tuple[float, float, float]:
-        """Wall time, machine CPU and this process's CPU, in seconds."""
-        return monotonic_ns() / NS_PER_S, proc.machine_busy_seconds(), time.process_time()
+        """Wall time, machine CPU and the client's CPU, in seconds.
+
+        The client is this process and its children that have ended (a C load
+        client that has returned); a running server is not counted there.
+        """
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = time.process_time() + children.ru_utime + children.ru_stime
+        return monotonic_ns() / NS_PER_S, proc.machine_busy_seconds(), client
 
     def __call__(self, progress: Any) -> None:
+        # The harness calls this on its event loop's thread: that thread's CPU
+        # is the client's, without the probe's and the log readers' threads.
         if progress.phase == "measuring":
-            self.marks.append((monotonic_ns(), progress.messages))
+            self.marks.append((monotonic_ns(), progress.messages, time.thread_time()))
 
     def cpu_us_per_rt(self, messages: int, rps: float) -> float | None:
-        """Server CPU microseconds per round trip over the measured window."""
+        """Server CPU microseconds per round trip over the harness's measured window."""
         if not self.marks or rps <= 0:
             return None
-        start, first = self.marks[0]
-        end, last = self.marks[-1]
+        start, first, _ = self.marks[0]
+        end, last, _ = self.marks[-1]
         if last - first < messages * MIN_MARKED_SHARE:
             # The measurement ended when its last round trip completed, at the measured rate.
             end, last = start + int((messages - first) / rps * NS_PER_S), messages
-        end = min(end, self.samples[-1][0])  # it ended before the harness returned
-        if last <= first or end <= start:
+        return self.cpu_us_between(start, end, last - first)
+
+    def cpu_us_between(self, start: int, end: int, round_trips: int) -> float | None:
+        """Server CPU microseconds per round trip from ``start`` to ``end`` (monotonic ns)."""
+        end = min(end, self.samples[-1][0])  # it ended before the client returned
+        if round_trips <= 0 or end <= start:
             return None
-        return (self._cpu_at(end) - self._cpu_at(start)) * US_PER_S / (last - first)
+        return (self._cpu_at(end) - self._cpu_at(start)) * US_PER_S / round_trips
+
+    def harness_cpu(self) -> float | None:
+        """Cores the harness's event-loop thread used between its first and last report."""
+        if len(self.marks) < 2:
+            return None
+        (start, _, cpu0), (end, _, cpu1) = self.marks[0], self.marks[-1]
+        return (cpu1 - cpu0) * NS_PER_S / (end - start) if end > start else None
 
     def rss_per_conn(self, idle: int, connections: int) -> float | None:
         """Peak memory above ``idle`` while the harness ran, per connection, in bytes."""
@@ -135,17 +160,31 @@ class Probe:
         self.samples.append((now, proc.cpu_seconds(pids), proc.rss_bytes(pids)))
 
 
+def choose_client(requested: str) -> tuple[Client, str]:
+    """The client a run uses (``auto``: the C client when it builds) and a note saying why."""
+    if requested == "python":
+        return "python", HARNESS
+    why = cprograms.build()
+    if why is None:
+        return "c", "benchmarks/c/echo_load (C, one thread)"
+    if requested == "c":
+        raise RuntimeError(f"the C load client cannot be built: {why}")
+    return "python", f"{HARNESS}, because {why}"
+
+
 def run_cell(cell: Cell, matrix: Matrix) -> Outcome:
     """Start the cell's server, run every repeat, stop it: the outcome, never an exception."""
     spec = SERVERS[cell.server]
     if (why := spec.unavailable()) is not None:
         return Outcome(cell, "not run", why)
+    client, _ = choose_client(matrix.client)
+    repeat = _repeat_with_c if client == "c" else _repeat_with_harness
     samples: list[Sample] = []
     try:
         with running(spec) as server:
             idle = server.rss_bytes()
             for _ in range(matrix.repeats):
-                result = _repeat(server, cell.load, matrix, idle)
+                result = repeat(server, cell.load, matrix, idle)
                 if isinstance(result, str):
                     return Outcome(cell, "failed", result, tuple(samples))
                 samples.append(result)
@@ -154,7 +193,31 @@ def run_cell(cell: Cell, matrix: Matrix) -> Outcome:
     return Outcome(cell, "ok", "", tuple(samples))
 
 
-def _repeat(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sample | str:
+def _repeat_with_c(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sample | str:
+    """One run of the C load client: a sample, or why the server could not take the load."""
+    with Probe(server) as probe:
+        run = cprograms.run_load(server.port, load, matrix.duration, matrix.warmup)
+    if not run.passed or run.result is None:
+        return server.death(DEATH_GRACE) or run.failure()
+    if (death := server.death()) is not None:
+        return death
+    result = run.result
+    start, end = int(result["start_s"] * NS_PER_S), int(result["end_s"] * NS_PER_S)
+    return Sample(
+        rps=result["rps"],
+        latency_us=dict(result["latency_us"]),
+        cpu_us_per_rt=_round(probe.cpu_us_between(start, end, result["messages"]), 2),
+        rss_per_conn=_round(probe.rss_per_conn(idle, load.connections), 0),
+        client_cpu=round(result["cpu_s"] / result["duration_s"], 3),
+        other_load=round(probe.other_load(), 2),
+        errors=result["errors"] + result["mismatches"],
+        bench=result,
+    )
+
+
+def _repeat_with_harness(
+    server: ServerProcess, load: Load, matrix: Matrix, idle: int
+) -> Sample | str:
     """One run of the harness: a sample, or why the server could not take the load."""
     config = bench.BenchConfig(
         host="127.0.0.1",
@@ -181,7 +244,7 @@ def _repeat(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sam
         latency_us=dict(result.latency_us),
         cpu_us_per_rt=_round(probe.cpu_us_per_rt(result.messages, result.rps), 2),
         rss_per_conn=_round(probe.rss_per_conn(idle, load.connections), 0),
-        client_cpu=result.client_cpu,
+        client_cpu=_round(probe.harness_cpu(), 3),
         other_load=round(probe.other_load(), 2),
         errors=result.errors + result.mismatches,
         bench=result.to_dict(),
