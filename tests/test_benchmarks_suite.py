@@ -22,7 +22,7 @@ from suite import cli, cprograms, report  # noqa: E402
 from suite.matrix import PRESETS  # noqa: E402
 from suite.measure import Probe, choose_client, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
-from suite.servers import BACKLOG, SERVERS, ServerProcess, running  # noqa: E402
+from suite.servers import BACKLOG, SERVERS, ServerProcess, ServerSpec, running  # noqa: E402
 
 BASELINES = ["streams", "selectors", "select", "threads"]
 needs_c_compiler = pytest.mark.skipif(
@@ -293,3 +293,60 @@ def test_every_server_listens_with_the_same_backlog(name: str) -> None:
 
 def somaxconn() -> int:
     return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def minimal_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    script = str(BENCHMARKS / "servers" / "minimal_protocol.py")
+    spec = ServerSpec("minimal", "minimal protocol", (script, "--loop", request.param))
+    with running(spec) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("chunks", "reply"),
+    [
+        ((b"hello\n",), b"HELLO_SB\n"),
+        ((b"spl", b"it li", b"ne\n"), b"SPLIT LINE_SB\n"),
+        ((b"one\ntw", b"o\n"), b"ONE_SB\nTWO_SB\n"),
+    ],
+)
+def test_minimal_protocol_answers_lf_lines_however_they_are_split(
+    minimal_server: ServerProcess, chunks: tuple[bytes, ...], reply: bytes
+) -> None:
+    assert exchange(minimal_server.port, *chunks, expect=len(reply)) == reply
+
+
+def test_speed_ratios_are_taken_within_each_round() -> None:
+    import speed
+
+    def named(name: str, floor: str | None = None) -> speed.Contender:
+        return speed.Contender(ServerSpec(name, name, ()), floor)
+
+    chosen = [named(speed.C_SERVER), named("minimal uvloop"), named("aioecho", "minimal uvloop")]
+    # The machine slows down between the rounds; the ratios within each stay 1.5x and 1.2x.
+    runs: list[speed.Round] = [
+        {speed.C_SERVER: sample(100e3, 8.0), "minimal uvloop": sample(100e3, 10.0),
+         "aioecho": sample(80e3, 12.0)},
+        {speed.C_SERVER: sample(50e3, 16.0), "minimal uvloop": sample(50e3, 20.0),
+         "aioecho": sample(40e3, 24.0)},
+        {speed.C_SERVER: sample(50e3, 16.0), "minimal uvloop": "server died",
+         "aioecho": sample(40e3, 24.0)},
+    ]  # fmt: skip
+    rows = speed.table(Load(10, 64, 1), chosen, runs).splitlines()
+    assert rows[0] == "### 10 connections, 64 B lines, 1 in flight"
+    assert rows[-1] == (
+        "| aioecho | 24.0 (12.0-24.0) | 40.0k (40.0k-80.0k) | 0.50 "
+        "| 1.50x | 1.20x | 0.80x | 0.80x |"
+    )
+    assert rows[-2].startswith("| minimal uvloop (1 failed: server died) | 15.0 (10.0-20.0) |")
+
+
+def test_speed_bad_flag_is_one_line_and_status_2() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "speed.py"), "--repeats", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

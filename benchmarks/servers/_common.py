@@ -38,13 +38,15 @@ def answer_lines(buffer: bytes) -> tuple[bytes, bytes]:
     return b"".join(map(reply, lines)), buffer[end:]
 
 
-def parse_args(description: str | None) -> argparse.Namespace:
+def parse_args(description: str | None, loops: bool = False) -> argparse.Namespace:
     """``--host``, ``--port`` (0 = any free port) and ``--backlog``, the flags every
-    baseline takes."""
+    baseline takes; with ``loops``, ``--loop asyncio|uvloop`` too."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--backlog", type=int, default=BACKLOG, help="listen queue length")
+    if loops:
+        parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     return parser.parse_args()
 
 

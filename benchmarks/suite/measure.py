@@ -194,9 +194,16 @@ def run_cell(cell: Cell, matrix: Matrix) -> Outcome:
 
 
 def _repeat_with_c(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sample | str:
-    """One run of the C load client: a sample, or why the server could not take the load."""
+    return c_sample(server, load, matrix.duration, matrix.warmup, idle)
+
+
+def c_sample(
+    server: ServerProcess, load: Load, duration: float, warmup: float, idle: int = 0
+) -> Sample | str:
+    """One run of the C load client against ``server``: a sample, or why the server
+    could not take the load. ``idle`` is the server's memory before any connection."""
     with Probe(server) as probe:
-        run = cprograms.run_load(server.port, load, matrix.duration, matrix.warmup)
+        run = cprograms.run_load(server.port, load, duration, warmup)
     if not run.passed or run.result is None:
         return server.death(DEATH_GRACE) or run.failure()
     if (death := server.death()) is not None:
