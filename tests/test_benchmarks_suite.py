@@ -9,9 +9,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from time import monotonic_ns
 
 import pytest
 
@@ -108,7 +110,7 @@ def test_auto_takes_the_c_client_when_it_builds_and_says_why_not(
         cprograms.build.cache_clear()
 
 
-def sample(rps: float, cpu: float | None = 8.0, client: float = 0.5) -> Sample:
+def sample(rps: float, cpu: float | None = 8.0, client: float | None = 0.5) -> Sample:
     latency = {"p50": 100.0, "p90": 200.0, "p99": 400.0, "p999": 800.0, "p9999": 900.0}
     return Sample(rps, latency, cpu, 2048.0, client, 0.1, 0, {"ok": True})
 
@@ -166,11 +168,14 @@ def test_client_bound_and_single_runs_are_flagged_and_never_ranked() -> None:
     run = ranked_run(
         ("select", (sample(150e3, client=0.95), sample(150e3))),
         ("threads", (sample(140e3),)),
+        ("selectors", (sample(140e3, client=None), sample(140e3))),
         ("streams", (sample(80e3), sample(82e3))),
     )
     row = fastest_row(run)
     assert row.startswith("| 1000 conns, 64 B, k=1 | streams (alone) |")
-    assert row.endswith("| select (client-bound), threads (one repeat) |")
+    assert row.endswith(
+        "| select (client-bound), threads (one repeat), selectors (client CPU unknown) |"
+    )
     text = report.to_markdown(run)
     assert "| select | 150.0k † |" in text
     assert "| threads | 140.0k |" in text
@@ -225,15 +230,38 @@ def test_heavier_loads_are_skipped_after_a_failure_with_the_reason() -> None:
 def test_cpu_per_round_trip_counts_only_the_measured_window() -> None:
     probe = Probe.__new__(Probe)
     second = 1_000_000_000
-    # 1 CPU second per wall second; 1000 round trips per second from t=2 s.
-    probe.samples = [(t * second, float(t), 0) for t in range(6)]
-    probe.marks = [(2 * second, 0, 0.0), (4 * second, 2000, 1.5)]
+    # The server: 1 CPU second per wall second; the client thread: half that.
+    # 1000 round trips per second from t=2 s.
+    probe.samples = [(t * second, float(t), 0, t / 2) for t in range(6)]
+    probe.marks = [(2 * second, 0), (4 * second, 2000)]
     assert probe.cpu_us_per_rt(messages=3000, rps=1000.0) == pytest.approx(1000.0)
-    assert probe.harness_cpu() == pytest.approx(0.75)  # 1.5 s of CPU in 2 s
-    probe.marks = [(2 * second, 0, 0.0)]  # one report: the end follows from the rate
+    assert probe.harness_cpu(messages=3000, rps=1000.0) == pytest.approx(0.5)
+    probe.marks = [(2 * second, 0)]  # one report: the end follows from the rate
     assert probe.cpu_us_per_rt(messages=3000, rps=1000.0) == pytest.approx(1000.0)
-    assert probe.harness_cpu() is None
+    assert probe.harness_cpu(messages=3000, rps=1000.0) == pytest.approx(0.5)
     assert probe.cpu_us_between(1 * second, 3 * second, 500) == pytest.approx(4000.0)
+
+
+def spin(seconds: float) -> None:
+    """Use ``seconds`` of this thread's CPU time."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def test_the_harness_cpu_is_its_own_threads_alone() -> None:
+    with running(SERVERS["select"]) as server, Probe(server) as probe:
+        start = monotonic_ns()
+        other = threading.Thread(target=spin, args=(0.3,))  # another thread of the process
+        other.start()
+        spin(0.3)  # the thread that made the probe, as the harness's loop would
+        other.join()
+        end = monotonic_ns()
+        probe.marks = [(start, 0), (end, 100)]
+    client = probe.harness_cpu(messages=100, rps=100.0)
+    assert client is not None
+    used = client * (end - start) / 1e9
+    assert used == pytest.approx(0.3, abs=0.08)  # /proc counts 10 ms ticks; not 0.6
 
 
 @pytest.mark.parametrize(

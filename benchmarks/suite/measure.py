@@ -44,26 +44,30 @@ CONNECT_TIMEOUT = 5.0
 # to exit, so that the report names its death rather than the resets.
 DEATH_GRACE = 1.0
 
+# Where a probe's sample holds what (after the time, at 0).
+SERVER_CPU, RSS, CLIENT_CPU = 1, 2, 3
 Client = Literal["c", "python"]
 HARNESS = "the aioecho harness (Python, in the suite's process)"
 
 
 class Probe:
-    """Watches the server while the harness runs.
+    """Watches the server, and the thread that made the probe, while the client runs.
 
-    A thread samples the server's CPU time and memory every
-    ``SAMPLE_INTERVAL``; the harness's progress callback stamps the count of
-    measured round trips. At 10,000 connections the harness's progress reports
-    come late and rarely (its loop is busy), so the window may hold a single
-    report: its end is then placed where the measured rate says the last
-    round trip completed.
+    A thread samples the server's CPU time and memory, and the CPU time of
+    the thread that made the probe (the one that runs the harness's event
+    loop), every ``SAMPLE_INTERVAL``; the harness's progress callback stamps
+    the count of measured round trips. At 10,000 connections the harness's
+    progress reports come late and rarely (its loop is busy), so the window
+    may hold a single report: its end is then placed where the measured rate
+    says the last round trip completed.
     """
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
-        self.samples: list[tuple[int, float, int]] = []  # monotonic ns, CPU s, RSS bytes
-        # monotonic ns, round trips measured so far, CPU s of the harness's thread
-        self.marks: list[tuple[int, int, float]] = []
+        self.client_thread = threading.get_native_id()
+        # monotonic ns, server CPU s, server RSS bytes, client thread CPU s
+        self.samples: list[tuple[int, float, int, float]] = []
+        self.marks: list[tuple[int, int]] = []  # monotonic ns, round trips measured so far
         self._others = (0.0, 0.0, 0.0)  # see _others_clock: at start, then the differences
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="server-probe", daemon=True)
@@ -102,48 +106,58 @@ class Probe:
         return monotonic_ns() / NS_PER_S, proc.machine_busy_seconds(), client
 
     def __call__(self, progress: Any) -> None:
-        # The harness calls this on its event loop's thread: that thread's CPU
-        # is the client's, without the probe's and the log readers' threads.
         if progress.phase == "measuring":
-            self.marks.append((monotonic_ns(), progress.messages, time.thread_time()))
+            self.marks.append((monotonic_ns(), progress.messages))
 
-    def cpu_us_per_rt(self, messages: int, rps: float) -> float | None:
-        """Server CPU microseconds per round trip over the harness's measured window."""
+    def window(self, messages: int, rps: float) -> tuple[int, int, int] | None:
+        """The harness's measured window as far as its reports place it: start and end
+        (monotonic ns) and the round trips between them."""
         if not self.marks or rps <= 0:
             return None
-        start, first, _ = self.marks[0]
-        end, last, _ = self.marks[-1]
+        start, first = self.marks[0]
+        end, last = self.marks[-1]
         if last - first < messages * MIN_MARKED_SHARE:
             # The measurement ended when its last round trip completed, at the measured rate.
             end, last = start + int((messages - first) / rps * NS_PER_S), messages
-        return self.cpu_us_between(start, end, last - first)
+        return start, end, last - first
+
+    def cpu_us_per_rt(self, messages: int, rps: float) -> float | None:
+        """Server CPU microseconds per round trip over the harness's measured window."""
+        window = self.window(messages, rps)
+        return None if window is None else self.cpu_us_between(*window)
 
     def cpu_us_between(self, start: int, end: int, round_trips: int) -> float | None:
         """Server CPU microseconds per round trip from ``start`` to ``end`` (monotonic ns)."""
         end = min(end, self.samples[-1][0])  # it ended before the client returned
         if round_trips <= 0 or end <= start:
             return None
-        return (self._cpu_at(end) - self._cpu_at(start)) * US_PER_S / round_trips
+        return (self._at(end, SERVER_CPU) - self._at(start, SERVER_CPU)) * US_PER_S / round_trips
 
-    def harness_cpu(self) -> float | None:
-        """Cores the harness's event-loop thread used between its first and last report."""
-        if len(self.marks) < 2:
+    def harness_cpu(self, messages: int, rps: float) -> float | None:
+        """Cores the harness's event-loop thread used over its measured window: the
+        client's CPU without this process's other threads (the probe's, the log readers')."""
+        window = self.window(messages, rps)
+        if window is None:
             return None
-        (start, _, cpu0), (end, _, cpu1) = self.marks[0], self.marks[-1]
-        return (cpu1 - cpu0) * NS_PER_S / (end - start) if end > start else None
+        start, end = window[0], min(window[1], self.samples[-1][0])
+        if end <= start:
+            return None
+        used = self._at(end, CLIENT_CPU) - self._at(start, CLIENT_CPU)
+        return used * NS_PER_S / (end - start)
 
     def rss_per_conn(self, idle: int, connections: int) -> float | None:
         """Peak memory above ``idle`` while the harness ran, per connection, in bytes."""
         if not self.samples:
             return None
-        return (max(rss for _, _, rss in self.samples) - idle) / connections
+        return (max(sample[RSS] for sample in self.samples) - idle) / connections
 
-    def _cpu_at(self, when: int) -> float:
-        """CPU seconds at ``when``, interpolated between the samples around it."""
+    def _at(self, when: int, field: int) -> float:
+        """A CPU time of the samples at ``when``, interpolated between the samples around it."""
         times = [sample[0] for sample in self.samples]
         after = min(bisect.bisect_left(times, when), len(times) - 1)
         before = max(after - 1, 0)
-        (t0, cpu0, _), (t1, cpu1, _) = self.samples[before], self.samples[after]
+        t0, t1 = self.samples[before][0], self.samples[after][0]
+        cpu0, cpu1 = self.samples[before][field], self.samples[after][field]
         if t1 == t0:
             return cpu1
         return cpu0 + (cpu1 - cpu0) * (when - t0) / (t1 - t0)
@@ -157,7 +171,8 @@ class Probe:
     def _take_sample(self) -> None:
         pids = self.server.pids()
         now = monotonic_ns()
-        self.samples.append((now, proc.cpu_seconds(pids), proc.rss_bytes(pids)))
+        client = proc.thread_cpu_seconds(self.client_thread)
+        self.samples.append((now, proc.cpu_seconds(pids), proc.rss_bytes(pids), client))
 
 
 def choose_client(requested: str) -> tuple[Client, str]:
@@ -251,7 +266,7 @@ def _repeat_with_harness(
         latency_us=dict(result.latency_us),
         cpu_us_per_rt=_round(probe.cpu_us_per_rt(result.messages, result.rps), 2),
         rss_per_conn=_round(probe.rss_per_conn(idle, load.connections), 0),
-        client_cpu=_round(probe.harness_cpu(), 3),
+        client_cpu=_round(probe.harness_cpu(result.messages, result.rps), 3),
         other_load=round(probe.other_load(), 2),
         errors=result.errors + result.mismatches,
         bench=result.to_dict(),

@@ -137,15 +137,16 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
     return f"{numerator / denominator:.2f}x"
 
 
-def rankable(outcome: Outcome | None) -> bool:
-    """A cell that passed, ran at least twice (so it has a range), and whose
-    client was never near a full core."""
-    return (
-        outcome is not None
-        and outcome.status == "ok"
-        and len(outcome.samples) >= 2
-        and not outcome.client_bound
-    )
+def unranked_because(outcome: Outcome) -> str | None:
+    """Why a cell that passed cannot be ranked, or ``None`` when it can: its client
+    may have been the limit, or its client CPU is unknown, or it has no range."""
+    if outcome.client_bound:
+        return "client-bound"
+    if any(sample.client_cpu is None for sample in outcome.samples):
+        return "client CPU unknown"
+    if len(outcome.samples) < 2:
+        return "one repeat"
+    return None
 
 
 def ranking(run: Run, load: Load) -> tuple[list[tuple[str, Spread]], list[str]]:
@@ -157,12 +158,10 @@ def ranking(run: Run, load: Load) -> tuple[list[tuple[str, Spread]], list[str]]:
         if outcome is None or outcome.status != "ok":
             continue
         spread = outcome.spread(METRICS["rps"])
-        if rankable(outcome) and spread is not None:
+        if (why := unranked_because(outcome)) is not None:
+            left_out.append(f"{server} ({why})")
+        elif spread is not None:
             ranked.append((server, spread))
-        elif outcome.client_bound:
-            left_out.append(f"{server} (client-bound)")
-        else:
-            left_out.append(f"{server} (one repeat)")
     ranked.sort(key=lambda pair: pair[1].median, reverse=True)
     return ranked, left_out
 
@@ -198,8 +197,9 @@ def winners(run: Run) -> str:
         "A server is named fastest only when its range of round trips/s lies wholly above "
         "every other ranked server's; where ranges overlap, the difference may be noise. "
         f"Cells whose client used {CLIENT_BOUND} of a core or more in any repeat "
-        f"({CLIENT_BOUND_MARK} in the tables) measured the client, and single runs have no "
-        "range: neither is ranked."
+        f"({CLIENT_BOUND_MARK} in the tables) may have measured the client, cells whose "
+        "client CPU could not be measured may have too, and single runs have no range: "
+        "none of them is ranked."
     )
     return "## Fastest server per load\n\n" + note + "\n\n" + table(header, rows)
 
