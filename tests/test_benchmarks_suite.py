@@ -285,7 +285,7 @@ def test_bad_flags_are_one_line_and_status_2(flags: list[str]) -> None:
 def test_smoke_run_writes_every_file(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--servers", "aioecho-uvloop",
-         "--out", str(tmp_path)],
+         "--duration", "0.3", "--warmup", "0.1", "--out", str(tmp_path)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
