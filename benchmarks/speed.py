@@ -206,8 +206,15 @@ def table(load: Load, chosen: list[Contender], runs: list[Round]) -> str:
     title = (
         f"{load.connections} connections, {size_label(load.size)} lines, {load.pipeline} in flight"
     )
+    others = Spread.of(
+        sample.other_load
+        for results in runs
+        for sample in results.values()
+        if isinstance(sample, Sample)
+    )
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", f"Other processes kept {text(others, lambda v: f'{v:.1f}')} cores busy."]
     return "\n".join(lines)
 
 

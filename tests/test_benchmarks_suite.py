@@ -363,6 +363,8 @@ def test_speed_ratios_are_taken_within_each_round() -> None:
     ]  # fmt: skip
     rows = speed.table(Load(10, 64, 1), chosen, runs).splitlines()
     assert rows[0] == "### 10 connections, 64 B lines, 1 in flight"
+    assert rows.pop() == "Other processes kept 0.1 cores busy."
+    assert rows.pop() == ""
     assert rows[-1] == (
         "| aioecho | 24.0 (12.0-24.0) | 40.0k (40.0k-80.0k) | 0.50 "
         "| 1.50x | 1.20x | 0.80x | 0.80x |"
