@@ -3,26 +3,33 @@ failures carry reasons, its report and plots come out of a result."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from time import monotonic_ns
 
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from suite import cli, report  # noqa: E402
+from suite import cli, cprograms, report  # noqa: E402
 from suite.matrix import PRESETS  # noqa: E402
-from suite.measure import Probe, run_cell  # noqa: E402
+from suite.measure import Probe, choose_client, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
-from suite.servers import SERVERS, ServerProcess, running  # noqa: E402
+from suite.servers import BACKLOG, SERVERS, ServerProcess, ServerSpec, running  # noqa: E402
 
 BASELINES = ["streams", "selectors", "select", "threads"]
+needs_c_compiler = pytest.mark.skipif(
+    cprograms.build() is not None, reason=f"the C load client: {cprograms.build()}"
+)
 
 
 @pytest.fixture(params=BASELINES)
@@ -69,20 +76,43 @@ def test_select_beyond_fd_setsize_is_a_failure_with_its_reason() -> None:
     assert "filedescriptor out of range in select()" in outcome.reason
 
 
-def test_a_cell_that_passes_has_its_measurements() -> None:
-    outcome = run_cell(Cell("aioecho-uvloop", Load(10, 64, 2)), PRESETS["smoke"])
+@pytest.mark.parametrize("client", [pytest.param("c", marks=needs_c_compiler), "python"])
+def test_a_cell_that_passes_has_its_measurements(client: str) -> None:
+    matrix = dataclasses.replace(PRESETS["smoke"], client=client, duration=0.6, warmup=0.1)
+    outcome = run_cell(Cell("aioecho-uvloop", Load(10, 64, 2)), matrix)
     assert outcome.status == "ok", outcome.reason
-    (sample,) = outcome.samples
-    assert sample.rps > 0
-    assert sample.errors == 0
-    assert sample.cpu_us_per_rt is not None
-    assert sample.cpu_us_per_rt > 0
-    assert sample.bench["pipeline"] == 2
+    assert len(outcome.samples) == matrix.repeats
+    for sample in outcome.samples:
+        assert sample.rps > 0
+        assert sample.errors == 0
+        assert sample.cpu_us_per_rt is not None
+        assert sample.cpu_us_per_rt > 0
+        assert sample.latency_us["p99"] is not None
+        assert sample.latency_us["p50"] <= sample.latency_us["p99"]
+        assert sample.bench["pipeline"] == 2
+    # The C client reports its own CPU; the harness's comes from its loop's thread.
+    assert all(sample.client_cpu is not None for sample in outcome.samples) or client == "python"
 
 
-def sample(rps: float, cpu: float | None = 8.0) -> Sample:
+def test_auto_takes_the_c_client_when_it_builds_and_says_why_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert choose_client("python")[0] == "python"
+    cprograms.build.cache_clear()
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    try:
+        client, note = choose_client("auto")
+        assert client == "python"
+        assert "no C compiler (/nonexistent/cc)" in note
+        with pytest.raises(RuntimeError, match="cannot be built"):
+            choose_client("c")
+    finally:
+        cprograms.build.cache_clear()
+
+
+def sample(rps: float, cpu: float | None = 8.0, client: float | None = 0.5) -> Sample:
     latency = {"p50": 100.0, "p90": 200.0, "p99": 400.0, "p999": 800.0, "p9999": 900.0}
-    return Sample(rps, latency, cpu, 2048.0, 0.5, 0.1, 0, {"ok": True})
+    return Sample(rps, latency, cpu, 2048.0, client, 0.1, 0, {"ok": True})
 
 
 def synthetic_run() -> Run:
@@ -110,14 +140,54 @@ def test_report_tables_show_medians_ratios_and_failures() -> None:
     assert "Test CPU, 2 cores" in text
 
 
+def ranked_run(*cells: tuple[str, tuple[Sample, ...]]) -> Run:
+    load = Load(1000, 64, 1)
+    outcomes = tuple(Outcome(Cell(name, load), "ok", "", samples) for name, samples in cells)
+    return dataclasses.replace(synthetic_run(), outcomes=outcomes)
+
+
+def fastest_row(run: Run) -> str:
+    (row,) = [line for line in report.winners(run).splitlines() if line.startswith("| 1000")]
+    return row
+
+
+def test_a_server_is_named_fastest_only_when_the_ranges_do_not_overlap() -> None:
+    apart = ranked_run(
+        ("select", (sample(100e3), sample(104e3))),
+        ("streams", (sample(80e3), sample(90e3))),
+    )
+    assert fastest_row(apart).startswith("| 1000 conns, 64 B, k=1 | select | 1.20x over streams |")
+    overlapping = ranked_run(
+        ("select", (sample(100e3), sample(104e3))),
+        ("streams", (sample(80e3), sample(100e3))),
+    )
+    assert "| no clear winner: select, streams overlap |" in fastest_row(overlapping)
+
+
+def test_client_bound_and_single_runs_are_flagged_and_never_ranked() -> None:
+    run = ranked_run(
+        ("select", (sample(150e3, client=0.95), sample(150e3))),
+        ("threads", (sample(140e3),)),
+        ("selectors", (sample(140e3, client=None), sample(140e3))),
+        ("streams", (sample(80e3), sample(82e3))),
+    )
+    row = fastest_row(run)
+    assert row.startswith("| 1000 conns, 64 B, k=1 | streams (alone) |")
+    assert row.endswith(
+        "| select (client-bound), threads (one repeat), selectors (client CPU unknown) |"
+    )
+    text = report.to_markdown(run)
+    assert "| select | 150.0k † |" in text
+    assert "| threads | 140.0k |" in text
+
+
 def test_results_survive_a_json_round_trip() -> None:
     run = synthetic_run()
     assert report.from_json(report.to_json(run)) == run
 
 
 def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    from suite import plots
+    from suite import plots  # matplotlib is a test dependency: no skipping
 
     written = plots.write_all(synthetic_run(), tmp_path / "run")
     assert [path.name for path in written] == [
@@ -127,6 +197,23 @@ def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
         "run-memory.png",
     ]
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
+
+
+def test_rps_plot_starts_at_zero_and_keeps_failures_off_the_value_axes() -> None:
+    from suite import plots
+
+    figure = plots._figure(synthetic_run())
+    plots._by_connections(figure, synthetic_run(), "rps", "round trips/s", 1.0)
+    chart, strip = figure.axes[:2]
+    assert chart.get_ylim()[0] == 0
+    # select failed at 2000 connections: a cross in the strip, no point on the chart.
+    assert [tick.get_text() for tick in strip.get_yticklabels()] == ["select"]
+    (cross,) = strip.get_lines()
+    assert list(cross.get_xdata()) == [2000]
+    charted = [
+        bars.lines[0].get_xdata() for bars in chart.containers if bars.get_label() == "select"
+    ]
+    assert [list(xs) for xs in charted] == [[10]]
 
 
 def test_heavier_loads_are_skipped_after_a_failure_with_the_reason() -> None:
@@ -143,17 +230,49 @@ def test_heavier_loads_are_skipped_after_a_failure_with_the_reason() -> None:
 def test_cpu_per_round_trip_counts_only_the_measured_window() -> None:
     probe = Probe.__new__(Probe)
     second = 1_000_000_000
-    # 1 CPU second per wall second; 1000 round trips per second from t=2 s.
-    probe.samples = [(t * second, float(t), 0) for t in range(6)]
+    # The server: 1 CPU second per wall second; the client thread: half that.
+    # 1000 round trips per second from t=2 s.
+    probe.samples = [(t * second, float(t), 0, t / 2) for t in range(6)]
     probe.marks = [(2 * second, 0), (4 * second, 2000)]
     assert probe.cpu_us_per_rt(messages=3000, rps=1000.0) == pytest.approx(1000.0)
+    assert probe.harness_cpu(messages=3000, rps=1000.0) == pytest.approx(0.5)
     probe.marks = [(2 * second, 0)]  # one report: the end follows from the rate
     assert probe.cpu_us_per_rt(messages=3000, rps=1000.0) == pytest.approx(1000.0)
+    assert probe.harness_cpu(messages=3000, rps=1000.0) == pytest.approx(0.5)
+    assert probe.cpu_us_between(1 * second, 3 * second, 500) == pytest.approx(4000.0)
+
+
+def spin(seconds: float) -> None:
+    """Use ``seconds`` of this thread's CPU time."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def test_the_harness_cpu_is_its_own_threads_alone() -> None:
+    with running(SERVERS["select"]) as server, Probe(server) as probe:
+        start = monotonic_ns()
+        other = threading.Thread(target=spin, args=(0.3,))  # another thread of the process
+        other.start()
+        spin(0.3)  # the thread that made the probe, as the harness's loop would
+        other.join()
+        end = monotonic_ns()
+        probe.marks = [(start, 0), (end, 100)]
+    client = probe.harness_cpu(messages=100, rps=100.0)
+    assert client is not None
+    used = client * (end - start) / 1e9
+    assert used == pytest.approx(0.3, abs=0.08)  # /proc counts 10 ms ticks; not 0.6
 
 
 @pytest.mark.parametrize(
     "flags",
-    [["--sizes", "big"], ["--servers", "nginx"], ["--repeats", "0"], ["--quick", "--smoke"]],
+    [
+        ["--sizes", "big"],
+        ["--servers", "nginx"],
+        ["--repeats", "1"],
+        ["--client", "rust"],
+        ["--quick", "--smoke"],
+    ],
 )
 def test_bad_flags_are_one_line_and_status_2(flags: list[str]) -> None:
     done = subprocess.run(
@@ -164,10 +283,9 @@ def test_bad_flags_are_one_line_and_status_2(flags: list[str]) -> None:
 
 
 def test_smoke_run_writes_every_file(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--servers", "aioecho-uvloop",
-         "--out", str(tmp_path)],
+         "--duration", "0.3", "--warmup", "0.1", "--out", str(tmp_path)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -184,3 +302,81 @@ def test_results_go_to_out_or_beside_the_remade_file_or_to_results() -> None:
     assert out() == BENCHMARKS / "results"
     assert out("--out", "/tmp/x") == Path("/tmp/x")
     assert out("--from-json", "/data/run.json") == Path("/data")
+
+
+def listen_queue(port: int) -> int:
+    """The listen queue length of the socket listening on ``port`` (``ss``'s Send-Q)."""
+    shown = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(shown[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+@pytest.mark.parametrize("name", ["aioecho-uvloop", *BASELINES])
+def test_every_server_listens_with_the_same_backlog(name: str) -> None:
+    with running(SERVERS[name]) as server:
+        assert listen_queue(server.port) == min(BACKLOG, somaxconn())
+
+
+def somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def minimal_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    script = str(BENCHMARKS / "servers" / "minimal_protocol.py")
+    spec = ServerSpec("minimal", "minimal protocol", (script, "--loop", request.param))
+    with running(spec) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("chunks", "reply"),
+    [
+        ((b"hello\n",), b"HELLO_SB\n"),
+        ((b"spl", b"it li", b"ne\n"), b"SPLIT LINE_SB\n"),
+        ((b"one\ntw", b"o\n"), b"ONE_SB\nTWO_SB\n"),
+    ],
+)
+def test_minimal_protocol_answers_lf_lines_however_they_are_split(
+    minimal_server: ServerProcess, chunks: tuple[bytes, ...], reply: bytes
+) -> None:
+    assert exchange(minimal_server.port, *chunks, expect=len(reply)) == reply
+
+
+def test_speed_ratios_are_taken_within_each_round() -> None:
+    import speed
+
+    def named(name: str, floor: str | None = None) -> speed.Contender:
+        return speed.Contender(ServerSpec(name, name, ()), floor)
+
+    chosen = [named(speed.C_SERVER), named("minimal uvloop"), named("aioecho", "minimal uvloop")]
+    # The machine slows down between the rounds; the ratios within each stay 1.5x and 1.2x.
+    runs: list[speed.Round] = [
+        {speed.C_SERVER: sample(100e3, 8.0), "minimal uvloop": sample(100e3, 10.0),
+         "aioecho": sample(80e3, 12.0)},
+        {speed.C_SERVER: sample(50e3, 16.0), "minimal uvloop": sample(50e3, 20.0),
+         "aioecho": sample(40e3, 24.0)},
+        {speed.C_SERVER: sample(50e3, 16.0), "minimal uvloop": "server died",
+         "aioecho": sample(40e3, 24.0)},
+    ]  # fmt: skip
+    rows = speed.table(Load(10, 64, 1), chosen, runs).splitlines()
+    assert rows[0] == "### 10 connections, 64 B lines, 1 in flight"
+    assert rows.pop() == "Other processes kept 0.1 cores busy."
+    assert rows.pop() == ""
+    assert rows[-1] == (
+        "| aioecho | 24.0 (12.0-24.0) | 40.0k (40.0k-80.0k) | 0.50 "
+        "| 1.50x | 1.20x | 0.80x | 0.80x |"
+    )
+    assert rows[-2].startswith("| minimal uvloop (1 failed: server died) | 15.0 (10.0-20.0) |")
+
+
+def test_speed_bad_flag_is_one_line_and_status_2() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "speed.py"), "--repeats", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -1,18 +1,26 @@
 /*
  * echo_load.c - closed-loop load generator for the aioecho line protocol.
  *
- * Opens CONNECTIONS connections, then keeps PIPELINE requests in flight on
- * each: a request is SIZE bytes (lowercase letters, then '\n') and its reply
- * must be exactly the upper-cased letters + "_SB\n".  Each verified reply
- * immediately releases the next request.  Replies completed during DURATION
+ * Opens CONNECTIONS connections and sends one request on each: a connection
+ * counts as connected once that first reply is verified, so that a server
+ * which leaves connections waiting in its accept queue fails instead of
+ * being measured on the ones it serves.  Then keeps PIPELINE requests in
+ * flight on each: a request is SIZE bytes (lowercase letters, then '\n') and
+ * its reply must be exactly the upper-cased letters + "_SB\n".  Each
+ * verified reply immediately releases the next request.  Replies completed during DURATION
  * seconds, after WARMUP seconds of unmeasured traffic, are reported as one
- * JSON line on stdout.  Single-threaded epoll, so the generator costs one
- * core and leaves the rest of the machine to the server under test.
+ * JSON line on stdout, with their latency percentiles (from a request's last
+ * byte written to its reply's last byte read), the window's bounds on
+ * CLOCK_MONOTONIC (so that a caller can read a server's CPU time over exactly
+ * that window) and the CPU time this client used in it.  Single-threaded
+ * epoll, so the generator costs one core and leaves the rest of the machine
+ * to the server under test.
  *
  * usage: echo_load [-h HOST] [-p PORT] [-c CONNECTIONS] [-d DURATION_S]
  *                  [-s SIZE] [-k PIPELINE] [-w WARMUP_S]
  *
- * Exits 1 if any reply mismatched, any connection failed, or nothing was measured.
+ * Exits 1 if any reply mismatched, any connection failed (a connect and its
+ * first reply must take under 5 s), or nothing was measured.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +37,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,8 +52,16 @@
 #define SUFFIX "_SB"
 #define SUFFIX_LEN (sizeof SUFFIX - 1)
 #define MAX_REPORTS 10 /* failures described on stderr before going quiet */
+/* Latency histogram: exact below 2^SUB_BITS ns, then 2^(SUB_BITS-1) buckets
+ * per power of two (a relative resolution of 0.2%) up to 2^MAX_EXP ns
+ * (137 s); longer round trips land in the last bucket. */
+#define SUB_BITS 10
+#define SUB_HALF (1u << (SUB_BITS - 1))
+#define MAX_EXP 37
+#define BUCKETS ((1u << SUB_BITS) + (MAX_EXP - SUB_BITS) * SUB_HALF)
 
-enum conn_state { CONNECTING, CONNECTED, RUNNING, CLOSED };
+/* PRIMING: connected, waiting for the reply to the first request. */
+enum conn_state { CONNECTING, PRIMING, CONNECTED, RUNNING, CLOSED };
 
 struct conn {
     int fd;
@@ -55,6 +72,7 @@ struct conn {
     size_t send_pos;     /* bytes of request `sent` already written */
     uint64_t received;   /* replies verified completely */
     size_t recv_pos;     /* bytes of reply `received` verified so far */
+    int64_t *sent_ns;    /* when each request in flight was written, by number % pipeline */
 };
 
 enum phase { PHASE_CONNECT, PHASE_WARMUP, PHASE_MEASURE };
@@ -72,12 +90,70 @@ static enum phase phase = PHASE_CONNECT;
 static long pending_connects, connected, alive;
 static uint64_t messages, mismatches, errors;
 static int reports;
+static uint64_t histogram[BUCKETS];
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static unsigned bucket_of(uint64_t ns)
+{
+    if (ns < (1u << SUB_BITS))
+        return (unsigned)ns;
+    unsigned exp = 63u - (unsigned)__builtin_clzll(ns); /* ns >= 2^exp, exp >= SUB_BITS */
+    if (exp >= MAX_EXP)
+        return BUCKETS - 1;
+    unsigned shift = exp - (SUB_BITS - 1);
+    return (1u << SUB_BITS) + (exp - SUB_BITS) * SUB_HALF + (unsigned)(ns >> shift) - SUB_HALF;
+}
+
+/* The middle of a bucket, in nanoseconds. */
+static double bucket_value(unsigned b)
+{
+    if (b < (1u << SUB_BITS))
+        return b;
+    unsigned exp = SUB_BITS + (b - (1u << SUB_BITS)) / SUB_HALF;
+    unsigned shift = exp - (SUB_BITS - 1);
+    uint64_t low = ((uint64_t)(b - (1u << SUB_BITS)) % SUB_HALF + SUB_HALF) << shift;
+    return (double)low + (double)(1ull << shift) / 2;
+}
+
+/* The latency below which `share` of the measured round trips completed, in us. */
+static double percentile_us(double share)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b < BUCKETS; b++)
+        total += histogram[b];
+    if (total == 0)
+        return 0;
+    double exact = share * (double)total;
+    uint64_t rank = (uint64_t)exact, seen = 0; /* rounded up, at least 1 */
+    if ((double)rank < exact || rank == 0)
+        rank++;
+    for (unsigned b = 0; b < BUCKETS; b++) {
+        seen += histogram[b];
+        if (seen >= rank)
+            return bucket_value(b) / 1000;
+    }
+    return bucket_value(BUCKETS - 1) / 1000;
 }
 
 static void die(const char *what)
@@ -115,7 +191,7 @@ static size_t variant(const struct conn *c, uint64_t m)
 
 static void close_conn(struct conn *c)
 {
-    if (c->state == CONNECTING)
+    if (c->state == CONNECTING || c->state == PRIMING)
         pending_connects--;
     else
         alive--;
@@ -141,7 +217,7 @@ static void set_interest(struct conn *c, uint32_t events)
 /* Writes requests until PIPELINE are outstanding or the socket is full. */
 static void pump_send(struct conn *c)
 {
-    uint64_t limit = c->received + pipeline;
+    uint64_t limit = c->received + (c->state == RUNNING ? pipeline : 1);
     while (c->sent < limit) {
         struct iovec iov[IOV_BATCH];
         size_t cnt = 0, pos = c->send_pos;
@@ -160,7 +236,13 @@ static void pump_send(struct conn *c)
             break;
         }
         size_t done = c->send_pos + (size_t)n;
-        c->sent += done / req_len;
+        uint64_t written = c->sent + done / req_len;
+        if (written > c->sent) {
+            int64_t t = now_ns();
+            for (uint64_t m = c->sent; m < written; m++)
+                c->sent_ns[m % pipeline] = t;
+        }
+        c->sent = written;
         c->send_pos = done % req_len;
     }
     bool want_out = c->sent < limit;
@@ -190,6 +272,7 @@ static void on_readable(struct conn *c)
     }
     const char *p = rbuf;
     size_t left = (size_t)n;
+    int64_t arrived = phase == PHASE_MEASURE ? now_ns() : 0;
     while (left > 0) {
         if (c->received >= c->sent) {
             mismatch(c, "data with no complete request outstanding");
@@ -212,11 +295,22 @@ static void on_readable(struct conn *c)
         left -= chunk;
         c->recv_pos += chunk;
         if (c->recv_pos == rep_len) {
+            if (phase == PHASE_MEASURE) {
+                messages++;
+                histogram[bucket_of((uint64_t)(arrived - c->sent_ns[c->received % pipeline]))]++;
+            }
             c->recv_pos = 0;
             c->received++;
-            if (phase == PHASE_MEASURE)
-                messages++;
         }
+    }
+    if (c->state == PRIMING) {
+        /* The first reply came: idle until every connection is settled. */
+        set_interest(c, 0);
+        c->state = CONNECTED;
+        pending_connects--;
+        connected++;
+        alive++;
+        return;
     }
     pump_send(c);
 }
@@ -231,12 +325,9 @@ static void on_connect_event(struct conn *c)
         fail(c, "connect", err);
         return;
     }
-    /* Idle until every connection is settled; only errors are reported. */
-    set_interest(c, 0);
-    c->state = CONNECTED;
-    pending_connects--;
-    connected++;
-    alive++;
+    c->state = PRIMING;
+    set_interest(c, EPOLLIN);
+    pump_send(c);
 }
 
 static void on_event(struct conn *c, uint32_t events)
@@ -251,7 +342,7 @@ static void on_event(struct conn *c, uint32_t events)
         if (c->state == CLOSED)
             return;
     }
-    if ((events & EPOLLOUT) && c->state == RUNNING)
+    if ((events & EPOLLOUT) && (c->state == RUNNING || c->state == PRIMING))
         pump_send(c);
 }
 
@@ -287,11 +378,11 @@ static double expire_connects(double now)
     double next = INFINITY;
     for (long i = 0; i < nconns; i++) {
         struct conn *c = &conns[i];
-        if (c->state != CONNECTING)
+        if (c->state != CONNECTING && c->state != PRIMING)
             continue;
         double deadline = c->connect_start + CONNECT_TIMEOUT_S;
         if (now >= deadline)
-            fail(c, "connect", ETIMEDOUT);
+            fail(c, c->state == CONNECTING ? "connect" : "first reply", ETIMEDOUT);
         else if (deadline < next)
             next = deadline;
     }
@@ -398,8 +489,11 @@ int main(int argc, char **argv)
 
     build_messages();
     conns = calloc((size_t)nconns, sizeof *conns);
-    if (!conns)
+    int64_t *sent_ns = calloc((size_t)nconns * pipeline, sizeof *sent_ns);
+    if (!conns || !sent_ns)
         die("calloc");
+    for (long i = 0; i < nconns; i++)
+        conns[i].sent_ns = sent_ns + (size_t)i * pipeline;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die("epoll_create1");
@@ -409,6 +503,7 @@ int main(int argc, char **argv)
 
     struct epoll_event events[MAX_EVENTS];
     double measure_start = 0, measure_end = 0, phase_end = 0;
+    double cpu_start = 0, cpu_end = 0;
     for (;;) {
         double now = now_s();
         double wake = INFINITY;
@@ -423,15 +518,18 @@ int main(int argc, char **argv)
         if (phase == PHASE_WARMUP && now >= phase_end) {
             phase = PHASE_MEASURE;
             measure_start = now;
+            cpu_start = cpu_s();
             phase_end = now + duration;
         }
         if (phase == PHASE_MEASURE && now >= phase_end) {
             measure_end = now;
+            cpu_end = cpu_s();
             break;
         }
         /* Every connection gone: waiting out the clock would measure nothing. */
         if (phase != PHASE_CONNECT && alive == 0) {
             measure_end = phase == PHASE_MEASURE ? now : measure_start;
+            cpu_end = phase == PHASE_MEASURE ? cpu_s() : cpu_start;
             break;
         }
         if (phase != PHASE_CONNECT)
@@ -450,11 +548,17 @@ int main(int argc, char **argv)
     }
 
     double elapsed = measure_end - measure_start;
-    printf("{\"connections\":%ld,\"connected\":%ld,\"duration_s\":%.3f,\"messages\":%llu,"
-           "\"rps\":%.1f,\"mismatches\":%llu,\"errors\":%llu}\n",
-           nconns, connected, elapsed, (unsigned long long)messages,
-           elapsed > 0 ? (double)messages / elapsed : 0.0, (unsigned long long)mismatches,
-           (unsigned long long)errors);
+    printf("{\"connections\":%ld,\"size\":%zu,\"pipeline\":%llu,"
+           "\"connected\":%ld,\"duration_s\":%.3f,\"messages\":%llu,"
+           "\"rps\":%.1f,\"mismatches\":%llu,\"errors\":%llu,"
+           "\"start_s\":%.6f,\"end_s\":%.6f,\"cpu_s\":%.4f,"
+           "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
+           "\"p9999\":%.1f}}\n",
+           nconns, req_len, (unsigned long long)pipeline, connected, elapsed,
+           (unsigned long long)messages, elapsed > 0 ? (double)messages / elapsed : 0.0,
+           (unsigned long long)mismatches, (unsigned long long)errors, measure_start, measure_end, cpu_end - cpu_start,
+           percentile_us(0.50), percentile_us(0.90), percentile_us(0.99), percentile_us(0.999),
+           percentile_us(0.9999));
     fflush(stdout);
     /* A server that accepts but never answers must not pass as a result. */
     if (messages == 0)

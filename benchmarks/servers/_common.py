@@ -15,8 +15,9 @@ import sys
 from typing import NoReturn
 
 SUFFIX = b"_SB"
-# Every baseline gets the same listen queue as aioecho's --backlog default
-# and the streams baseline. The tutorial's listen(5) would make the kernel
+# The listen queue when --backlog is not given. The benchmark suite passes
+# one --backlog to every server, aioecho included, so that all of them queue
+# a burst of connects alike. The tutorial's listen(5) would make the kernel
 # drop connection attempts of a burst, and a load of 1000 connections would
 # measure SYN retries instead of the server.
 BACKLOG = 4096
@@ -37,11 +38,15 @@ def answer_lines(buffer: bytes) -> tuple[bytes, bytes]:
     return b"".join(map(reply, lines)), buffer[end:]
 
 
-def parse_args(description: str | None) -> argparse.Namespace:
-    """``--host`` and ``--port`` (0 = any free port), the flags every baseline takes."""
+def parse_args(description: str | None, loops: bool = False) -> argparse.Namespace:
+    """``--host``, ``--port`` (0 = any free port) and ``--backlog``, the flags every
+    baseline takes; with ``loops``, ``--loop asyncio|uvloop`` too."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--backlog", type=int, default=BACKLOG, help="listen queue length")
+    if loops:
+        parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     return parser.parse_args()
 
 
@@ -57,12 +62,12 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, backlog: int) -> socket.socket:
     """A bound, listening TCP socket with address reuse."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(BACKLOG)
+    sock.listen(backlog)
     return sock
 
 

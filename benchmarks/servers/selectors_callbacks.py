@@ -48,7 +48,7 @@ def main() -> None:
     args = parse_args(__doc__)
     raise_fd_limit()
     exit_on_sigterm()
-    with listen(args.host, args.port) as server:
+    with listen(args.host, args.port, args.backlog) as server:
         server.setblocking(False)
         sel.register(server, selectors.EVENT_READ, accept)
         announce(server)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from _common import BACKLOG, parse_args, raise_fd_limit, reply
+from _common import parse_args, raise_fd_limit, reply
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -22,8 +22,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
-async def main(host: str, port: int) -> None:
-    server = await asyncio.start_server(handle, host, port, backlog=BACKLOG)
+async def main(host: str, port: int, backlog: int) -> None:
+    server = await asyncio.start_server(handle, host, port, backlog=backlog)
     stop = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
     host, port = server.sockets[0].getsockname()[:2]
@@ -35,4 +35,4 @@ async def main(host: str, port: int) -> None:
 if __name__ == "__main__":
     args = parse_args(__doc__)
     raise_fd_limit()
-    asyncio.run(main(args.host, args.port))
+    asyncio.run(main(args.host, args.port, args.backlog))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socketserver
 
-from _common import BACKLOG, announce, exit_on_sigterm, parse_args, raise_fd_limit, reply
+from _common import announce, exit_on_sigterm, parse_args, raise_fd_limit, reply
 
 
 class EchoHandler(socketserver.StreamRequestHandler):
@@ -25,13 +25,13 @@ class EchoHandler(socketserver.StreamRequestHandler):
 class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True  # stopping must not wait for connected clients
-    request_queue_size = BACKLOG
 
 
 def main() -> None:
     args = parse_args(__doc__)
     raise_fd_limit()
     exit_on_sigterm()
+    Server.request_queue_size = args.backlog  # read by server_activate's listen()
     with Server((args.host, args.port), EchoHandler) as server:
         announce(server.socket)
         server.serve_forever()

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from . import machine, report
 from .matrix import PRESETS, Matrix
-from .measure import run_cell
+from .measure import choose_client, run_cell
 from .model import AFTER_FAILURE, Cell, Outcome, Run
 from .servers import SERVERS
 
@@ -58,6 +58,17 @@ def server_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def at_least_two(text: str) -> int:
+    """A repeat count: one run has no range, so nothing could be ranked on it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (a range needs two runs): {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -77,7 +88,9 @@ def parser() -> Parser:
     cli.add_argument("--connections", type=positive_ints, help="comma list, e.g. 10,1000")
     cli.add_argument("--sizes", type=positive_ints, help="line sizes in bytes, e.g. 64,1k,16k")
     cli.add_argument("--pipelines", type=positive_ints, help="requests in flight, e.g. 1,16")
-    cli.add_argument("--repeats", type=positive_ints, help="runs per cell (median + range)")
+    cli.add_argument(
+        "--repeats", type=at_least_two, help="runs per cell, 2 or more (median + range)"
+    )
     cli.add_argument("--duration", type=positive_float, help="measured seconds per run")
     cli.add_argument("--warmup", type=positive_float, help="unmeasured seconds before each run")
     cli.add_argument(
@@ -85,6 +98,13 @@ def parser() -> Parser:
         type=positive_float,
         metavar="SECONDS",
         help="start no cell after this long; the rest are reported as not run (full matrix: 1500)",
+    )
+    cli.add_argument(
+        "--client",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="the load client: the C one in benchmarks/c, the Python harness, "
+        "or auto (C when a compiler can build it)",
     )
     cli.add_argument("--out", type=Path, metavar="DIR", help=f"where results go ({RESULTS})")
     cli.add_argument("--no-plots", action="store_true", help="write JSON and Markdown only")
@@ -114,8 +134,8 @@ def matrix_from(options: argparse.Namespace) -> tuple[str, Matrix]:
         if getattr(options, field) is not None
     }
     if options.repeats is not None:
-        changes["repeats"] = options.repeats[0]
-    return name, dataclasses.replace(PRESETS[name], **changes)
+        changes["repeats"] = options.repeats
+    return name, dataclasses.replace(PRESETS[name], client=options.client, **changes)
 
 
 def skip_reason(cell: Cell, done: Sequence[Outcome], deadline: float | None) -> str | None:
@@ -190,7 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.from_json is not None:
         run, stem = report.from_json(options.from_json.read_text()), options.from_json.stem
     else:
-        run, stem = measure(*matrix_from(options))
+        name, matrix = matrix_from(options)
+        try:
+            client, note = choose_client(matrix.client)
+        except RuntimeError as exc:
+            print(f"run.py: {exc}", file=sys.stderr)
+            return 2
+        print(f"load client: {note}", file=sys.stderr, flush=True)
+        run, stem = measure(name, dataclasses.replace(matrix, client=client), note)
     written = write(run, out, stem, plots)
     for path in written:
         print(path)
@@ -200,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def measure(name: str, matrix: Matrix) -> tuple[Run, str]:
+def measure(name: str, matrix: Matrix, client_note: str) -> tuple[Run, str]:
     """Run the matrix; the run and the timestamp that names its files."""
     now, where = datetime.now(UTC), machine.describe()  # the commit as the run starts
     started = time.monotonic()
     outcomes = run_matrix(matrix, lambda line: print(line, file=sys.stderr, flush=True))
-    settings = {"preset": name, **dataclasses.asdict(matrix)}
+    settings = {"preset": name, **dataclasses.asdict(matrix), "client_note": client_note}
     run = Run(
         machine=where,
         settings=settings,

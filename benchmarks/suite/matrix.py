@@ -1,8 +1,9 @@
 """The matrix: which servers under which loads, measured how long and how often.
 
 Three presets: the full matrix of the report, ``--quick`` (the shape of the
-results in well under two minutes) and ``--smoke`` (seconds, for CI: proves
-the suite still runs end to end). Flags override any preset's dimension.
+results in about two minutes) and ``--smoke`` (seconds, for CI: proves the
+suite still runs end to end). Every preset repeats each cell, so that every
+number has a range. Flags override any preset's dimension.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ class Matrix:
     """What to run.
 
     ``duration`` must cover at least two of the harness's half-second progress
-    reports, which is when the server's CPU time and memory are sampled.
+    reports when the harness is the client, which is when the server's CPU
+    time and memory are sampled. ``client`` is ``c`` (benchmarks/c/echo_load),
+    ``python`` (the harness) or ``auto`` (the C client when it can be built).
     """
 
     servers: tuple[str, ...]
@@ -32,6 +35,7 @@ class Matrix:
     duration: float
     warmup: float
     budget: float | None = None  # seconds after which no further cell starts
+    client: str = "auto"
 
     def cells(self) -> list[Cell]:
         """Every cell, lightest loads first, servers innermost.
@@ -61,7 +65,7 @@ PRESETS: dict[str, Matrix] = {
         connections=(10, 1000, 2000),
         sizes=(64,),
         pipelines=(1,),
-        repeats=1,
+        repeats=3,
         duration=1.0,
         warmup=0.3,
     ),
@@ -70,7 +74,7 @@ PRESETS: dict[str, Matrix] = {
         connections=(10,),
         sizes=(64,),
         pipelines=(1,),
-        repeats=1,
+        repeats=2,
         duration=1.0,
         warmup=0.2,
     ),

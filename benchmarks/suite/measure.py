@@ -1,28 +1,30 @@
-"""Measuring one cell: a fresh server process, then the harness, repeated.
+"""Measuring one cell: a fresh server process, then the load client, repeated.
 
 Each cell gets its own server process, so a server that dies under one load
 (select beyond FD_SETSIZE) costs that cell only, and its memory before the
-first connection is a clean baseline. The load comes from the harness
-library, in this process, with one client process: on a small machine the
-client and the server share the cores, and one client is the same for every
-server.
+first connection is a clean baseline. The load comes from one client
+process: the C client ``benchmarks/c/echo_load`` when it can be built, so
+that the client is not the limit, else the harness library in this process.
 
 The server's CPU time is counted over the measured window only (connecting,
 warm-up and closing are left out) and divided by the round trips of that
-window; its memory is the peak while the connections are open.
+window; its memory is the peak while the connections are open. The client's
+CPU is the client's alone: the C client's own CPU over its window, or the
+harness's event-loop thread's, never this process's sampling threads.
 """
 
 from __future__ import annotations
 
 import bisect
+import resource
 import threading
 import time
 from time import monotonic_ns
-from typing import Any
+from typing import Any, Literal
 
 from aioecho import bench
 
-from . import proc
+from . import cprograms, proc
 from .matrix import Matrix
 from .model import Cell, Load, Outcome, Sample
 from .servers import SERVERS, ServerError, ServerProcess, running
@@ -42,21 +44,29 @@ CONNECT_TIMEOUT = 5.0
 # to exit, so that the report names its death rather than the resets.
 DEATH_GRACE = 1.0
 
+# Where a probe's sample holds what (after the time, at 0).
+SERVER_CPU, RSS, CLIENT_CPU = 1, 2, 3
+Client = Literal["c", "python"]
+HARNESS = "the aioecho harness (Python, in the suite's process)"
+
 
 class Probe:
-    """Watches the server while the harness runs.
+    """Watches the server, and the thread that made the probe, while the client runs.
 
-    A thread samples the server's CPU time and memory every
-    ``SAMPLE_INTERVAL``; the harness's progress callback stamps the count of
-    measured round trips. At 10,000 connections the harness's progress reports
-    come late and rarely (its loop is busy), so the window may hold a single
-    report: its end is then placed where the measured rate says the last
-    round trip completed.
+    A thread samples the server's CPU time and memory, and the CPU time of
+    the thread that made the probe (the one that runs the harness's event
+    loop), every ``SAMPLE_INTERVAL``; the harness's progress callback stamps
+    the count of measured round trips. At 10,000 connections the harness's
+    progress reports come late and rarely (its loop is busy), so the window
+    may hold a single report: its end is then placed where the measured rate
+    says the last round trip completed.
     """
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
-        self.samples: list[tuple[int, float, int]] = []  # monotonic ns, CPU s, RSS bytes
+        self.client_thread = threading.get_native_id()
+        # monotonic ns, server CPU s, server RSS bytes, client thread CPU s
+        self.samples: list[tuple[int, float, int, float]] = []
         self.marks: list[tuple[int, int]] = []  # monotonic ns, round trips measured so far
         self._others = (0.0, 0.0, 0.0)  # see _others_clock: at start, then the differences
         self._stop = threading.Event()
@@ -86,15 +96,22 @@ class Probe:
 
     @staticmethod
     def _others_clock() -> tuple[float, float, float]:
-        """Wall time, machine CPU and this process's CPU, in seconds."""
-        return monotonic_ns() / NS_PER_S, proc.machine_busy_seconds(), time.process_time()
+        """Wall time, machine CPU and the client's CPU, in seconds.
+
+        The client is this process and its children that have ended (a C load
+        client that has returned); a running server is not counted there.
+        """
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = time.process_time() + children.ru_utime + children.ru_stime
+        return monotonic_ns() / NS_PER_S, proc.machine_busy_seconds(), client
 
     def __call__(self, progress: Any) -> None:
         if progress.phase == "measuring":
             self.marks.append((monotonic_ns(), progress.messages))
 
-    def cpu_us_per_rt(self, messages: int, rps: float) -> float | None:
-        """Server CPU microseconds per round trip over the measured window."""
+    def window(self, messages: int, rps: float) -> tuple[int, int, int] | None:
+        """The harness's measured window as far as its reports place it: start and end
+        (monotonic ns) and the round trips between them."""
         if not self.marks or rps <= 0:
             return None
         start, first = self.marks[0]
@@ -102,23 +119,45 @@ class Probe:
         if last - first < messages * MIN_MARKED_SHARE:
             # The measurement ended when its last round trip completed, at the measured rate.
             end, last = start + int((messages - first) / rps * NS_PER_S), messages
-        end = min(end, self.samples[-1][0])  # it ended before the harness returned
-        if last <= first or end <= start:
+        return start, end, last - first
+
+    def cpu_us_per_rt(self, messages: int, rps: float) -> float | None:
+        """Server CPU microseconds per round trip over the harness's measured window."""
+        window = self.window(messages, rps)
+        return None if window is None else self.cpu_us_between(*window)
+
+    def cpu_us_between(self, start: int, end: int, round_trips: int) -> float | None:
+        """Server CPU microseconds per round trip from ``start`` to ``end`` (monotonic ns)."""
+        end = min(end, self.samples[-1][0])  # it ended before the client returned
+        if round_trips <= 0 or end <= start:
             return None
-        return (self._cpu_at(end) - self._cpu_at(start)) * US_PER_S / (last - first)
+        return (self._at(end, SERVER_CPU) - self._at(start, SERVER_CPU)) * US_PER_S / round_trips
+
+    def harness_cpu(self, messages: int, rps: float) -> float | None:
+        """Cores the harness's event-loop thread used over its measured window: the
+        client's CPU without this process's other threads (the probe's, the log readers')."""
+        window = self.window(messages, rps)
+        if window is None:
+            return None
+        start, end = window[0], min(window[1], self.samples[-1][0])
+        if end <= start:
+            return None
+        used = self._at(end, CLIENT_CPU) - self._at(start, CLIENT_CPU)
+        return used * NS_PER_S / (end - start)
 
     def rss_per_conn(self, idle: int, connections: int) -> float | None:
         """Peak memory above ``idle`` while the harness ran, per connection, in bytes."""
         if not self.samples:
             return None
-        return (max(rss for _, _, rss in self.samples) - idle) / connections
+        return (max(sample[RSS] for sample in self.samples) - idle) / connections
 
-    def _cpu_at(self, when: int) -> float:
-        """CPU seconds at ``when``, interpolated between the samples around it."""
+    def _at(self, when: int, field: int) -> float:
+        """A CPU time of the samples at ``when``, interpolated between the samples around it."""
         times = [sample[0] for sample in self.samples]
         after = min(bisect.bisect_left(times, when), len(times) - 1)
         before = max(after - 1, 0)
-        (t0, cpu0, _), (t1, cpu1, _) = self.samples[before], self.samples[after]
+        t0, t1 = self.samples[before][0], self.samples[after][0]
+        cpu0, cpu1 = self.samples[before][field], self.samples[after][field]
         if t1 == t0:
             return cpu1
         return cpu0 + (cpu1 - cpu0) * (when - t0) / (t1 - t0)
@@ -132,7 +171,20 @@ class Probe:
     def _take_sample(self) -> None:
         pids = self.server.pids()
         now = monotonic_ns()
-        self.samples.append((now, proc.cpu_seconds(pids), proc.rss_bytes(pids)))
+        client = proc.thread_cpu_seconds(self.client_thread)
+        self.samples.append((now, proc.cpu_seconds(pids), proc.rss_bytes(pids), client))
+
+
+def choose_client(requested: str) -> tuple[Client, str]:
+    """The client a run uses (``auto``: the C client when it builds) and a note saying why."""
+    if requested == "python":
+        return "python", HARNESS
+    why = cprograms.build()
+    if why is None:
+        return "c", "benchmarks/c/echo_load (C, one thread)"
+    if requested == "c":
+        raise RuntimeError(f"the C load client cannot be built: {why}")
+    return "python", f"{HARNESS}, because {why}"
 
 
 def run_cell(cell: Cell, matrix: Matrix) -> Outcome:
@@ -140,12 +192,14 @@ def run_cell(cell: Cell, matrix: Matrix) -> Outcome:
     spec = SERVERS[cell.server]
     if (why := spec.unavailable()) is not None:
         return Outcome(cell, "not run", why)
+    client, _ = choose_client(matrix.client)
+    repeat = _repeat_with_c if client == "c" else _repeat_with_harness
     samples: list[Sample] = []
     try:
         with running(spec) as server:
             idle = server.rss_bytes()
             for _ in range(matrix.repeats):
-                result = _repeat(server, cell.load, matrix, idle)
+                result = repeat(server, cell.load, matrix, idle)
                 if isinstance(result, str):
                     return Outcome(cell, "failed", result, tuple(samples))
                 samples.append(result)
@@ -154,7 +208,38 @@ def run_cell(cell: Cell, matrix: Matrix) -> Outcome:
     return Outcome(cell, "ok", "", tuple(samples))
 
 
-def _repeat(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sample | str:
+def _repeat_with_c(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sample | str:
+    return c_sample(server, load, matrix.duration, matrix.warmup, idle)
+
+
+def c_sample(
+    server: ServerProcess, load: Load, duration: float, warmup: float, idle: int = 0
+) -> Sample | str:
+    """One run of the C load client against ``server``: a sample, or why the server
+    could not take the load. ``idle`` is the server's memory before any connection."""
+    with Probe(server) as probe:
+        run = cprograms.run_load(server.port, load, duration, warmup)
+    if not run.passed or run.result is None:
+        return server.death(DEATH_GRACE) or run.failure()
+    if (death := server.death()) is not None:
+        return death
+    result = run.result
+    start, end = int(result["start_s"] * NS_PER_S), int(result["end_s"] * NS_PER_S)
+    return Sample(
+        rps=result["rps"],
+        latency_us=dict(result["latency_us"]),
+        cpu_us_per_rt=_round(probe.cpu_us_between(start, end, result["messages"]), 2),
+        rss_per_conn=_round(probe.rss_per_conn(idle, load.connections), 0),
+        client_cpu=round(result["cpu_s"] / result["duration_s"], 3),
+        other_load=round(probe.other_load(), 2),
+        errors=result["errors"] + result["mismatches"],
+        bench=result,
+    )
+
+
+def _repeat_with_harness(
+    server: ServerProcess, load: Load, matrix: Matrix, idle: int
+) -> Sample | str:
     """One run of the harness: a sample, or why the server could not take the load."""
     config = bench.BenchConfig(
         host="127.0.0.1",
@@ -181,7 +266,7 @@ def _repeat(server: ServerProcess, load: Load, matrix: Matrix, idle: int) -> Sam
         latency_us=dict(result.latency_us),
         cpu_us_per_rt=_round(probe.cpu_us_per_rt(result.messages, result.rps), 2),
         rss_per_conn=_round(probe.rss_per_conn(idle, load.connections), 0),
-        client_cpu=result.client_cpu,
+        client_cpu=_round(probe.harness_cpu(result.messages, result.rps), 3),
         other_load=round(probe.other_load(), 2),
         errors=result.errors + result.mismatches,
         bench=result.to_dict(),

@@ -16,6 +16,9 @@ from typing import Any, Literal
 Status = Literal["ok", "failed", "not run"]
 # The reason of a cell not run because its server failed a lighter load.
 AFTER_FAILURE = "already failed at "
+# A client that used this much of a core in any repeat may have been the
+# limit, not the server: such a cell is flagged and never ranked.
+CLIENT_BOUND = 0.9
 
 
 @dataclass(frozen=True, order=True)
@@ -47,19 +50,20 @@ class Sample:
     of the server) per round trip while measuring; ``rss_per_conn`` is the
     server's resident memory with the connections open under load, less its
     memory before any connection, per connection, in bytes. Either is
-    ``None`` when it could not be sampled. ``client_cpu`` is how busy the
-    harness's process was (near 1.0 it may be the limit); ``other_load`` is
-    how many cores the rest of the machine kept busy meanwhile.
+    ``None`` when it could not be sampled. ``client_cpu`` is how many cores
+    the load client itself used while measuring (from :data:`CLIENT_BOUND` on
+    it may be the limit; ``None`` when unknown); ``other_load`` is how many
+    cores the rest of the machine kept busy meanwhile.
     """
 
     rps: float
     latency_us: dict[str, float | None]
     cpu_us_per_rt: float | None
     rss_per_conn: float | None
-    client_cpu: float
+    client_cpu: float | None
     other_load: float
     errors: int
-    bench: dict[str, Any] = field(repr=False)  # the harness's whole JSON result
+    bench: dict[str, Any] = field(repr=False)  # the load client's whole JSON result
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,14 @@ class Outcome:
         """The server failed this cell, or a lighter one so that this one was not run."""
         return self.status == "failed" or self.reason.startswith(AFTER_FAILURE)
 
+    @property
+    def client_bound(self) -> bool:
+        """The client used :data:`CLIENT_BOUND` of a core or more in some repeat."""
+        return any(
+            sample.client_cpu is not None and sample.client_cpu >= CLIENT_BOUND
+            for sample in self.samples
+        )
+
     def spread(self, metric: Callable[[Sample], float | None]) -> Spread | None:
         """Median, min and max of ``metric`` over the samples that have it."""
         return Spread.of(metric(sample) for sample in self.samples)
@@ -89,6 +101,10 @@ class Spread:
     low: float
     high: float
     count: int
+
+    def overlaps(self, other: Spread) -> bool:
+        """The two ranges share a value: the difference between them may be noise."""
+        return self.low <= other.high and other.low <= self.high
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Spread | None:

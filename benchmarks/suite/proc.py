@@ -30,15 +30,22 @@ def tree(pid: int) -> list[int]:
 
 def cpu_seconds(pids: Iterable[int]) -> float:
     """User plus system CPU seconds the processes have used so far."""
-    ticks = 0
-    for pid in pids:
-        try:
-            stat = (PROC / str(pid) / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += int(fields[UTIME_AFTER_COMM]) + int(fields[UTIME_AFTER_COMM + 1])
-    return ticks / TICKS_PER_S
+    return sum(_stat_ticks(PROC / str(pid) / "stat") for pid in pids) / TICKS_PER_S
+
+
+def thread_cpu_seconds(tid: int) -> float:
+    """User plus system CPU seconds one thread of this process has used so far."""
+    return _stat_ticks(PROC / "self" / "task" / str(tid) / "stat") / TICKS_PER_S
+
+
+def _stat_ticks(stat_file: Path) -> int:
+    """utime + stime of a ``stat`` file, in clock ticks; 0 once the process is gone."""
+    try:
+        stat = stat_file.read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[UTIME_AFTER_COMM]) + int(fields[UTIME_AFTER_COMM + 1])
 
 
 def rss_bytes(pids: Iterable[int]) -> int:

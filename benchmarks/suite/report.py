@@ -2,6 +2,9 @@
 
 Every number in a table is the median of the repeats, with their range in
 parentheses when there were several. Ratios compare medians of the same run.
+A server is named faster than another only when their ranges of round
+trips/s do not overlap, and never in a cell where the client may have been
+the limit (marked with a dagger).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import machine
-from .model import METRICS, Load, Outcome, Run, Spread, size_label
+from .model import CLIENT_BOUND, METRICS, Load, Outcome, Run, Spread, size_label
 
 REFERENCE = "aioecho-uvloop"
 STDLIB = "aioecho-asyncio"
 WORKERS = "aioecho-workers2"
 BASELINES = ("streams", "selectors", "select", "threads")
+CLIENT_BOUND_MARK = "†"
 
 Format = Callable[[float], str]
 
@@ -61,14 +65,16 @@ def spread_text(spread: Spread | None, fmt: Format) -> str:
 
 
 def cell_text(outcome: Outcome | None, metric: str, fmt: Format) -> str:
-    """What a table shows for one cell: the metric, or why there is none."""
+    """What a table shows for one cell: the metric, or why there is none; a
+    dagger where the client may have been the limit."""
     if outcome is None:
         return ""
     if outcome.status == "failed":
         return "**failed**"
     if outcome.status == "not run":
         return "not run"
-    return spread_text(outcome.spread(METRICS[metric]), fmt)
+    mark = f" {CLIENT_BOUND_MARK}" if outcome.client_bound else ""
+    return spread_text(outcome.spread(METRICS[metric]), fmt) + mark
 
 
 def median(outcome: Outcome | None, metric: str = "rps") -> float | None:
@@ -131,19 +137,71 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
     return f"{numerator / denominator:.2f}x"
 
 
+def unranked_because(outcome: Outcome) -> str | None:
+    """Why a cell that passed cannot be ranked, or ``None`` when it can: its client
+    may have been the limit, or its client CPU is unknown, or it has no range."""
+    if outcome.client_bound:
+        return "client-bound"
+    if any(sample.client_cpu is None for sample in outcome.samples):
+        return "client CPU unknown"
+    if len(outcome.samples) < 2:
+        return "one repeat"
+    return None
+
+
+def ranking(run: Run, load: Load) -> tuple[list[tuple[str, Spread]], list[str]]:
+    """The rankable servers of ``load`` by median round trips/s, fastest first, each
+    with its range; and the servers that passed but cannot be ranked, with why."""
+    ranked, left_out = [], []
+    for server in run.servers():
+        outcome = run.outcome(server, load)
+        if outcome is None or outcome.status != "ok":
+            continue
+        spread = outcome.spread(METRICS["rps"])
+        if (why := unranked_because(outcome)) is not None:
+            left_out.append(f"{server} ({why})")
+        elif spread is not None:
+            ranked.append((server, spread))
+    ranked.sort(key=lambda pair: pair[1].median, reverse=True)
+    return ranked, left_out
+
+
+def verdict(ranked: list[tuple[str, Spread]]) -> tuple[str, str]:
+    """Who is fastest, and by how much over the next, or which servers cannot be told apart.
+
+    The first is named only when its range lies wholly above every other's.
+    """
+    if not ranked:
+        return "none rankable", ""
+    (first, top), rest = ranked[0], ranked[1:]
+    if not rest:
+        return f"{first} (alone)", ""
+    tied = [server for server, spread in rest if spread.overlaps(top)]
+    if tied:
+        return "no clear winner: " + ", ".join([first, *tied]) + " overlap", ""
+    return first, f"{ratio(top.median, rest[0][1].median)} over {rest[0][0]}"
+
+
 def winners(run: Run) -> str:
-    """The fastest server of each load, and by how much it beats the next."""
+    """The fastest server of each load when the ranges say so, with its lead."""
     rows = []
     for load in run.loads():
-        first = best(run, load, run.servers())
-        if first is None:
+        ranked, left_out = ranking(run, load)
+        if not ranked and not left_out:
             continue
-        others = [server for server in run.servers() if server != first[0]]
-        second = best(run, load, others)
-        margin = ratio(first[1], second[1]) if second else "n/a"
-        rows.append([load.label, first[0], rate(first[1]), second[0] if second else "", margin])
-    header = ["load", "fastest", "round trips/s", "runner-up", "lead"]
-    return "## Fastest server per load\n\n" + table(header, rows)
+        fastest, lead = verdict(ranked)
+        ranges = ", ".join(f"{server} {spread_text(spread, rate)}" for server, spread in ranked)
+        rows.append([load.label, fastest, lead, ranges, ", ".join(left_out)])
+    header = ["load", "fastest", "lead (medians)", "round trips/s of the ranked", "not ranked"]
+    note = (
+        "A server is named fastest only when its range of round trips/s lies wholly above "
+        "every other ranked server's; where ranges overlap, the difference may be noise. "
+        f"Cells whose client used {CLIENT_BOUND} of a core or more in any repeat "
+        f"({CLIENT_BOUND_MARK} in the tables) may have measured the client, cells whose "
+        "client CPU could not be measured may have too, and single runs have no range: "
+        "none of them is ranked."
+    )
+    return "## Fastest server per load\n\n" + note + "\n\n" + table(header, rows)
 
 
 def standings(run: Run) -> str:
@@ -181,9 +239,10 @@ def standings(run: Run) -> str:
     ]
     note = (
         "Round trips/s and their ratios (higher favours the first), then server CPU per "
-        "round trip (lower is leaner), medians of this run. Where the client is saturated "
-        "(see the client CPU table) round trips/s cannot separate fast servers; CPU per "
-        "round trip still can."
+        "round trip (lower is leaner), medians of this run: compare them with the ranges "
+        "in the tables below before reading a difference into them. Where the client is "
+        f"saturated ({CLIENT_BOUND_MARK}) round trips/s cannot separate fast servers; "
+        "CPU per round trip still can."
     )
     return "## aioecho's standing\n\n" + note + "\n\n" + table(header, rows)
 
@@ -215,7 +274,8 @@ def header(run: Run, plots: Iterable[Path]) -> str:
         f"- aioecho {run.machine.get('aioecho')}, commit {run.machine.get('commit')}",
         f"- Preset `{settings['preset']}`: {settings['repeats']} repeat(s) of "
         f"{settings['duration']:g} s measured after {settings['warmup']:g} s of warm-up, "
-        "one client process (the aioecho harness), each server in its own process",
+        "each server in its own process",
+        f"- Load client: {client_note(settings)}",
         f"- Took {run.elapsed_s / 60:.1f} minutes",
         "- Cells: median of the repeats (min-max in parentheses); **failed** means the server "
         "could not take the load (reasons at the end)",
@@ -228,6 +288,12 @@ def header(run: Run, plots: Iterable[Path]) -> str:
         )
     lines += [f"- Plot: [{path.name}]({path.name})" for path in plots]
     return "\n".join(lines)
+
+
+def client_note(settings: dict[str, object]) -> str:
+    """Which client ran; runs from before the C client was an option used the harness."""
+    note = settings.get("client_note")
+    return str(note) if note else "the aioecho harness (Python, in the suite's process)"
 
 
 def to_markdown(run: Run, plots: Iterable[Path] = ()) -> str:
@@ -259,8 +325,10 @@ def to_markdown(run: Run, plots: Iterable[Path] = ()) -> str:
             "Client CPU (cores)",
             "client",
             lambda value: f"{value:.2f}",
-            "How busy the harness's one client process was while measuring: near 1.00 the "
-            "client, not the server, limits round trips/s.",
+            "Cores the load client itself used while measuring (the C client's own CPU, or "
+            "the harness's event-loop thread). From "
+            f"{CLIENT_BOUND} on ({CLIENT_BOUND_MARK}) the client, not the server, may limit "
+            "round trips/s: such cells are not ranked.",
         ),
         grids(
             run,

@@ -11,14 +11,15 @@ server that dies can be reported with its last words.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -28,6 +29,9 @@ from . import proc
 
 BASELINES = Path(__file__).resolve().parent.parent / "servers"
 HOST = "127.0.0.1"
+# One listen queue for every server, aioecho included (its own default is
+# 1024): a burst of connects must meet the same queue whichever server takes it.
+BACKLOG = 4096
 READY = re.compile(rb"listening on \[?([^\]\s]+?)\]?:(\d+)")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -46,6 +50,7 @@ class ServerSpec:
 
     ``processes`` is how many processes the server must show once serving:
     ``--workers 2`` that silently serves in one process is not that server.
+    ``env`` holds variables set for the server on top of this process's own.
     """
 
     name: str
@@ -53,6 +58,7 @@ class ServerSpec:
     args: tuple[str, ...]
     processes: int = 1
     needs_flag: str | None = None  # an aioecho flag this server depends on
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_aioecho(self) -> bool:
@@ -60,7 +66,8 @@ class ServerSpec:
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, *self.args, "--host", HOST, "--port", "0"]
+        address = ("--host", HOST, "--port", "0", "--backlog", str(BACKLOG))
+        return [sys.executable, *self.args, *address]
 
     def unavailable(self) -> str | None:
         """Why this server cannot run here, or ``None`` when it can."""
@@ -119,7 +126,8 @@ class ServerProcess:
         self.port = 0
         self._ready = threading.Event()
         self._log: deque[bytes] = deque(maxlen=LOG_TAIL)
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        env = {**os.environ, **spec.env} if spec.env else None
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": env}
         if spec.is_aioecho:
             try:
                 launched = launch_server(spec.command, timeout=START_TIMEOUT, **pipes)
