@@ -23,8 +23,9 @@ WRITE_LOW_WATER = 16 * 1024
 # single line's reply is longer). It bounds both the replies a peer that
 # never reads can pin beyond the high-water mark and a pipelining client's
 # share of the loop, whatever the suffix multiplies: with a 60-byte suffix,
-# 64 KiB of empty lines would otherwise owe 3.9 MB at once.
-REPLY_SLICE = 128 * 1024
+# 64 KiB of empty lines would otherwise owe 3.9 MB at once. With the
+# default suffix a whole read still fits in one slice.
+REPLY_SLICE = 256 * 1024
 
 LF = ord("\n")
 
@@ -263,19 +264,34 @@ class LineEchoProtocol(EchoProtocol):
     ends on a line boundary is answered at once, without copying.
     """
 
-    __slots__ = ("_echo", "_echo_lines", "_fast_limit", "_fast_read", "_owed", "_pending")
+    __slots__ = (
+        "_count_lines",
+        "_echo",
+        "_echo_lines",
+        "_fast_limit",
+        "_fast_read",
+        "_line_growth",
+        "_owed",
+        "_pending",
+        "_slice_input",
+    )
 
     def __init__(self, tracker: ConnectionTracker, echo: LineEcho) -> None:
         super().__init__(tracker)
         self._echo = echo
         self._echo_lines = echo.bound_lines  # shared, not a bound method per connection
+        self._count_lines = echo.count_lines
+        self._line_growth = echo.exact_growth
         # Most connections never hold input, so they share the empty bytes
         # instead of owning a bytearray.
         self._pending: bytes | bytearray = b""
         self._owed = 0
+        # The most input answered in one turn: its replies fit in a slice
+        # even if every byte is a line of its own.
+        self._slice_input = max(REPLY_SLICE // echo.reply_bound(1, 1), 1)
         # The longest read answered at once: it can neither hold an overlong
-        # line nor owe more than a slice of replies, whatever the suffix.
-        self._fast_read = min(echo.max_line + 1, REPLY_SLICE // echo.reply_bound(1, 1))
+        # line nor owe more than a slice of replies.
+        self._fast_read = min(echo.max_line + 1, self._slice_input)
         self._fast_limit = self._fast_read  # 0 while anything is held or closing
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -284,8 +300,15 @@ class LineEchoProtocol(EchoProtocol):
         # Ping-pong traffic nearly always takes this path: a short read that
         # ends on a line boundary with nothing held over from the last one.
         if nbytes <= self._fast_limit and data[-1] == LF:
-            self._counters.bytes_in += nbytes
-            self._send(self._echo_lines(data), data.count(b"\n"))
+            # _send() and echo.count_lines() inlined: at this size a Python
+            # call costs as much as the kernel's share of the round trip.
+            reply = self._echo_lines(data)
+            self._write(reply)
+            counters = self._counters
+            counters.bytes_in += nbytes
+            counters.bytes_out += len(reply)
+            per_line = self._line_growth
+            counters.messages += (len(reply) - nbytes) // per_line if per_line else data.count(LF)
             return
         self.data_received(data)
         if nbytes == len(self._receive_buffer):
@@ -349,8 +372,8 @@ class LineEchoProtocol(EchoProtocol):
         """
         while self._owed and self._answering and (everything or self._blocked_since is None):
             pending = self._pending
-            end, lines = self._slice_end()
-            if not self._answer(pending if end == len(pending) else pending[:end], lines):
+            end = self._slice_end()
+            if not self._answer(pending if end == len(pending) else pending[:end]):
                 return
             # O(1): a bytearray drops its head by moving its start. Never the
             # shared empty bytes here: owed lines are held in a bytearray.
@@ -375,25 +398,23 @@ class LineEchoProtocol(EchoProtocol):
         if self._blocked_since is None and not self._turn_taken:
             self.transport.resume_reading()
 
-    def _slice_end(self) -> tuple[int, int]:
-        """Where this turn's slice of owed lines ends, and its line count.
+    def _slice_end(self) -> int:
+        """Where this turn's slice of owed lines ends.
 
         Whole lines, and replies of at most a slice unless one line is longer.
         """
-        pending, owed, echo = self._pending, self._owed, self._echo
-        lines = pending.count(b"\n", 0, owed)
-        if echo.reply_bound(owed, lines) <= REPLY_SLICE:
-            return owed, lines
-        reach = max(REPLY_SLICE // echo.reply_bound(1, 1), 1)
-        end = pending.rfind(b"\n", 0, reach) + 1 or pending.find(b"\n", reach) + 1
-        return end, pending.count(b"\n", 0, end)
+        pending, owed, reach = self._pending, self._owed, self._slice_input
+        if owed <= reach:
+            return owed
+        return pending.rfind(b"\n", 0, reach) + 1 or pending.find(b"\n", reach) + 1
 
-    def _answer(self, complete: bytes | bytearray, lines: int) -> bool:
-        """Write the replies to ``lines`` whole lines; False if one was too long."""
+    def _answer(self, complete: bytes | bytearray) -> bool:
+        """Write the replies to whole lines; False if one was too long."""
         echo = self._echo
         bad = echo.first_too_long(complete)
         if bad < 0:
-            self._send(echo.lines(complete), lines)
+            replies = echo.lines(complete)
+            self._send(replies, self._count_lines(complete, replies))
             return True
         good = complete[:bad]
         self._fail(echo.lines(good) if good else b"")
