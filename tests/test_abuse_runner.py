@@ -20,27 +20,34 @@ def abuse(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def slowloris(*args: str) -> list[dict[str, Any]]:
-    """Five slow clients and two normal ones, half a second of holding; the runs' results."""
+def slowloris(*args: str) -> dict[str, Any]:
+    """Five slow clients and two normal ones, half a second of holding: the JSON document."""
     done = abuse(
         "--scenario", "slowloris", "--json", "--duration", "0.5",
         "--slow-clients", "5", "--normal-clients", "2", *args,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    runs: list[dict[str, Any]] = json.loads(done.stdout)["runs"]
-    assert all(run["status"] == "ok" for run in runs), runs
-    return runs
+    document: dict[str, Any] = json.loads(done.stdout)
+    assert all(run["status"] == "ok" for run in document["runs"]), document["runs"]
+    return document
 
 
-def test_slow_clients_holding_every_slot_leave_normal_clients_refused() -> None:
-    runs = slowloris("--max-connections", "5", "--loop", "both")
+def test_slow_clients_holding_every_slot_leave_normal_clients_refused(tmp_path: Path) -> None:
+    document = slowloris("--max-connections", "5", "--loop", "both")
+    runs = document["runs"]
     assert [run["loop"] for run in runs] == LOOPS
     for run in runs:
         assert run["server_flags"] == ["--max-connections", "5"]
         figures = run["figures"]
         assert figures["slow_holding"] == 5
         assert figures["served"] == 0
-        assert figures["refused"] == {"ERR max connections reached": 2}
+        assert sum(figures["refused"].values()) == 2
+        assert all(reason.startswith("ERR ") for reason in figures["refused"]), figures
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(document))
+    remade = abuse("--from-json", str(saved))
+    assert remade.returncode == 0, remade.stderr
+    assert "| asyncio | 5 | 5 | held to the end: 5 | 2 | 0 | ERR " in remade.stdout
 
 
 def test_with_room_left_normal_clients_are_served_and_the_table_says_so() -> None:

@@ -14,6 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from suite import machine
@@ -87,6 +88,12 @@ def parser() -> Parser:
         full = SIZES[knob.replace("-", "_")][0]
         cli.add_argument(f"--{knob}", type=positive_int, metavar="N", help=f"{what} (full: {full})")
     cli.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    cli.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: print the tables of a --json run",
+    )
     return cli
 
 
@@ -128,8 +135,27 @@ def run_all(
     return runs
 
 
+def tables(document: dict[str, Any]) -> str:
+    """The heading line and one table per scenario of a run's JSON document."""
+    runs = document["runs"]
+    names = dict.fromkeys(run["scenario"] for run in runs)
+    parts = [f"Machine: {machine.label(document['machine'])}\n"]
+    for name in names:
+        parts.append(
+            report.table(SCENARIOS[name], [run for run in runs if run["scenario"] == name])
+        )
+    return "\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parser().parse_args(argv)
+    if options.from_json:
+        try:
+            document = json.loads(options.from_json.read_text())
+            print(tables(document), end="")
+        except (OSError, ValueError, KeyError) as error:
+            parser().error(f"cannot read {options.from_json}: {error}")
+        return 0
     settings = settings_from(options)
     limit = raise_open_file_limit()  # the server inherits it
     if settings.holders > limit - FD_RESERVE:
@@ -141,11 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("abuse.py: interrupted", file=sys.stderr)
         return 130
-    if options.json:
-        about = {"machine": machine.describe(), "settings": asdict(settings)}
-        print(json.dumps({**about, "runs": runs}, indent=2))
-    else:
-        print(f"Machine: {machine.label(machine.describe())}\n")
-        for scenario in scenarios:
-            print(report.table(scenario, [run for run in runs if run["scenario"] == scenario.name]))
+    document = {"machine": machine.describe(), "settings": asdict(settings), "runs": runs}
+    print(json.dumps(document, indent=2) if options.json else tables(document))
     return 0 if all(run["status"] == "ok" for run in runs) else 1

@@ -13,7 +13,7 @@ from collections import Counter
 
 from . import sockets
 from .model import Column, Figures, Scenario, Settings, mib
-from .target import PeakMemory, ServerProcess
+from .target import PeakMemory, ServerProcess, open_files
 
 AMPLIFYING_SUFFIX = "S" * 60  # an empty line is answered with 61 bytes
 EMPTY_LINES = b"\n" * 65536
@@ -33,7 +33,7 @@ def _cpu_s() -> float:
 
 def amplify(server: ServerProcess, settings: Settings) -> Figures:
     """Clients send empty lines and never read; RSS before, at peak, after they reset."""
-    before = server.rss_bytes()
+    before, files_before = server.rss_bytes(), open_files(server)
     connect_errors: Counter[str] = Counter()
     socks = sockets.connect_many(server.port, settings.amplifiers, connect_errors)
     cpu_start, start = _cpu_s(), time.monotonic()
@@ -41,12 +41,16 @@ def amplify(server: ServerProcess, settings: Settings) -> Figures:
         with PeakMemory(server) as peak:
             sent = sockets.fill(socks, EMPTY_LINES, None, start + settings.duration, STALL_S)
             writing_s = time.monotonic() - start
+            files_during = open_files(server)
     finally:
         sockets.reset_all(socks)
     client_cpu = (_cpu_s() - cpu_start) / max(writing_s, 1e-9)
     time.sleep(AFTER_RESET_S)
     after = server.rss_bytes()
     return {
+        "server_files_before": files_before,
+        "server_files_writing": files_during,
+        "server_files_after": open_files(server),
         "clients": len(socks),
         "connect_errors": dict(connect_errors),
         "sent_mib": mib(sent),
@@ -109,6 +113,10 @@ AMPLIFICATION = Scenario(
         Column("growth MiB", "growth_mib", "float"),
         Column("growth per client MiB", "growth_per_client_mib", "float"),
         Column("kept after reset MiB", "kept_after_reset_mib", "float"),
+        Column(
+            "server descriptors before / writing / after reset",
+            "server_files_before|server_files_writing|server_files_after",
+        ),
     ),
 )
 

@@ -49,7 +49,7 @@ def show(value: Any, style: str) -> str:
     if style == "rps":
         return f"{value:,.0f}"
     if style == "ms":
-        return f"{value:.3g}"
+        return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
     if style == "float":
         return f"{value:.1f}"
     if style == "ratio":

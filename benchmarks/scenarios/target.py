@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from suite.servers import HOST, ServerProcess, ServerSpec, running
 
@@ -39,6 +40,11 @@ def suffix_of(flags: Sequence[str]) -> str:
     found = argparse.ArgumentParser(add_help=False)
     found.add_argument("--suffix", default=DEFAULT_SUFFIX)
     return str(found.parse_known_args(list(flags))[0].suffix)
+
+
+def open_files(server: ServerProcess) -> int:
+    """Descriptors the server's processes hold: did it let go of the connections?"""
+    return sum(len(list(Path(f"/proc/{pid}/fd").iterdir())) for pid in server.pids())
 
 
 class PeakMemory:
