@@ -23,12 +23,29 @@ STALL_S = 1.0
 AFTER_RESET_S = 2.0
 PARTIAL_LINE = b"a" * 65535  # one byte short of the default --max-line, no LF
 FILL_LIMIT_S = 120.0  # bounds the writing however slowly the server reads
-SETTLE_S = 1.0  # after the last byte, before asking each socket what became of it
+# After the last byte is written the server may still be reading what the
+# kernel holds for it: wait until its memory grows less than SETTLED_GROWTH
+# in SETTLE_S, for at most SETTLE_LIMIT_S.
+SETTLE_S = 1.0
+SETTLED_GROWTH = 1024 * 1024
+SETTLE_LIMIT_S = 30.0
 
 
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _settle(server: ServerProcess) -> None:
+    """Wait until the server's resident memory stops growing (or the limit passes)."""
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    last = server.rss_bytes()
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_S)
+        now = server.rss_bytes()
+        if now - last < SETTLED_GROWTH:
+            return
+        last = now
 
 
 def amplify(server: ServerProcess, settings: Settings) -> Figures:
@@ -77,7 +94,7 @@ def hold(server: ServerProcess, settings: Settings) -> Figures:
             sent = sockets.fill(
                 socks, PARTIAL_LINE, len(PARTIAL_LINE), start + FILL_LIMIT_S, STALL_S * 5
             )
-            time.sleep(SETTLE_S)
+            _settle(server)
             ended = sockets.fates(socks)
         client_s = time.monotonic() - start
     finally:
