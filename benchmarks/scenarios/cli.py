@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -112,7 +113,7 @@ def run_one(scenario: Scenario, loop: str, settings: Settings) -> dict[str, Any]
         with target.serving(loop, flags) as server:
             run["figures"] = scenario.run(server, settings)
             run["server_death"] = server.death()
-    except (OSError, RuntimeError, ValueError) as error:
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
         return {**run, "status": "failed", "reason": str(error) or type(error).__name__}
     if run["server_death"]:
         return {**run, "status": "failed", "reason": run["server_death"]}
@@ -159,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from(options)
     limit = raise_open_file_limit()  # the server inherits it
     if settings.holders > limit - FD_RESERVE:
-        parser().error(f"--holders {settings.holders} needs more than the open-file limit {limit}")
+        most = limit - FD_RESERVE
+        parser().error(
+            f"--holders {settings.holders} is over {most} (the open-file limit less {FD_RESERVE})"
+        )
     scenarios = [SCENARIOS[name] for name in options.scenario or SCENARIOS]
     loops = LOOPS if options.loop == "both" else (options.loop,)
     try:
