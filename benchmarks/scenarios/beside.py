@@ -21,23 +21,38 @@ INVALID_UTF8_RATE = 2_000_000  # bytes/s
 def alone_then_beside(
     server: ServerProcess, settings: Settings, line: bytes, rate: float
 ) -> Figures:
-    """The neighbours alone, then beside an abuser sending ``line`` at ``rate`` (0: flat out)."""
+    """The neighbours alone, then beside an abuser sending ``line`` at ``rate`` (0: flat out).
+
+    The two phases alternate ``settings.repeats`` times and each figure is
+    the median, so that a burst of other work on the machine shifts one
+    phase of one pair rather than the ratio.
+    """
     suffix = suffix_of(server.spec.args)
-    alone = neighbours.measure(server.port, settings.duration, suffix)
-    abuser_seconds = RAMP_S + settings.duration + neighbours.WARMUP_S + ABUSER_SLACK_S
-    with Abuser(HOST, server.port, line, rate, abuser_seconds) as abuser:
-        time.sleep(RAMP_S)
-        beside = neighbours.measure(server.port, settings.duration, suffix)
-        abused = abuser.stop()
+    alone, beside, abused = [], [], []
+    for _ in range(settings.repeats):
+        alone.append(neighbours.measure(server.port, settings.duration, suffix))
+        abuser_seconds = RAMP_S + settings.duration + neighbours.WARMUP_S + ABUSER_SLACK_S
+        with Abuser(HOST, server.port, line, rate, abuser_seconds) as abuser:
+            time.sleep(RAMP_S)
+            beside.append(neighbours.measure(server.port, settings.duration, suffix))
+            abused.append(abuser.stop())
+    typical_alone = neighbours.Neighbours.median(alone)
+    typical_beside = neighbours.Neighbours.median(beside)
+    seconds = sum(report["seconds"] for report in abused)
     return {
-        "alone": alone.to_dict(),
-        "beside": beside.to_dict(),
-        "rps_kept": ratio(beside.rps, alone.rps),
-        "p99_factor": ratio(beside.p99_ms, alone.p99_ms),
-        "abuser_out_mib_s": abused["sent"] / MIB / abused["seconds"],
-        "abuser_in_mib_s": abused["received"] / MIB / abused["seconds"],
-        "abuser_cpu": abused["cpu"],
-        "abuser_closed_by_server": abused["closed_by_server"],
+        "alone": typical_alone.to_dict(),
+        "beside": typical_beside.to_dict(),
+        "rps_kept": ratio(typical_beside.rps, typical_alone.rps),
+        "p99_factor": ratio(typical_beside.p99_ms, typical_alone.p99_ms),
+        "abuser_out_mib_s": sum(report["sent"] for report in abused) / MIB / seconds,
+        "abuser_in_mib_s": sum(report["received"] for report in abused) / MIB / seconds,
+        "abuser_cpu": sum(report["cpu"] * report["seconds"] for report in abused) / seconds,
+        "abuser_closed_by_server": any(report["closed_by_server"] for report in abused),
+        "phases": {
+            "alone": [phase.to_dict() for phase in alone],
+            "beside": [phase.to_dict() for phase in beside],
+            "abuser": abused,
+        },
     }
 
 

@@ -37,6 +37,7 @@ LOOPS = ("asyncio", "uvloop")
 # (full, --quick) defaults of the size knobs.
 SIZES = {
     "duration": (5.0, 1.0),
+    "repeats": (3, 1),
     "slow_clients": (100, 20),
     "max_connections": (100, 20),
     "normal_clients": (20, 5),
@@ -80,6 +81,7 @@ def parser() -> Parser:
         help="extra flags for every server, e.g. '--line-timeout 3'",
     )
     for knob, what in (
+        ("repeats", "pipeliner, unicode: alone/beside pairs, medians reported"),
         ("slow-clients", "slowloris: slow clients"),
         ("max-connections", "slowloris: the server's --max-connections"),
         ("normal-clients", "slowloris: normal clients trying afterwards"),

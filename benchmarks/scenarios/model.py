@@ -14,6 +14,7 @@ class Settings:
     """One run's knobs; ``--quick`` shrinks the defaults."""
 
     duration: float  # seconds per measured phase (or of holding, for slowloris)
+    repeats: int  # alone/beside pairs of phases; medians are reported
     server_args: tuple[str, ...]  # extra server flags from the user, for every scenario
     slow_clients: int
     max_connections: int

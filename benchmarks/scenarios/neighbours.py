@@ -9,8 +9,10 @@ them: near 1.0 core, the neighbours' own process is the limit.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,17 @@ class Neighbours:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @classmethod
+    def median(cls, phases: Sequence[Neighbours]) -> Neighbours:
+        """Each figure's median over several phases; errors are summed, not lost."""
+        return cls(
+            rps=statistics.median(phase.rps for phase in phases),
+            p50_ms=_median([phase.p50_ms for phase in phases]),
+            p99_ms=_median([phase.p99_ms for phase in phases]),
+            client_cpu=statistics.median(phase.client_cpu for phase in phases),
+            errors=sum(phase.errors for phase in phases),
+        )
 
 
 def measure(port: int, seconds: float, suffix: str) -> Neighbours:
@@ -61,6 +74,12 @@ def measure(port: int, seconds: float, suffix: str) -> Neighbours:
         client_cpu=result["client_cpu"],
         errors=sum(result["connect_errors"].values()) + result["errors"] + result["mismatches"],
     )
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    """The median of the phases that measured anything (none: ``None``)."""
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
 
 
 def _ms(microseconds: float | None) -> float | None:
