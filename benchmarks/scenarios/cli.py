@@ -21,7 +21,7 @@ from typing import Any
 from suite import machine
 from suite.cli import Parser, positive_float
 
-from aioecho.descriptors import raise_open_file_limit
+from aioecho.sockets.limits import raise_open_file_limit
 
 from . import report, target
 from .beside import PIPELINER, UNICODE
