@@ -1,0 +1,1 @@
+"""Abuse scenarios against an aioecho server: ``python benchmarks/abuse.py``."""

@@ -1,0 +1,120 @@
+"""Many plain client sockets: open them, fill them, see what the server did, reset them.
+
+The memory scenarios drive thousands of connections that only write, so a
+selector over non-blocking sockets in the runner's own thread is enough: the
+server does the work, and the runner's CPU is reported beside the figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import struct
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from .target import HOST
+
+CONNECT_TIMEOUT_S = 5.0
+# Source addresses 127.0.0.2, .3, ... each take this many connections, well
+# under the ~28,000 ephemeral ports of one address.
+PER_SOURCE = 10_000
+LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def source(index: int) -> str:
+    """The loopback source address of connection ``index``: not 127.0.0.1, the neighbours'."""
+    return f"127.0.0.{2 + index // PER_SOURCE}"
+
+
+def connect_many(port: int, count: int, errors: Counter[str]) -> list[socket.socket]:
+    """``count`` connections to the server, non-blocking once open; failures counted by kind."""
+    opened: list[socket.socket] = []
+    try:
+        for index in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(CONNECT_TIMEOUT_S)
+                sock.bind((source(index), 0))
+                sock.connect((HOST, port))
+            except OSError as error:
+                sock.close()
+                errors[type(error).__name__] += 1
+                continue
+            sock.setblocking(False)
+            opened.append(sock)
+    except BaseException:
+        reset_all(opened)
+        raise
+    return opened
+
+
+def fill(
+    socks: Iterable[socket.socket],
+    payload: bytes,
+    total: int | None,
+    until: float,
+    stall_s: float,
+) -> int:
+    """Write ``payload`` into every socket: ``total`` bytes each, or endlessly when ``None``.
+
+    Stops when every socket got its share, at the monotonic time ``until``, or
+    when nothing could be written for ``stall_s`` (the server stopped
+    reading). A socket the server closed is left alone. Returns bytes written.
+    """
+    owed = {sock: total for sock in socks}
+    written = 0
+    with selectors.DefaultSelector() as selector:
+        for sock in owed:
+            selector.register(sock, selectors.EVENT_WRITE)
+        progress = time.monotonic()
+        while owed and (now := time.monotonic()) < until and now - progress < stall_s:
+            for key, _ in selector.select(timeout=0.1):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                left = owed[sock]
+                chunk = payload if left is None else payload[len(payload) - left :]
+                try:
+                    sent = sock.send(chunk)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    sent, left = 0, 0
+                written += sent
+                progress = time.monotonic()
+                if left is not None:
+                    owed[sock] = left = left - sent
+                if left == 0:
+                    selector.unregister(sock)
+                    del owed[sock]
+    return written
+
+
+def fates(socks: Iterable[socket.socket]) -> Counter[str]:
+    """What the server did to each socket so far: ``open``, an ``ERR ...`` line, closed, reset."""
+    seen: Counter[str] = Counter()
+    for sock in socks:
+        seen[_fate(sock)] += 1
+    return seen
+
+
+def _fate(sock: socket.socket) -> str:
+    try:
+        data = sock.recv(4096)
+    except BlockingIOError:
+        return "open"
+    except OSError as error:
+        return f"reset ({type(error).__name__})"
+    if not data:
+        return "closed"
+    return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def reset_all(socks: Iterable[socket.socket]) -> None:
+    """Close every socket with a reset (SO_LINGER 0): the server sees RST, not FIN."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        sock.close()

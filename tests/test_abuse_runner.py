@@ -1,0 +1,77 @@
+"""benchmarks/abuse.py end to end in miniature, so that the scenario runner cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ABUSE = Path(__file__).resolve().parents[1] / "benchmarks" / "abuse.py"
+LOOPS = ["asyncio", "uvloop"]
+
+
+def abuse(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ABUSE), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def slowloris(*args: str) -> dict[str, Any]:
+    """Five slow clients and two normal ones, half a second of holding: the JSON document."""
+    done = abuse(
+        "--scenario", "slowloris", "--json", "--duration", "0.5",
+        "--slow-clients", "5", "--normal-clients", "2", *args,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    assert all(run["status"] == "ok" for run in document["runs"]), document["runs"]
+    return document
+
+
+def test_slow_clients_holding_every_slot_leave_normal_clients_refused(tmp_path: Path) -> None:
+    document = slowloris("--max-connections", "5", "--loop", "both")
+    runs = document["runs"]
+    assert [run["loop"] for run in runs] == LOOPS
+    for run in runs:
+        assert run["server_flags"] == ["--max-connections", "5"]
+        figures = run["figures"]
+        assert figures["slow_holding"] == 5
+        assert figures["served"] == 0
+        assert sum(figures["refused"].values()) == 2
+        assert all(reason.startswith("ERR ") for reason in figures["refused"]), figures
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(document))
+    remade = abuse("--from-json", str(saved))
+    assert remade.returncode == 0, remade.stderr
+    assert "| asyncio | 5 | 5 | held to the end: 5 | 2 | 0 | ERR " in remade.stdout
+
+
+def test_with_room_left_normal_clients_are_served_and_the_table_says_so() -> None:
+    done = abuse(
+        "--scenario", "slowloris", "--duration", "0.2",
+        "--slow-clients", "1", "--normal-clients", "2", "--max-connections", "20",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "## slowloris" in done.stdout
+    for loop in LOOPS:
+        assert f"| {loop} | 1 | 1 | held to the end: 1 | 2 | 2 | none |" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--scenario", "nope"],
+        ["--duration", "0"],
+        ["--server-args", "'unclosed"],
+        ["--holders", "x"],
+    ],
+)
+def test_a_bad_flag_is_one_line_and_exit_2(args: list[str]) -> None:
+    done = abuse(*args)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "error:" in done.stderr
