@@ -68,7 +68,6 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
         "_close_pending",
         "_faults",
         "_gated",
-        "_last_due",
         "_lines",
         "_next_write",
         "_outbox",
@@ -89,7 +88,6 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
         self._outbox: deque[Outgoing] = deque()
         self._outbox_bytes = 0
         self._pump_handle: asyncio.Handle | None = None
-        self._last_due = 0.0  # replies stay in order: none is due before the one ahead
         self._next_write = 0.0  # when the rate limit or fragment gap lets the next piece go
         self._lines = 0  # lines whose fate has been decided
         self._sent = 0  # bytes written, for close_after
@@ -136,9 +134,9 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
         self._enqueue(reply, delay + jitter)
 
     def _enqueue(self, data: bytes | None, delay: float) -> None:
-        due = max(time.monotonic() + delay, self._last_due)
-        self._last_due = due
-        self._outbox.append((due, data))
+        # The pump writes the outbox in order, so a reply due early waits for
+        # the delayed ones ahead of it: replies keep the order of their lines.
+        self._outbox.append((time.monotonic() + delay, data))
         self._outbox_bytes += len(data) if data else 0
         if self._pump_handle is None:
             # Never written from here: a reset or a close must not happen in
@@ -194,8 +192,9 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
 
     def _flush(self) -> None:
         """Write what is due, piece by piece; schedule the pump for the rest."""
-        outbox = self._outbox
-        while outbox and self._blocked_since is None:  # resume_writing pumps again
+        outbox, transport = self._outbox, self.transport
+        # Stop when the peer does not read (resume_writing pumps again) or is gone.
+        while outbox and self._blocked_since is None and not transport.is_closing():
             due, data = outbox[0]
             now = time.monotonic()
             wait = max(due, self._next_write) - now
@@ -206,36 +205,59 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
                 return
             if data is None:
                 return self._reset()
-            if not self._write_piece(now, due, data):
+            if not self._write_piece(now):
                 return
 
-    def _write_piece(self, now: float, due: float, data: bytes) -> bool:
-        """Write the next piece of the reply at the head; False once the connection is closed."""
+    def _write_piece(self, now: float) -> bool:
+        """Write the next piece of what is due; False once the connection is closed."""
         faults = self._faults
-        size = len(data)
-        if faults.fragment:
-            size = min(size, faults.fragment)
-        if faults.bandwidth:
-            size = min(size, max(1, int(faults.bandwidth * BANDWIDTH_TICK)))
-        if faults.close_after is not None:
-            size = min(size, faults.close_after - self._sent)
-        if size:
-            self._write(data[:size])
-            self._counters.bytes_out += size
-            self._sent += size
-            self._outbox_bytes -= size
-        if size == len(data):
-            self._outbox.popleft()
-        else:
-            self._outbox[0] = (due, data[size:])
+        piece = self._take(self._piece_limit(), now)
+        if piece:
+            self._write(piece)
+            self._counters.bytes_out += len(piece)
+            self._sent += len(piece)
+            self._outbox_bytes -= len(piece)
         if faults.close_after is not None and self._sent >= faults.close_after:
             self._close_at_limit()
             return False
         if faults.bandwidth:
-            self._next_write = max(self._next_write, now) + size / faults.bandwidth
+            self._next_write = max(self._next_write, now) + len(piece) / faults.bandwidth
         if faults.fragment:
             self._next_write = max(self._next_write, now + FRAGMENT_GAP)
         return True
+
+    def _piece_limit(self) -> int:
+        """The most bytes the next write may take."""
+        faults = self._faults
+        limit = faults.fragment or WRITE_HIGH_WATER
+        if faults.bandwidth:
+            limit = min(limit, max(1, int(faults.bandwidth * BANDWIDTH_TICK)))
+        if faults.close_after is not None:
+            limit = min(limit, faults.close_after - self._sent)
+        return limit
+
+    def _take(self, limit: int, now: float) -> bytes:
+        """Up to ``limit`` bytes of the replies due, from the head of the outbox.
+
+        Replies due together go out in one write; a fragmented reply's
+        pieces never take bytes of the next reply.
+        """
+        outbox = self._outbox
+        parts: list[bytes] = []
+        size = 0
+        while outbox and size < limit:
+            due, data = outbox[0]
+            if data is None or due > now or (parts and self._faults.fragment):
+                break
+            room = limit - size
+            if len(data) > room:
+                outbox[0] = (due, data[room:])
+                data = data[:room]
+            else:
+                outbox.popleft()
+            parts.append(data)
+            size += len(data)
+        return b"".join(parts)
 
     def _reset(self) -> None:
         """Reset the connection (SO_LINGER 0, then close) in place of a reply."""
