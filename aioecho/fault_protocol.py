@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import struct
 import time
@@ -79,12 +80,18 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
         "_silent",
     )
 
-    def __init__(self, tracker: ConnectionTracker, echo: LineEcho, faults: FaultPlan) -> None:
+    def __init__(
+        self,
+        tracker: ConnectionTracker,
+        echo: LineEcho,
+        faults: FaultPlan,
+        generators: Iterator[random.Random],
+    ) -> None:
         super().__init__(tracker, echo)
         # Never the short path: every reply must pass through the outbox.
         self._fast_read = self._fast_limit = 0
         self._faults = faults
-        self._random = faults.generator()
+        self._random = next(generators)  # this connection's draws
         self._outbox: deque[Outgoing] = deque()
         self._outbox_bytes = 0
         self._pump_handle: asyncio.Handle | None = None

@@ -1,15 +1,18 @@
 """Fault injection: the spec syntax, and the plan that decides each line's fate.
 
 A :class:`FaultPlan` is immutable and shared by the connections it was
-given to; each connection draws from its own random generator, seeded from
-the plan's seed when there is one, so the faults a connection sees depend
-only on the seed and on the lines it sends (not on how TCP cut them up, nor
-on other connections).
+given to; each connection draws from its own random generator. With a seed,
+the n-th connection accepted under the plan always gets the same generator,
+so the faults a connection sees depend only on the seed, on its place in
+the order of connections, and on the lines it sends (not on how TCP cut
+them up, nor on what other connections send).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -101,9 +104,15 @@ class FaultPlan:
             or self.stall_after is not None
         )
 
-    def generator(self) -> random.Random:
-        """A connection's own generator: the seed's sequence, or an unpredictable one."""
-        return random.Random(self.seed)
+    def generators(self) -> Iterator[random.Random]:
+        """One generator per connection, in the order the connections are accepted.
+
+        With a seed, the n-th is seeded from the seed and n (a string seed is
+        hashed with SHA-512, the same in every process); without, each is
+        unpredictable.
+        """
+        for number in itertools.count():
+            yield random.Random(None if self.seed is None else f"{self.seed}/{number}")
 
     def verdict(self, rng: random.Random) -> Verdict:
         """Whether a line is answered, dropped or answered by a reset."""

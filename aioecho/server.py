@@ -256,8 +256,10 @@ class EchoServer:
             )
         echo = LineEcho(config.suffix_bytes, config.max_line, config.unicode)
         faults = config.faults
-        if faults.active:
-            return functools.partial(FaultyLineEchoProtocol, self._connections, echo, faults)
+        if faults.active:  # numbered from here: set_faults() starts the seed's order again
+            return functools.partial(
+                FaultyLineEchoProtocol, self._connections, echo, faults, faults.generators()
+            )
         return functools.partial(LineEchoProtocol, self._connections, echo)
 
     def _admit(self, sock: socket.socket) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import random
 import socket
 import subprocess
 import time
@@ -76,7 +77,7 @@ def test_delay_spec_reads_fortio_syntax() -> None:
 
 def test_delay_spec_draws_each_delay_with_its_share_and_no_delay_for_the_rest() -> None:
     plan = FaultPlan(delays=parse_delays("1ms:10,2ms:20,3ms:30"), seed=1)
-    rng = plan.generator()
+    rng = next(plan.generators())
     draws = [plan.delay(rng) for _ in range(20_000)]
     shares = {delay: draws.count(delay) / len(draws) for delay in (0.0, 0.001, 0.002, 0.003)}
     assert shares == pytest.approx({0.0: 0.4, 0.001: 0.1, 0.002: 0.2, 0.003: 0.3}, abs=0.02)
@@ -202,7 +203,8 @@ async def test_delayed_replies_keep_their_order(server: EchoServer) -> None:
 @server_options(jitter="40ms", seed=11)
 async def test_jitter_delays_each_reply_by_its_draw(server: EchoServer) -> None:
     plan = FaultPlan(jitter=0.04, seed=11)
-    drawn = plan.extra_delay(plan.generator())  # the first line's draw, as the server makes it
+    # The first connection's first draw, as the server makes it.
+    drawn = plan.extra_delay(next(plan.generators()))
     reply, elapsed = await timed_exchange(server.addresses[0], b"shaky\n", 9)
     assert reply == b"SHAKY_SB\n"
     assert elapsed >= drawn > 0
@@ -297,7 +299,7 @@ async def test_a_reset_reads_as_econnreset(server: EchoServer) -> None:
 @server_options(reset=0.5, seed=5)
 async def test_the_replies_before_a_reset_are_sent(server: EchoServer) -> None:
     plan = FaultPlan(reset=0.5, seed=5)
-    rng = plan.generator()
+    rng = next(plan.generators())
     answered = 0
     while plan.verdict(rng) is Verdict.ANSWER:
         answered += 1
@@ -383,9 +385,8 @@ async def test_shutdown_closes_a_stalled_connection(stalling_server: EchoServer)
 LINES = [b"line %d\n" % n for n in range(60)]
 
 
-def expected_survivors(plan: FaultPlan) -> bytes:
-    """The replies a connection gets under ``plan``, drawn as the server draws them."""
-    rng = plan.generator()
+def expected_survivors(plan: FaultPlan, rng: random.Random) -> bytes:
+    """The replies a connection drawing from ``rng`` gets under ``plan``, as the server draws."""
     kept = []
     for line in LINES:
         if plan.verdict(rng) is Verdict.ANSWER:
@@ -398,15 +399,20 @@ def expected_survivors(plan: FaultPlan) -> bytes:
 async def test_the_same_seed_and_input_give_the_same_faults(server: EchoServer) -> None:
     address = server.addresses[0]
     plan = server.config.faults
-    whole = await replies_of(address, b"".join(LINES))
-    # The same lines cut up differently by TCP: the same faults.
     data = b"".join(LINES)
-    split = await replies_of(address, data[:7], data[7:200], data[200:])
-    assert whole == split == expected_survivors(plan)
-    assert 0 < whole.count(b"\n") < len(LINES)
-    assert server.stats.faults[Fault.DROP] == 2 * (len(LINES) - whole.count(b"\n"))
+    first = await replies_of(address, data)
+    second = await replies_of(address, data)  # the next connection has draws of its own
+    server.set_faults(seed=42)  # the seed's order of connections starts again
+    # The same lines cut up differently by TCP: the same faults.
+    again = await replies_of(address, data[:7], data[7:200], data[200:])
+    generators = plan.generators()
+    assert first == again == expected_survivors(plan, next(generators))
+    assert second == expected_survivors(plan, next(generators)) != first
+    assert 0 < first.count(b"\n") < len(LINES)
+    dropped = 3 * len(LINES) - 2 * first.count(b"\n") - second.count(b"\n")
+    assert server.stats.faults[Fault.DROP] == dropped
     server.set_faults(seed=43)
-    assert await replies_of(address, data) != whole
+    assert await replies_of(address, data) != first
 
 
 # -- runtime changes and counters ------------------------------------------------------
