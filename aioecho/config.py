@@ -101,10 +101,13 @@ class ServerConfig:
     )
     # Faults, for testing clients: all off by default (see FaultPlan).
     delay: str = option(
-        "", "fault: delay replies, fortio style: 50ms:100 or 150us:10,2ms:5,0.5s:1", "SPEC"
+        "",
+        "fault: delay replies, fortio style: 50ms (all), or DELAY:PERCENT pairs such as "
+        "150us:10,2ms:5,0.5s:1 (the rest undelayed)",
+        "SPEC",
     )
     jitter: Duration = option(
-        Duration(0), "fault: add a uniform random delay up to this to every reply", "DURATION"
+        Duration(0), "fault: add a uniform random delay in [0, DURATION) to every reply", "DURATION"
     )
     bandwidth: ByteSize = option(
         ByteSize(0), "fault: reply bytes per second per connection; 0 = unlimited", "BYTES"

@@ -34,7 +34,6 @@ from .protocol import (
     ERROR_LINGER_SECONDS,
     WRITE_HIGH_WATER,
     WRITE_LOW_WATER,
-    EchoProtocol,
     LineEchoProtocol,
 )
 from .stats import Fault
@@ -282,7 +281,7 @@ class FaultyLineEchoProtocol(LineEchoProtocol):
         self._counters.faults[Fault.CLOSE_AFTER] += 1
         self._drop_outbox()
         self._close_pending = False
-        EchoProtocol._close_after_replies(self, ERROR_LINGER_SECONDS)
+        self._close_after_replies(ERROR_LINGER_SECONDS)  # nothing in the outbox: at once
 
     def _drop_outbox(self) -> None:
         self._outbox.clear()

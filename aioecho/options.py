@@ -35,7 +35,7 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Any]) -> None:
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
         meta = field.metadata
-        help_text = meta["help"] + ("" if field.default in (None, False) else DEFAULT_HELP)
+        help_text = meta["help"] + ("" if field.default in (None, False, "") else DEFAULT_HELP)
         if hints[field.name] is bool:
             parser.add_argument(flag, action="store_true", help=help_text)
             continue
