@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from .durations import Duration
+from .faults import FaultPlan, parse_delays
 from .options import option
 from .sizes import MIB, ByteSize
 
@@ -22,6 +24,20 @@ DEFAULT_MAX_LINE = 65536
 MAX_BACKLOG = 2**31 - 1
 # A stats line more often than this is a flood of logs, not a summary.
 MIN_STATS_INTERVAL = 0.1
+
+
+# The options set_faults() may change on a running server.
+FAULT_FIELDS = (
+    "delay",
+    "jitter",
+    "bandwidth",
+    "fragment",
+    "drop",
+    "reset",
+    "close_after",
+    "stall_after",
+    "seed",
+)
 
 
 class ConfigError(ValueError):
@@ -83,9 +99,33 @@ class ServerConfig:
     unicode: bool = option(
         False, "uppercase valid UTF-8 lines by Unicode rules (straße -> STRASSE)"
     )
+    # Faults, for testing clients: all off by default (see FaultPlan).
+    delay: str = option(
+        "",
+        "fault: delay replies, fortio style: 50ms (all), or DELAY:PERCENT pairs such as "
+        "150us:10,2ms:5,0.5s:1 (the rest undelayed)",
+        "SPEC",
+    )
+    jitter: Duration = option(
+        Duration(0), "fault: add a uniform random delay in [0, DURATION) to every reply", "DURATION"
+    )
+    bandwidth: ByteSize = option(
+        ByteSize(0), "fault: reply bytes per second per connection; 0 = unlimited", "BYTES"
+    )
+    fragment: int = option(0, "fault: write replies in pieces of N bytes; 0 = whole", "N")
+    drop: float = option(0.0, "fault: probability (0..1) a line gets no reply", "P")
+    reset: float = option(0.0, "fault: probability (0..1) a line gets a TCP reset", "P")
+    close_after: ByteSize | None = option(
+        None, "fault: close a connection once this many bytes were sent to it", "BYTES"
+    )
+    stall_after: int | None = option(
+        None, "fault: answer N lines, then neither read nor answer (connection stays open)", "N"
+    )
+    seed: int | None = option(None, "seed for the faults: same seed, same input, same faults", "N")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_client_memory", ByteSize(self.max_client_memory))
+        self._check_faults()
         _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
         _check(bool(self.hosts) and all(self.hosts), "host must not be empty")
         _check(
@@ -132,6 +172,41 @@ class ServerConfig:
         _check(
             "\n" not in self.suffix and "\r" not in self.suffix,
             "suffix must not contain CR or LF: it would break line framing",
+        )
+
+    def _check_faults(self) -> None:
+        """Read the fault fields given as text (durations, sizes) and check their ranges."""
+        try:
+            parse_delays(self.delay)
+            object.__setattr__(self, "jitter", Duration(self.jitter))
+            object.__setattr__(self, "bandwidth", ByteSize(self.bandwidth))
+            if self.close_after is not None:
+                object.__setattr__(self, "close_after", ByteSize(self.close_after))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        for name in ("drop", "reset"):
+            _check(0 <= getattr(self, name) <= 1, f"{name} must be a probability 0..1")
+        for name in ("bandwidth", "fragment", "close_after", "stall_after"):
+            value = getattr(self, name)
+            _check(value is None or value >= 0, f"{name} must not be negative, not {value}")
+        _check(
+            self.framing == "line" or not self.faults.active,
+            "faults need line framing: a chunk has no reply boundary to fault",
+        )
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The faults these options ask for (:attr:`FaultPlan.active` is False by default)."""
+        return FaultPlan(
+            delays=parse_delays(self.delay),
+            jitter=self.jitter,
+            bandwidth=self.bandwidth,
+            fragment=self.fragment,
+            drop=self.drop,
+            reset=self.reset,
+            close_after=self.close_after,
+            stall_after=self.stall_after,
+            seed=self.seed,
         )
 
     @property

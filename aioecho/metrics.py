@@ -77,6 +77,12 @@ class StatsCollector(Collector):
             "Bytes held for clients: input not yet answered, replies not yet sent.",
             stats.bytes_buffered,
         )
+        faults = CounterMetricFamily(
+            "aioecho_faults", "Faults injected on purpose, by fault.", labels=["fault"]
+        )
+        for fault, count in stats.faults.items():
+            faults.add_metric([fault], count)
+        yield faults
         if self._restarts is not None:
             restarts = CounterMetricFamily(
                 "aioecho_worker_restarts",

@@ -35,7 +35,7 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Any]) -> None:
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
         meta = field.metadata
-        help_text = meta["help"] + ("" if field.default in (None, False) else DEFAULT_HELP)
+        help_text = meta["help"] + ("" if field.default in (None, False, "") else DEFAULT_HELP)
         if hints[field.name] is bool:
             parser.add_argument(flag, action="store_true", help=help_text)
             continue
@@ -46,7 +46,7 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Any]) -> None:
         elif meta["repeat"]:  # a value, or a tuple of them: the flag collects strings
             values = {"action": "append", "type": str}
         else:
-            values = {"type": kind}
+            values = {"type": _reading(kind)}
         default = None if meta["repeat"] else field.default
         parser.add_argument(
             flag, default=default, metavar=meta["metavar"], help=help_text, **values
@@ -57,6 +57,20 @@ def from_flags(config_class: type[T], parsed: argparse.Namespace) -> T:
     """The config the parsed flags describe; flags left unset keep the field's default."""
     given = {f.name: getattr(parsed, f.name) for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
     return config_class(**{name: value for name, value in given.items() if value is not None})
+
+
+def _reading(kind: Any) -> Any:
+    """``kind`` as an argparse type; a type of ours says in its error what it accepts."""
+    if kind in (int, float, str):
+        return kind  # argparse's own "invalid int value" says it well
+
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _without_none(kind: Any) -> Any:

@@ -198,8 +198,12 @@ class EchoProtocol(asyncio.BufferedProtocol):
         """Send the replies still due, then the error line, then close: the ERR path."""
         self._counters.rejected[reason] += 1
         self._stop_answering()
-        self._send(replies + error, replies.count(b"\n"))
+        self._send_refusal(replies, error)
         self._close_after_replies(linger=ERROR_LINGER_SECONDS)
+
+    def _send_refusal(self, replies: bytes | bytearray, error: bytes) -> None:
+        """Write the replies still due and the error line after them, in one write."""
+        self._send(replies + error, replies.count(b"\n"))
 
     def _stop_answering(self) -> None:
         """Answer nothing more and drop unanswered input."""

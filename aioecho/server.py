@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, ServerConfig
+from .config import FAULT_FIELDS, ConfigError, ServerConfig
 from .connections import Clock, Connection, ConnectionTracker, Timeouts
+from .fault_protocol import FaultyLineEchoProtocol
 from .framing import LineEcho
 from .protocol import (
     MAX_CONNECTIONS_ERROR,
@@ -172,6 +173,29 @@ class EchoServer:
         if self._timeouts is not None:
             self._connections.sweep(self._timeouts)
 
+    def set_faults(self, **faults: Any) -> None:
+        """Change the faults (``delay``, ``reset``, ... as in :class:`ServerConfig`).
+
+        Fields not given keep their value; give a fault its default (``""``,
+        ``0``, ``None``) to turn it off. The change applies to the
+        connections the server accepts after this call; a connection already
+        accepted keeps the faults it was accepted with (none, if none were
+        on) until it closes. A bad value raises :class:`ConfigError` and
+        changes nothing.
+        """
+        unknown = sorted(set(faults) - set(FAULT_FIELDS))
+        if unknown:
+            known = ", ".join(FAULT_FIELDS)
+            raise ConfigError(f"not a fault: {', '.join(unknown)} (faults are {known})")
+        self.config = dataclasses.replace(self.config, **faults)
+        if self._listener is not None:
+            self._protocol_factory = self._make_protocol_factory()
+
+    def clear_faults(self) -> None:
+        """Turn every fault off, for the connections accepted from now on."""
+        defaults = ServerConfig()
+        self.set_faults(**{name: getattr(defaults, name) for name in FAULT_FIELDS})
+
     # -- observation ---------------------------------------------------------
 
     @property
@@ -231,6 +255,11 @@ class EchoServer:
                 ChunkEchoProtocol, self._connections, config.suffix_bytes, config.unicode
             )
         echo = LineEcho(config.suffix_bytes, config.max_line, config.unicode)
+        faults = config.faults
+        if faults.active:  # numbered from here: set_faults() starts the seed's order again
+            return functools.partial(
+                FaultyLineEchoProtocol, self._connections, echo, faults, faults.generators()
+            )
         return functools.partial(LineEchoProtocol, self._connections, echo)
 
     def _admit(self, sock: socket.socket) -> None:

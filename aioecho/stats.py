@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 logger = logging.getLogger("aioecho")
 
@@ -24,6 +25,19 @@ class CloseReason(StrEnum):
     CLIENT_MEMORY = "client_memory"
 
 
+class Fault(StrEnum):
+    """A fault injected on purpose; see :class:`~aioecho.faults.FaultPlan`."""
+
+    DELAY = "delay"  # replies the delay spec held back
+    JITTER = "jitter"  # replies given a random extra delay
+    BANDWIDTH = "bandwidth"  # replies written under the rate limit
+    FRAGMENT = "fragment"  # replies split into pieces
+    DROP = "drop"  # lines left without a reply
+    RESET = "reset"  # connections reset instead of a reply
+    CLOSE_AFTER = "close_after"  # connections closed at the byte limit
+    STALL_AFTER = "stall_after"  # connections that stopped answering
+
+
 class Counters:
     """Live, mutable counters; the hot path adds to them once per read, not per line."""
 
@@ -34,6 +48,7 @@ class Counters:
         "buffered",
         "bytes_in",
         "bytes_out",
+        "faults",
         "messages",
         "rejected",
     )
@@ -47,6 +62,7 @@ class Counters:
         self.messages = 0
         self.accept_errors = 0
         self.rejected: dict[CloseReason, int] = dict.fromkeys(CloseReason, 0)
+        self.faults: dict[Fault, int] = dict.fromkeys(Fault, 0)
 
     def snapshot(self) -> Stats:
         return Stats(
@@ -58,6 +74,7 @@ class Counters:
             bytes_sent=self.bytes_out,
             messages_answered=self.messages,
             bytes_buffered=self.buffered,
+            faults={fault.value: n for fault, n in self.faults.items()},
         )
 
 
@@ -80,28 +97,37 @@ class Stats:
     bytes_buffered: int = 0
     """Bytes held for clients now: input not yet answered and replies not yet sent,
     as of each connection's last read or the last timeout sweep."""
+    faults: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Faults injected, by :class:`Fault` value (all zero unless faults are on)."""
 
     def __add__(self, other: Stats) -> Stats:
         """The counters of two servers together, as for the workers of one service."""
-        rejected = dict(self.connections_rejected)
-        for reason, count in other.connections_rejected.items():
-            rejected[reason] = rejected.get(reason, 0) + count
         totals = {
-            field.name: getattr(self, field.name) + getattr(other, field.name)
+            field.name: _sum(getattr(self, field.name), getattr(other, field.name))
             for field in dataclasses.fields(self)
-            if field.name != "connections_rejected"
         }
-        return Stats(connections_rejected=rejected, **totals)
+        return Stats(**totals)
 
     def summary(self) -> str:
         """One line for a log."""
         rejected = " ".join(f"{reason}={n}" for reason, n in self.connections_rejected.items() if n)
+        faults = " ".join(f"{fault}={n}" for fault, n in self.faults.items() if n)
         return (
             f"active={self.connections_active} accepted={self.connections_accepted} "
             f"rejected=[{rejected}] accept_errors={self.accept_errors} "
             f"in={self.bytes_received}B out={self.bytes_sent}B answered={self.messages_answered} "
-            f"buffered={self.bytes_buffered}B"
+            f"buffered={self.bytes_buffered}B" + (f" faults=[{faults}]" if faults else "")
         )
+
+
+def _sum(one: Any, other: Any) -> Any:
+    """Two counters added, or two tables of counters added key by key."""
+    if not isinstance(one, dict):
+        return one + other
+    both = dict(one)
+    for key, count in other.items():
+        both[key] = both.get(key, 0) + count
+    return both
 
 
 async def log_stats_every(interval: float, snapshot: Callable[[], Stats]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -231,6 +232,42 @@ def test_a_wider_loop_scope_works_when_the_fixtures_share_it(inner: pytest.Pytes
         "asyncio_default_fixture_loop_scope=module",
     )
     result.assert_outcomes(passed=2)
+
+
+def test_faults_come_through_the_mark_and_the_factory(inner: pytest.Pytester) -> None:
+    result = run_inner(
+        inner,
+        """
+        @pytest.mark.echo_server(fragment=2)
+        async def test_marked(echo_server: EchoTestServer) -> None:
+            reader, writer = await asyncio.open_connection(echo_server.host, echo_server.port)
+            writer.write(b"abc\\n")
+            pieces = [await reader.read(100) for _ in range(3)]
+            writer.close()
+            assert pieces == [b"AB", b"C_", b"SB"]
+            assert echo_server.stats.faults["fragment"] == 1
+
+        async def test_factory(echo_server_factory: EchoServerFactory) -> None:
+            server = await echo_server_factory(drop=1.0)
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(b"gone\\n")
+            writer.write_eof()
+            assert await reader.read() == b""
+            writer.close()
+            assert server.stats.faults["drop"] == 1
+        """,
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_the_readme_fault_examples_pass_on_both_loops(inner: pytest.Pytester) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    faults = readme[readme.index("### Faults") :]
+    example = faults.split("```python\n", 1)[1].split("```", 1)[0]
+    inner.makepyfile(test_readme_faults=example)
+    result = inner.runpytest("-v", "--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2 * example.count("\nasync def test_"))
+    assert example.count("\nasync def test_") == 4
 
 
 @pytest.mark.parametrize(

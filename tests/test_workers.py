@@ -33,7 +33,7 @@ from aioecho.process.supervisor import (
     next_restart_delay,
 )
 from aioecho.sockets.binding import Address, format_address
-from aioecho.stats import Counters, Stats
+from aioecho.stats import Counters, Fault, Stats
 
 from .support import (
     ServerProcess,
@@ -288,11 +288,13 @@ def test_worker_stats_survive_the_pipe_and_add_up() -> None:
     counters = Counters()
     counters.accepted, counters.active, counters.bytes_in = 3, 1, 1 << 40
     counters.rejected[aioecho.CloseReason.IDLE_TIMEOUT] = 2
+    counters.faults[Fault.RESET] = 5
     stats = counters.snapshot()
     assert decode_stats(encode_stats(stats)) == stats
     total = stats + stats
     assert isinstance(total, Stats)
     assert total.connections_accepted == 6
+    assert total.faults[Fault.RESET] == 10
     assert total.bytes_received == 2 << 40
     assert total.connections_rejected["idle_timeout"] == 4
     assert total.connections_rejected["max_connections"] == 0

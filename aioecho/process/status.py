@@ -3,8 +3,9 @@
 A worker writes a record as soon as it accepts (which is how the supervisor
 learns it is ready), one every ``PUBLISH_INTERVAL``, and a last one after it
 stopped. A record is the counters of :class:`Stats` in field order, then the
-rejections by reason, as native int64: far below PIPE_BUF, so each write
-arrives whole. Counters are totals, so only the latest record matters.
+rejections by reason, then the faults injected, as native int64: far below
+PIPE_BUF, so each write arrives whole. Counters are totals, so only the
+latest record matters.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import struct
 from collections.abc import Callable
 
-from ..stats import CloseReason, Stats
+from ..stats import CloseReason, Fault, Stats
 
 logger = logging.getLogger("aioecho")
 
@@ -25,27 +26,29 @@ logger = logging.getLogger("aioecho")
 # nothing: one small write per worker, off the path of any connection.
 PUBLISH_INTERVAL = 0.25
 
-_TOTALS = tuple(
-    field.name for field in dataclasses.fields(Stats) if field.name != "connections_rejected"
-)
+_TABLES = ("connections_rejected", "faults")
+_TOTALS = tuple(field.name for field in dataclasses.fields(Stats) if field.name not in _TABLES)
 _REASONS = tuple(reason.value for reason in CloseReason)
-_RECORD = struct.Struct(f"={len(_TOTALS) + len(_REASONS)}q")
+_FAULTS = tuple(fault.value for fault in Fault)
+_RECORD = struct.Struct(f"={len(_TOTALS) + len(_REASONS) + len(_FAULTS)}q")
 RECORD_SIZE = _RECORD.size
 
 
 def encode_stats(stats: Stats) -> bytes:
     """A status record of ``stats``."""
     rejected = (stats.connections_rejected.get(reason, 0) for reason in _REASONS)
-    return _RECORD.pack(*(getattr(stats, name) for name in _TOTALS), *rejected)
+    faults = (stats.faults.get(fault, 0) for fault in _FAULTS)
+    return _RECORD.pack(*(getattr(stats, name) for name in _TOTALS), *rejected, *faults)
 
 
 def decode_stats(record: bytes) -> Stats:
     """The stats in a status record."""
     values = _RECORD.unpack(record)
-    split = len(_TOTALS)
+    split, faults_at = len(_TOTALS), len(_TOTALS) + len(_REASONS)
     totals = dict(zip(_TOTALS, values[:split], strict=True))
-    rejected = dict(zip(_REASONS, values[split:], strict=True))
-    return Stats(connections_rejected=rejected, **totals)
+    rejected = dict(zip(_REASONS, values[split:faults_at], strict=True))
+    faults = dict(zip(_FAULTS, values[faults_at:], strict=True))
+    return Stats(connections_rejected=rejected, faults=faults, **totals)
 
 
 class StatusWriter:
