@@ -13,16 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from . import __version__
+from . import __version__, client_cli
 from .bench import cli as bench_cli
-from .client import Endpoint
 from .config import ConfigError, ServerConfig
-from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop, run_on
+from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
 from .options import add_flags, from_flags
 from .process.logs import configure_logging
 from .process.readiness import ReadyReport
 from .process.runner import run_server
-from .tls import client_context, server_context
+from .tls import server_context
 
 DEFAULTS = ServerConfig()
 COMMANDS = ("serve", "client", "bench")
@@ -63,15 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="once accepting, write the JSON line to this inherited descriptor and close it",
     )
-    client = commands.add_parser("client", help="talk to a server: a prompt, or a pipe filter")
-    client.add_argument("--host", default=DEFAULTS.hosts[0], help="server address")
-    client.add_argument("--port", type=int, default=DEFAULTS.port, help="server port")
-    client.add_argument("--unix", metavar="PATH", help="connect to a Unix socket instead")
-    client.add_argument("--tls", action="store_true", help="speak TLS to the server")
-    client.add_argument("--tls-ca", metavar="FILE", help="CA certificate(s) to verify it with")
-    client.add_argument(
-        "--tls-insecure", action="store_true", help="do not verify its certificate (self-signed)"
-    )
+    client_cli.add_parser(commands)
     bench_cli.add_parser(commands)
     return parser
 
@@ -84,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(args)
     if options.command == "client":
-        return _client(parser, options)
+        return client_cli.main(options)
     if options.command == "bench":
         return bench_cli.main(options)
     return _serve(parser, options)
@@ -118,25 +109,6 @@ def _is_open(fd: int) -> bool:
     except (OSError, OverflowError):
         return False
     return True
-
-
-def _client(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
-    from .console import interactive, pipe
-
-    tls = None
-    if options.tls or options.tls_ca or options.tls_insecure:
-        try:
-            tls = client_context(options.tls_ca, options.tls_insecure)
-        except (OSError, ssl.SSLError) as exc:
-            parser.error(f"--tls-ca {options.tls_ca}: {_reason(exc)}")
-    endpoint = Endpoint(options.host, options.port, options.unix, tls)
-    try:
-        if sys.stdin.isatty():
-            return interactive(endpoint)
-        return run_on(resolve_loop("auto"), pipe(endpoint, sys.stdin.buffer, sys.stdout.buffer))
-    except OSError as exc:
-        print(f"aioecho client: {endpoint}: {_reason(exc)}", file=sys.stderr)
-        return 1
 
 
 def _reason(exc: OSError) -> str:

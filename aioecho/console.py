@@ -1,62 +1,90 @@
-"""The ``client`` command: the tutorial's prompt on a terminal, a filter in a pipe."""
+"""The ``client`` command: the tutorial's prompt on a terminal, a filter in a pipe.
+
+Both talk through :class:`~aioecho.client.EchoClient`, so both inherit its
+bounds: a reply longer than ``max_reply`` or later than the timeout ends the
+conversation with an exception instead of a hang or unbounded memory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
-from collections.abc import AsyncIterator
-from typing import BinaryIO
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, BinaryIO
 
-from .client import ERROR_PREFIX, EchoClient, Endpoint
+from .client import ERROR_PREFIX, ConnectionClosedError, EchoClient, closed_during
+from .loops import ResolvedLoop
 
 PROMPT = ">>: "
 READ_SIZE = 64 * 1024
 READ_AHEAD = 4  # chunks of input read but not yet sent
 
-
-def interactive(endpoint: Endpoint) -> int:
-    """The tutorial's client: read a line at a prompt, print its reply."""
-    with endpoint.open_blocking() as sock, sock.makefile("rb") as replies:
-        while True:
-            try:
-                message = input(PROMPT)
-            except (EOFError, KeyboardInterrupt):
-                print()
-                return 0
-            if not message:
-                continue
-            sock.sendall(message.encode() + b"\n")
-            reply = replies.readline()
-            if not reply:
-                print("aioecho client: the server closed the connection", file=sys.stderr)
-                return 1
-            print(reply.decode(errors="replace").rstrip("\r\n"))
+Connector = Callable[[], Coroutine[Any, Any, EchoClient]]
 
 
-async def pipe(endpoint: Endpoint, source: BinaryIO, sink: BinaryIO) -> int:
+class OutputClosedError(Exception):
+    """Whoever read the replies went away (``client | head -1``)."""
+
+
+def interactive(connect: Connector, loop: ResolvedLoop) -> int:
+    """The tutorial's client: read a line at a prompt, print its reply.
+
+    The prompt is read outside the event loop, where ``input()`` keeps its
+    line editing; each request runs on the loop, within the client's bounds.
+    Ctrl-D leaves with 0; errors and Ctrl-C propagate.
+    """
+    with asyncio.Runner(loop_factory=loop.factory) as runner:
+        client = runner.run(connect())
+        try:
+            while True:
+                try:
+                    message = input(PROMPT)
+                except EOFError:
+                    print()
+                    break
+                except KeyboardInterrupt:
+                    print()  # the shell's prompt starts on a line of its own
+                    raise
+                if message:
+                    reply = runner.run(client.request(message))
+                    print(reply.decode(errors="replace"))
+        except BaseException:
+            client.abort()  # whatever went wrong, nothing more is owed
+            raise
+        runner.run(client.close())
+    return 0
+
+
+async def pipe(connect: Connector, source: int, sink: BinaryIO) -> int:
     """Send every input line, print every reply, return 0 once all are answered.
 
-    Input is streamed while replies are read, so input of any size works. At
-    the end of input the connection is half-closed and the server answers the
-    rest (a last unterminated line included) before closing. TLS has no
-    half-close: there a last unterminated line is sent with a newline, and
-    the client stops once every line has its reply.
+    ``source`` is a file descriptor (stdin's). Input is streamed while
+    replies are read, so input of any size works. A last line without a
+    newline is sent with one, and its reply printed without one, so every
+    reply can be checked for its end. ``ERR`` replies
+    are printed, counted, and make the exit code 1 (the server closes after
+    one). Anything else that goes wrong raises: a reply that is late
+    (:class:`~aioecho.client.ReplyTimeoutError`), too long, or cut short by
+    a close (:class:`~aioecho.client.ConnectionClosedError`).
     """
-    client = EchoClient(*await endpoint.open())
+    client = await connect()
     progress = _Progress(client)
     sending = asyncio.create_task(progress.send_all(source))
-    while reply := await client.read_reply():
-        sink.write(reply)
-        if progress.answered(reply):
-            break
-    sink.flush()
-    # After an error the server may have closed before all input was sent:
-    # stop sending rather than write to a closed socket.
-    sending.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sending
+    try:
+        await progress.receive_all(sink)
+    except BaseException:
+        client.abort()  # whatever went wrong, nothing more is owed
+        raise
+    finally:
+        # After an error the server may have closed before all input was
+        # sent: stop sending rather than write to a closed socket.
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        _write(sink.flush)
     await client.close()
     return progress.verdict()
 
@@ -66,46 +94,83 @@ class _Progress:
 
     def __init__(self, client: EchoClient) -> None:
         self._client = client
-        self._half_close = client.writer.can_write_eof()
+        self._changed = asyncio.Event()  # lines were sent, input ended, or sending failed
+        self._newline_added = False
         self.lines = 0
         self.replies = 0
         self.errors = 0
         self.input_done = False
+        self.send_error: OSError | None = None
 
-    async def send_all(self, source: BinaryIO) -> None:
-        """Copy ``source`` to the server, counting lines, then end the input."""
+    async def send_all(self, source: int) -> None:
+        """Copy ``source`` to the server, counting lines."""
         writer = self._client.writer
         last = b"\n"
         try:
             async for chunk in _read_chunks(source):
                 writer.write(chunk)
-                self.lines += chunk.count(b"\n")
+                self._count_lines(chunk.count(b"\n"))
                 last = chunk[-1:]
                 await writer.drain()
             if last != b"\n":  # an unterminated last line is answered too
-                self.lines += 1
-                if not self._half_close:
-                    writer.write(b"\n")
-            self._end_input()
-        except ConnectionError:
-            pass  # the server closed first; the reply count tells what was lost
+                self._newline_added = True
+                writer.write(b"\n")
+                self._count_lines(1)
+            self.input_done = True
+        except OSError as exc:  # the server closed, or the input failed
+            self.send_error = exc
+        finally:
+            self._changed.set()
 
-    def _end_input(self) -> None:
-        self.input_done = True
-        if self._half_close:
-            self._client.half_close()  # the server closes once it has answered
-        elif self.replies == self.lines:
-            self._client.reader.feed_eof()  # every reply is already in
+    def _count_lines(self, sent: int) -> None:
+        if sent:
+            self.lines += sent
+            self._changed.set()
 
-    def answered(self, reply: bytes) -> bool:
-        """Count a reply; True once no more are due."""
+    async def receive_all(self, sink: BinaryIO) -> None:
+        """Print replies as they are due, until every line has one.
+
+        Nothing is read while no reply is due, so the client's timeout
+        applies to replies only, never to waiting for input.
+        """
+        while True:
+            if self.replies < self.lines:
+                if not await self._receive(sink):
+                    return
+            elif self.input_done or self.errors:
+                return  # every line answered, or the server ended with an ERR line
+            elif self.send_error is not None:
+                raise self.send_error
+            else:
+                _write(sink.flush)  # the input is quiet: show what has been answered
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def _receive(self, sink: BinaryIO) -> bool:
+        """Read and print one reply; False once the server has closed after an ERR line."""
+        try:
+            reply = await self._client.read_reply()
+        except ConnectionResetError:
+            if self.errors:
+                return False  # it closed after its ERR line with our input unread
+            raise
+        if not reply:
+            if self.errors:
+                return False
+            raise ConnectionClosedError(
+                f"the server closed the connection after {self.replies} of {self.lines} replies"
+            )
+        if not reply.endswith(b"\n"):
+            raise ConnectionClosedError(closed_during(reply))
         self.replies += 1
         self.errors += reply.startswith(ERROR_PREFIX)
-        return not self._half_close and self.input_done and self.replies == self.lines
+        last = self._newline_added and self.replies == self.lines
+        _write(sink.write, reply[:-1] if last else reply)
+        return True
 
     def verdict(self) -> int:
-        """The exit code, with a one-line complaint if any line went unanswered."""
-        if not self.errors and self.replies == self.lines:
+        """The exit code, with a one-line complaint after ``ERR`` replies."""
+        if not self.errors:
             return 0
         print(
             f"aioecho client: {self.lines} line(s) sent, {self.replies - self.errors} answered, "
@@ -115,11 +180,21 @@ class _Progress:
         return 1
 
 
-async def _read_chunks(source: BinaryIO) -> AsyncIterator[bytes]:
-    """Chunks of ``source`` read by a daemon thread.
+def _write(operation: Callable[..., object], *data: bytes) -> None:
+    """Write to the output, telling its closing from the server's."""
+    try:
+        operation(*data)
+    except BrokenPipeError:
+        raise OutputClosedError("the output was closed before every reply was written") from None
+
+
+async def _read_chunks(source: int) -> AsyncIterator[bytes]:
+    """Chunks of the file descriptor ``source`` read by a daemon thread.
 
     A daemon thread, not the loop's executor: a read blocked on a terminal or
-    a slow pipe must not keep the process alive once the replies are in.
+    a slow pipe must not keep the process alive once the replies are in. It
+    reads the descriptor, not ``sys.stdin.buffer``: a read blocked there holds
+    the buffer's lock, and the interpreter, closing stdin at exit, dies on it.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -129,10 +204,9 @@ async def _read_chunks(source: BinaryIO) -> AsyncIterator[bytes]:
     free_slots = threading.Semaphore(READ_AHEAD)
 
     def produce() -> None:
-        read = getattr(source, "read1", source.read)
         while True:
             free_slots.acquire()
-            chunk = read(READ_SIZE)
+            chunk = os.read(source, READ_SIZE)
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, chunk)
             except RuntimeError:

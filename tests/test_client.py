@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import ssl
+
 import pytest
 
 import aioecho
 from aioecho import EchoServer
+from aioecho.client import (
+    DEFAULT_MAX_REPLY,
+    ConnectionClosedError,
+    ReplyTimeoutError,
+    ReplyTooLongError,
+    reply_bound,
+)
+from aioecho.tls import client_context
 
+from .rogue import (
+    ENDLESS_BOUNDED,
+    answers_in_plain_text,
+    closes_mid_reply,
+    closes_without_reply,
+    endless_line,
+    rogue_server,
+    silent,
+)
 from .support import server_options
 
 
@@ -26,8 +47,11 @@ async def test_a_request_is_one_line(server: EchoServer) -> None:
 @server_options(max_line=3)
 async def test_an_error_reply_raises_server_error(server: EchoServer) -> None:
     async with await aioecho.connect(*server.addresses[0]) as client:
-        with pytest.raises(aioecho.ServerError, match=r"ERR line too long \(max 3 bytes\)"):
+        with pytest.raises(
+            aioecho.ServerError, match=r"^ERR line too long \(max 3 bytes\)$"
+        ) as error:
             await client.request("long")
+    assert error.value.reply == b"ERR line too long (max 3 bytes)\n"
 
 
 async def test_raw_access_and_half_close(server: EchoServer) -> None:
@@ -46,3 +70,89 @@ async def test_a_server_that_closes_before_replying_is_a_connection_error(
         await server.shutdown()
         with pytest.raises(ConnectionError):
             await client.request("anyone?")
+
+
+@server_options(max_line=100)
+async def test_a_reply_of_exactly_max_reply_bytes_is_accepted(server: EchoServer) -> None:
+    bound = reply_bound(100, "_SB")  # 100 bytes, the suffix, CRLF
+    address = server.addresses[0]
+    async with await aioecho.connect(*address, max_reply=bound) as client:
+        assert await client.request(b"x" * 100 + b"\r") == b"X" * 100 + b"_SB"
+    async with await aioecho.connect(*address, max_reply=bound - 1) as client:
+        with pytest.raises(ReplyTooLongError, match=f"longer than {bound - 1} bytes"):
+            await client.request(b"x" * 100 + b"\r")
+
+
+async def test_an_endless_line_is_an_error_after_about_max_reply_bytes() -> None:
+    with rogue_server(endless_line) as rogue:
+        async with await aioecho.connect(port=rogue.port) as client:
+            with pytest.raises(ReplyTooLongError, match=f"longer than {DEFAULT_MAX_REPLY} bytes"):
+                await client.request("hello")
+            # The client hung up: the server learns it from a failed send.
+            assert await asyncio.to_thread(rogue.finished.wait, 30)
+            with pytest.raises(ConnectionClosedError, match="earlier overlong reply"):
+                await client.request("again")
+    assert rogue.sent < ENDLESS_BOUNDED
+
+
+async def test_a_reply_cut_short_by_a_close_is_a_connection_error() -> None:
+    with rogue_server(closes_mid_reply) as rogue:
+        async with await aioecho.connect(port=rogue.port) as client:
+            with pytest.raises(ConnectionClosedError, match="after 4 bytes of a reply"):
+                await client.request("hello")
+
+
+async def test_a_close_without_reply_is_a_connection_error() -> None:
+    with rogue_server(closes_without_reply) as rogue:
+        async with await aioecho.connect(port=rogue.port) as client:
+            with pytest.raises(ConnectionClosedError, match="before replying"):
+                await client.request("hello")
+
+
+async def test_a_request_times_out_and_leaves_the_connection_closed() -> None:
+    with rogue_server(silent) as rogue:
+        async with await aioecho.connect(port=rogue.port) as client:
+            with pytest.raises(ReplyTimeoutError, match=r"no reply within 0\.1 s"):
+                await client.request("hello", timeout=0.1)
+            # A late reply would now answer the wrong request: the client hung up.
+            assert await asyncio.to_thread(rogue.finished.wait, 30)
+            with pytest.raises(ConnectionClosedError, match="earlier timeout"):
+                await client.request("hello")
+
+
+async def test_the_timeout_of_connect_is_the_default_of_each_request() -> None:
+    with rogue_server(silent) as rogue:
+        async with await aioecho.connect(port=rogue.port, timeout=0.1) as client:
+            with pytest.raises(TimeoutError, match=r"no reply within 0\.1 s"):
+                await client.read_reply()
+
+
+async def test_tls_to_a_plain_server_ends_within_the_connect_timeout(server: EchoServer) -> None:
+    # The echo of the TLS hello starts like a TLS record, whose rest never comes.
+    with pytest.raises(
+        TimeoutError, match=r"no TLS handshake within 0\.1 s \(is it a TLS server\?\)"
+    ):
+        await aioecho.connect(*server.addresses[0], ssl=client_context(), connect_timeout=0.1)
+
+
+async def test_tls_to_a_server_that_answers_in_plain_text_fails_at_once() -> None:
+    with (
+        rogue_server(answers_in_plain_text) as rogue,
+        pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"),
+    ):
+        await aioecho.connect(port=rogue.port, ssl=client_context())
+
+
+async def test_a_connect_that_gets_no_answer_times_out() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        # Nobody accepts: once the listen queue is full, the kernel ignores
+        # further connection requests and their connects wait.
+        queued = [socket.socket() for _ in range(3)]
+        for sock in queued:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        with pytest.raises(TimeoutError, match=r"no connection within 0\.1 s"):
+            await aioecho.connect(port=port, connect_timeout=0.1)
+        for sock in queued:
+            sock.close()
