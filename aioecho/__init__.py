@@ -11,7 +11,15 @@ running event loop::
 or serve as a program until SIGINT or SIGTERM: ``aioecho.run_server(ServerConfig())``.
 """
 
-from .client import EchoClient, ServerError, connect
+from .client import (
+    ConnectionClosedError,
+    EchoClient,
+    ReplyError,
+    ReplyTimeoutError,
+    ReplyTooLongError,
+    ServerError,
+    connect,
+)
 from .config import ConfigError, ServerConfig
 from .process.runner import run_server
 from .server import EchoServer, start_server
@@ -22,8 +30,12 @@ __version__ = "0.1.0"
 __all__ = [
     "CloseReason",
     "ConfigError",
+    "ConnectionClosedError",
     "EchoClient",
     "EchoServer",
+    "ReplyError",
+    "ReplyTimeoutError",
+    "ReplyTooLongError",
     "ServerConfig",
     "ServerError",
     "Stats",

@@ -13,9 +13,11 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -35,6 +37,7 @@ from .support import aioecho_command, serve_in_subprocess
 
 LOOPS = ("asyncio", "uvloop")
 PROMPT = b">>: "
+PEAK_RSS_SCRIPT = Path(__file__).with_name("peak_rss.py")
 READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}
 # Far above a client's own size, far below what an endless line would cost it.
 PEAK_RSS_BOUND = 128 * 1024 * 1024
@@ -42,32 +45,32 @@ PEAK_RSS_BOUND = 128 * 1024 * 1024
 
 @dataclass
 class Exited:
-    """A finished client: its exit code, output, and peak resident memory."""
+    """A finished client: its exit code and output."""
 
     returncode: int
     stdout: bytes
     stderr: bytes
-    peak_rss: int
+    peak_rss: int | None
+    """Its peak resident memory in bytes, when measured."""
 
 
 @dataclass
 class Client:
-    """A client subprocess whose peak memory is measured when it is reaped."""
+    """A client subprocess."""
 
     process: subprocess.Popen[bytes]
     stdout: int | IO[bytes]
     stderr: IO[bytes]
+    peak_rss_file: str | None
 
     def wait(self) -> Exited:
-        """Reap the client (the test's timeout bounds the wait)."""
-        _, status, usage = os.wait4(self.process.pid, 0)
-        self.process.returncode = os.waitstatus_to_exitcode(status)
-        return Exited(
-            self.process.returncode,
-            _read_back(self.stdout),
-            _read_back(self.stderr),
-            usage.ru_maxrss * 1024,
-        )
+        """Wait for the client to end (the test's timeout bounds the wait)."""
+        returncode = self.process.wait()
+        peak_rss = None
+        if self.peak_rss_file is not None:
+            with open(self.peak_rss_file) as report:
+                peak_rss = int(report.read())
+        return Exited(returncode, _read_back(self.stdout), _read_back(self.stderr), peak_rss)
 
     def has_output(self) -> bool:
         """Whether the client wrote to its stdout file (without moving its offset)."""
@@ -84,18 +87,28 @@ def _read_back(file: int | IO[bytes]) -> bytes:
 
 @contextlib.contextmanager
 def started_client(
-    args: list[str], stdin: int | IO[bytes], stdout: int | IO[bytes], stderr: int | None = None
+    args: list[str],
+    stdin: int | IO[bytes],
+    stdout: int | IO[bytes],
+    stderr: int | None = None,
+    measure_memory: bool = False,
 ) -> Iterator[Client]:
     """``python -m aioecho client ARGS``, killed at the end if still running.
 
-    Its stderr goes to ``stderr``, or to a file that :meth:`Client.wait` reads.
+    Its stderr goes to ``stderr``, or to a file that :meth:`Client.wait`
+    reads. ``measure_memory`` runs it under ``peak_rss.py`` (signals
+    then reach that process, not the client).
     """
-    with tempfile.TemporaryFile() as stderr_file:
+    with tempfile.TemporaryFile() as stderr_file, tempfile.TemporaryDirectory() as scratch:
         command = aioecho_command("client", *args)
+        peak_rss_file = None
+        if measure_memory:
+            peak_rss_file = os.path.join(scratch, "peak_rss")
+            command = [sys.executable, str(PEAK_RSS_SCRIPT), peak_rss_file, *command]
         errors = stderr_file if stderr is None else stderr
         process = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=errors)
         try:
-            yield Client(process, stdout, stderr_file)
+            yield Client(process, stdout, stderr_file, peak_rss_file)
         finally:
             if process.returncode is None:
                 process.kill()
@@ -103,11 +116,13 @@ def started_client(
 
 
 @contextlib.contextmanager
-def piped_client(*args: str, input: bytes = b"") -> Iterator[Client]:
+def piped_client(*args: str, input: bytes = b"", measure_memory: bool = False) -> Iterator[Client]:
     """A client reading ``input`` from a pipe, its stdin left open until the test ends."""
     with (
         tempfile.TemporaryFile() as stdout,
-        started_client(list(args), subprocess.PIPE, stdout) as client,
+        started_client(
+            list(args), subprocess.PIPE, stdout, measure_memory=measure_memory
+        ) as client,
     ):
         assert client.process.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # a client that already gave up
@@ -118,9 +133,9 @@ def piped_client(*args: str, input: bytes = b"") -> Iterator[Client]:
             client.process.stdin.close()
 
 
-def run_piped(*args: str, input: bytes) -> Exited:
+def run_piped(*args: str, input: bytes, measure_memory: bool = False) -> Exited:
     """A client run to its end with ``input`` on stdin, then end of input."""
-    with piped_client(*args, input=input) as client:
+    with piped_client(*args, input=input, measure_memory=measure_memory) as client:
         assert client.process.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             client.process.stdin.close()
@@ -128,14 +143,16 @@ def run_piped(*args: str, input: bytes) -> Exited:
 
 
 @contextlib.contextmanager
-def terminal_client(*args: str) -> Iterator[tuple[Client, int]]:
+def terminal_client(*args: str, measure_memory: bool = False) -> Iterator[tuple[Client, int]]:
     """A client on a terminal (the prompt); yields it and the terminal's controller side.
 
     Its stderr is the terminal too: ``input()`` writes the prompt there.
     """
     controller, terminal = pty.openpty()
     try:
-        with started_client(list(args), terminal, terminal, terminal) as client:
+        with started_client(
+            list(args), terminal, terminal, terminal, measure_memory=measure_memory
+        ) as client:
             os.close(terminal)
             yield client, controller
     finally:
@@ -192,11 +209,13 @@ def assert_one_line_error(exited: Exited, message: str) -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_an_endless_line_is_one_line_and_bounded_memory(loop: str) -> None:
     with rogue_server(endless_line) as rogue:
-        exited = run_piped("--port", str(rogue.port), "--loop", loop, input=b"hello\n")
+        args = ("--port", str(rogue.port), "--loop", loop)
+        exited = run_piped(*args, input=b"hello\n", measure_memory=True)
         assert rogue.finished.wait(30)
     assert_one_line_error(exited, "reply longer than 65541 bytes (see --max-line and --max-reply)")
     assert exited.stdout == b""
     assert rogue.sent < ENDLESS_BOUNDED
+    assert exited.peak_rss is not None
     assert exited.peak_rss < PEAK_RSS_BOUND
 
 
@@ -317,10 +336,11 @@ def test_a_bad_flag_is_one_line_and_exit_2(flags: list[str], message: str) -> No
 @pytest.mark.parametrize("loop", LOOPS)
 def test_the_prompt_stops_an_endless_line_with_bounded_memory(loop: str) -> None:
     with rogue_server(endless_line) as rogue:
-        exited, screen = converse(rogue, "--loop", loop)
+        exited, screen = converse(rogue, "--loop", loop, measure_memory=True)
         assert rogue.finished.wait(30)
     assert_one_line_on_screen(exited, screen, "reply longer than 65541 bytes")
     assert rogue.sent < ENDLESS_BOUNDED
+    assert exited.peak_rss is not None
     assert exited.peak_rss < PEAK_RSS_BOUND
 
 
@@ -338,9 +358,13 @@ def test_the_prompt_fails_in_one_line(behaviour: Behaviour, message: str) -> Non
     assert_one_line_on_screen(exited, screen, message)
 
 
-def converse(rogue: RogueServer, *args: str) -> tuple[Exited, bytes]:
+def converse(rogue: RogueServer, *args: str, measure_memory: bool = False) -> tuple[Exited, bytes]:
     """Type one line at the prompt of a client of ``rogue``; how the client ended."""
-    with terminal_client("--port", str(rogue.port), *args) as (client, controller):
+    port = str(rogue.port)
+    with terminal_client("--port", port, *args, measure_memory=measure_memory) as (
+        client,
+        controller,
+    ):
         wait_for_prompt(controller)
         os.write(controller, b"hello\n")
         screen = read_screen(controller)
