@@ -25,7 +25,7 @@ WRITE_LOW_WATER = 16 * 1024
 # share of the loop, whatever the suffix multiplies: with a 60-byte suffix,
 # 64 KiB of empty lines would otherwise owe 3.9 MB at once. With the
 # default suffix a whole read still fits in one slice.
-REPLY_SLICE = 256 * 1024
+REPLY_SLICE = 128 * 1024
 
 LF = ord("\n")
 
