@@ -8,7 +8,7 @@ from typing import cast
 
 from .connections import ConnectionTracker, Timeouts
 from .framing import LineEcho, upper
-from .sockets import kernel_unsent
+from .sockets import kernel_unread, kernel_unsent
 from .stats import CloseReason
 
 logger = logging.getLogger("aioecho")
@@ -233,8 +233,13 @@ class EchoProtocol(asyncio.BufferedProtocol):
             self._linger_timer = asyncio.get_running_loop().call_later(linger, transport.abort)
 
     def _nothing_owed(self) -> bool:
+        """Nothing left to deliver, and no unread input whose close would reset the peer."""
         transport = self.transport
-        return transport.get_write_buffer_size() == 0 and kernel_unsent(transport) == 0
+        return (
+            transport.get_write_buffer_size() == 0
+            and kernel_unsent(transport) == 0
+            and kernel_unread(transport) == 0
+        )
 
     def _send(self, reply: bytes | bytearray, messages: int) -> None:
         self._write(reply)
