@@ -12,7 +12,10 @@ long the run.
 
 from __future__ import annotations
 
+import io
+import re
 from collections import Counter
+from typing import BinaryIO
 
 from hdrh.histogram import HdrHistogram
 
@@ -21,6 +24,8 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_DIGITS = 3
+# .hgrm files give milliseconds, as wrk2 and HdrHistogram's plotter expect.
+US_PER_MS = 1000.0
 
 # The summary's keys, as the JSON report names them.
 PERCENTILES: dict[str, float] = {
@@ -38,8 +43,10 @@ Summary = dict[str, int | None]
 class Histogram:
     """An HDR histogram of microseconds that can travel between processes."""
 
-    def __init__(self, hdr: HdrHistogram | None = None) -> None:
-        self._hdr = hdr or HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    def __init__(
+        self, hdr: HdrHistogram | None = None, *, digits: int = SIGNIFICANT_DIGITS
+    ) -> None:
+        self._hdr = hdr or HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
     @property
     def count(self) -> int:
@@ -62,6 +69,15 @@ class Histogram:
     def decode(cls, encoded: bytes) -> Histogram:
         """The histogram :meth:`encode` produced."""
         return cls(HdrHistogram.decode(encoded))
+
+    def write_hgrm(self, out: BinaryIO) -> None:
+        """The percentile distribution in milliseconds, as HdrHistogram's tools
+        and wrk2's ``--latency`` print it (the ``.hgrm`` format)."""
+        text = io.BytesIO()
+        self._hdr.output_percentile_distribution(text, US_PER_MS)
+        # hdrh scales every figure of the footer but the standard deviation.
+        stddev = b"StdDeviation   = %12.3f]" % (self._hdr.get_stddev() / US_PER_MS)
+        out.write(re.sub(rb"StdDeviation   = +[0-9.]+\]", stddev, text.getvalue()))
 
     def percentile(self, percent: float) -> int:
         """The value at ``percent`` (0-100), in microseconds."""
@@ -93,17 +109,21 @@ class LatencyRecorder:
         """Values recorded so far, flushed or not."""
         return self.histogram.count + len(self.samples)
 
-    def flush(self) -> None:
-        """Move the pending samples into the histogram (drop them once closed)."""
+    def flush(self) -> Counter[int]:
+        """Move the pending samples into the histogram (drop them once closed).
+
+        Returns what was added: microsecond values and how often each came.
+        """
         if self._closed:
             self.samples.clear()
         if not self.samples:
-            return
+            return Counter()
         counts = Counter([sample // 1000 for sample in self.samples])
         self.samples.clear()
         record = self.histogram.record
         for value_us, count in counts.items():
             record(value_us, count)
+        return counts
 
     def discard(self) -> None:
         """Drop the pending samples (warm-up traffic, or after the measurement)."""
