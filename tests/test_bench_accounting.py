@@ -27,7 +27,8 @@ def assert_accounted(result: BenchResult) -> None:
     assert result.sent == result.answered + result.timed_out + result.unanswered, result
     assert result.answered == result.messages
     if result.mode == "open":
-        assert result.due is not None and result.unsent is not None
+        assert result.due is not None
+        assert result.unsent is not None
         assert result.due == result.sent + result.unsent, result
 
 
@@ -301,7 +302,8 @@ async def test_the_timeline_has_a_second_per_second_and_adds_up(server: EchoServ
     assert all(second["errors"] == 0 for second in result.timeline)
     assert result.timeline[0]["connections"] == 5
     first = result.timeline[0]
-    assert first["p50_us"] is not None and first["p99_us"] is not None
+    assert first["p50_us"] is not None
+    assert first["p99_us"] is not None
     assert first["p50_us"] <= first["p99_us"]
 
 
