@@ -213,19 +213,23 @@ class BenchConnection(asyncio.Protocol):
         """The oldest request timed out: account for everything unanswered, then drop."""
         self._tally.lost[REPLY_TIMEOUT] += 1
         self.give_up(deadline)
-        self.abort()
         self._finish(monotonic_ns())
 
     def give_up(self, deadline: int) -> None:
         """Stop waiting: window requests from before ``deadline`` timed out, the rest
-        are unanswered. Each request is accounted for once."""
+        are unanswered, and the connection is dropped if any were in flight.
+        Each request is accounted for once."""
         tally, times = self._tally, self.times
         if times:
             timed_out = tally.in_window(t for t in times if t < deadline)
             tally.timed_out += timed_out
             tally.unanswered += tally.in_window(times) - timed_out
             self.reply_sequence += len(times)
+            self._expected = self._reply_of(self.reply_sequence)
             times.clear()
+            # Replies may still come for what was given up: they would look
+            # like duplicates. Nothing more is read from this connection.
+            self.abort()
 
     def stop_sending(self) -> None:
         """Send nothing more; replies still owed are verified and measured."""
@@ -257,6 +261,8 @@ class BenchConnection(asyncio.Protocol):
 
     def _verify(self, data: bytes, now: int) -> None:
         """The general path: replies split across reads, several per read, or wrong."""
+        if not self.is_open:
+            return  # given up or closed by us: what still comes is not verified
         position, size, count = 0, len(data), 0
         while position < size:
             expected, matched = self._expected, self._matched
@@ -283,7 +289,7 @@ class BenchConnection(asyncio.Protocol):
         description = describe_mismatch(self.index, self.answered, kind, expected, got)
         self._tally.mismatch(kind, description)
         self.give_up(0)
-        self.abort()
+        self.abort()  # even with nothing in flight (an extra reply)
         self._finish(monotonic_ns())
 
     def _kind_of(self, got: bytes) -> str:
