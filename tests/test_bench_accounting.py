@@ -54,10 +54,8 @@ class Silenced:
         return Quiet(upper_sb)
 
 
-class DropEvery(LineServer):
-    """Leaves every ``N``-th line of a connection unanswered."""
-
-    N = 7
+class Numbered(LineServer):
+    """Counts a connection's lines; :meth:`answer` says what the n-th one gets."""
 
     def __init__(self) -> None:
         super().__init__(upper_sb)
@@ -68,9 +66,20 @@ class DropEvery(LineServer):
         replies = []
         for line in lines:
             self.seen += 1
-            if self.seen % self.N:
-                replies.append(upper_sb(line))
+            replies.append(self.answer(line, self.seen))
         self.transport.write(b"".join(replies))
+
+    def answer(self, line: bytes, number: int) -> bytes:
+        return upper_sb(line)
+
+
+class DropEvery(Numbered):
+    """Leaves every ``N``-th line of a connection unanswered."""
+
+    N = 7
+
+    def answer(self, line: bytes, number: int) -> bytes:
+        return upper_sb(line) if number % self.N else b""
 
 
 class Swapper:
@@ -100,34 +109,19 @@ class Swapper:
         transport.write(other_reply)
 
 
-class Repeater(LineServer):
+class Repeater(Numbered):
     """Answers a connection's third line twice."""
 
-    def __init__(self) -> None:
-        super().__init__(upper_sb)
-        self.seen = 0
-
-    def data_received(self, data: bytes) -> None:
-        *lines, self.buffer = (self.buffer + data).split(b"\n")
-        for line in lines:
-            self.seen += 1
-            self.transport.write(upper_sb(line) * (2 if self.seen == 3 else 1))
+    def answer(self, line: bytes, number: int) -> bytes:
+        return upper_sb(line) * (2 if number == 3 else 1)
 
 
-class Prophet(LineServer):
+class Prophet(Numbered):
     """After a connection's third line, also answers the request that will follow it."""
 
-    def __init__(self) -> None:
-        super().__init__(upper_sb)
-        self.seen = 0
-
-    def data_received(self, data: bytes) -> None:
-        *lines, self.buffer = (self.buffer + data).split(b"\n")
-        for line in lines:
-            self.seen += 1
-            self.transport.write(upper_sb(line))
-            if self.seen == 3:
-                self.transport.write(upper_sb(next_request(line)))
+    def answer(self, line: bytes, number: int) -> bytes:
+        extra = upper_sb(next_request(line)) if number == 3 else b""
+        return upper_sb(line) + extra
 
 
 def next_request(line: bytes) -> bytes:

@@ -125,6 +125,7 @@ class LoadEngine:
         self._connect_start = self._connect_end = 0
         self._rss_before = self._rss_after = 0
         self._ticker: asyncio.TimerHandle | None = None
+        self._end_timer: asyncio.TimerHandle | None = None
         self._tick_due = 0
         self._ticks = 0
         self._next_sweep = 0
@@ -248,18 +249,26 @@ class LoadEngine:
             # then would be dropped as warm-up: skip it.
             if not (self.config.warmup and await self._wait_finished(self.config.warmup)):
                 self._begin_measuring()
-                end_timer = None
                 if self._window_scheduled_end != NEVER:
-                    delay = (self._window_scheduled_end - monotonic_ns()) / NS_PER_S
-                    end_timer = asyncio.get_running_loop().call_later(max(0, delay), self._end)
+                    self._end_on_time()
                 try:
                     await self._finished.wait()
                 finally:
-                    if end_timer is not None:
-                        end_timer.cancel()
+                    if self._end_timer is not None:
+                        self._end_timer.cancel()
         finally:
             self._end()
             await self._drain()
+
+    def _end_on_time(self) -> None:
+        """End the window at its planned end, not before: loop timers count in
+        whole milliseconds of a cached clock and may fire a little early."""
+        remaining = (self._window_scheduled_end - monotonic_ns()) / NS_PER_S
+        if remaining > 0:
+            loop = asyncio.get_running_loop()
+            self._end_timer = loop.call_later(remaining, self._end_on_time)
+        else:
+            self._end()
 
     def stop(self) -> None:
         """End the run now; what was measured so far is the result."""
