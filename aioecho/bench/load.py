@@ -131,7 +131,7 @@ class LoadEngine:
         self._next_sweep = 0
         self._timeout_ns = int(config.timeout * NS_PER_S)
         self._sweep_ns = int(min(max(config.timeout / 4, SWEEP_MIN_S), SWEEP_MAX_S) * NS_PER_S)
-        self.loop_lag = Histogram()  # while measuring
+        self.loop_lag = Histogram()  # while traffic flows
         self.connect_loop_lag = Histogram()  # while connecting
         self._schedule: Schedule | None = None
         self._pacer: Pacer | None = None
@@ -194,7 +194,7 @@ class LoadEngine:
                 sock.bind((source, 0))
             async with asyncio.timeout(self.config.connect_timeout):
                 await loop.sock_connect(sock, target.sockaddr)
-                self.sources[_local_address(sock)] += 1
+                source = _local_address(sock)
                 _, protocol = await loop.create_connection(
                     lambda: self._connection(index, first_sequence),
                     sock=sock,
@@ -206,6 +206,7 @@ class LoadEngine:
             self.connect_errors[classify(exc)] += 1
             return None
         self.connect_latency.samples.append(monotonic_ns() - started)
+        self.sources[source] += 1
         self.connects += 1
         return protocol
 
@@ -235,19 +236,25 @@ class LoadEngine:
         await _sleep_until(monotonic_ns() if start_ns is None else start_ns)
         if self._finished.is_set():
             return  # stopped while connecting
-        start = monotonic_ns()
+        # The agreed instant, not when this process woke: every process then
+        # has the same window, however late its loop let it start.
+        start = monotonic_ns() if start_ns is None else start_ns
         live = [connection for connection in self.slots.values() if connection.is_open]
         self._busy = len(live)
         if not live:
             self._end(start)
             return
         self.phase = "warmup"
+        # CPU counts from the first request: a loop too busy to end its
+        # warm-up on time still reports how busy it was.
+        self._cpu_start, self._cpu_wall_start = time.process_time(), monotonic_ns()
         self._plan_window(start)
         self._start_traffic(live, start)
         try:
             # Even a zero wait would yield to the loop, and replies arriving
             # then would be dropped as warm-up: skip it.
-            if not (self.config.warmup and await self._wait_finished(self.config.warmup)):
+            warmup = (start - monotonic_ns()) / NS_PER_S + self.config.warmup
+            if not (self.config.warmup and await self._wait_finished(max(0.0, warmup))):
                 self._begin_measuring()
                 if self._window_scheduled_end != NEVER:
                     self._end_on_time()
@@ -313,7 +320,6 @@ class LoadEngine:
 
     def _begin_measuring(self) -> None:
         now = monotonic_ns()
-        self._cpu_start, self._cpu_wall_start = time.process_time(), now
         self.phase = "measuring"
         messages = self.config.messages
         if messages is None or self.config.rate is not None:
@@ -347,8 +353,9 @@ class LoadEngine:
         now = monotonic_ns() if now is None else now
         tally = self.tally
         if self.phase != "measuring":
-            self._cpu_start, self._cpu_wall_start = time.process_time(), now
             tally.window_start = min(tally.window_start, now)
+        if not self._cpu_wall_start:  # ended before any traffic
+            self._cpu_start, self._cpu_wall_start = time.process_time(), now
         end = min(now, self._window_scheduled_end)
         tally.window_end = min(tally.window_end, max(end, tally.window_start))
         tally.send_until = min(tally.send_until, now)
@@ -429,7 +436,7 @@ class LoadEngine:
         tally = self.tally
         if self._timeline is not None:
             self._timeline.finish(
-                errors=self._errors(), connections=self._open_count(), connects=self.connects
+                errors=self._errors(), connections=self.tally.open, connects=self.connects
             )
         due = sent = None
         if self._schedule is not None:
@@ -481,9 +488,6 @@ class LoadEngine:
             by_end = min(by_end, before_start + self.config.messages)
         return max(0, by_end - before_start)
 
-    def _open_count(self) -> int:
-        return sum(connection.is_open for connection in self.slots.values())
-
     async def close(self) -> None:
         """Half-close every connection, give servers a moment to close, abort the rest."""
         self._end()
@@ -516,7 +520,7 @@ class LoadEngine:
         lag_us = max(0, now - self._tick_due) // 1000
         if self.phase == "connecting":
             self.connect_loop_lag.record(lag_us)
-        elif self.phase == "measuring":
+        elif self.phase in ("warmup", "measuring"):
             self.loop_lag.record(lag_us)
         self._record_latencies()
         if self.phase in ("warmup", "measuring", "draining") and now >= self._next_sweep:
@@ -526,7 +530,7 @@ class LoadEngine:
             self._timeline.advance(
                 min(now, self.tally.window_end),
                 errors=self._errors(),
-                connections=self._open_count(),
+                connections=self.tally.open,
                 connects=self.connects,
             )
         self._ticks += 1
