@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -337,10 +338,18 @@ def test_recorder_counts_microseconds_and_nothing_after_close() -> None:
     assert recorder.count == 3
     assert recorder.histogram.summary()["p50"] == 1
     assert recorder.histogram.summary()["max"] == 250
+    recorder.samples.extend([7_000, 8_000])
+    recorder.mark(4)
+    recorder.samples.append(3_000)
+    recorder.mark(5)
+    assert recorder.flush() == [(0, Counter({7: 1, 8: 1})), (4, Counter({3: 1}))]
+    recorder.samples.append(2_000)  # still under the last label
+    assert recorder.flush() == [(5, Counter({2: 1}))]
+    assert recorder.count == 7
     recorder.close()
     recorder.samples.append(9_000)
     recorder.flush()
-    assert recorder.count == 3
+    assert recorder.count == 7
 
 
 def test_every_request_of_a_run_is_unique() -> None:

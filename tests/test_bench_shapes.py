@@ -119,9 +119,9 @@ def test_the_timeline_merges_processes_second_by_second() -> None:
     timelines = []
     for offset in (0, 1000):
         timeline = Timeline(START)
-        timeline.record(Counter({100: 9, 5000 + offset: 1}))
+        timeline.record(0, Counter({100: 9, 5000 + offset: 1}))
         timeline.advance(START + NS_PER_S, errors=2, connections=5, connects=5)
-        timeline.record(Counter({200: 4}))
+        timeline.record(1, Counter({200: 4}))
         timeline.finish(errors=3, connections=4, connects=6)
         timelines.append(timeline.seconds)
     merged = merge_timelines(timelines)

@@ -39,6 +39,7 @@ NEVER = UNLIMITED = 1 << 62
 # pacer's ticks are a millisecond apart, so anything past that is the client
 # (or a server that stopped reading) falling behind the schedule.
 LATE_NS = 10_000_000
+NS_PER_S = 1_000_000_000
 # Why a connection was given up: its oldest request got no reply in time.
 REPLY_TIMEOUT = "reply_timeout"
 
@@ -61,10 +62,22 @@ class Tally:
         self.open = 0  # transports not yet closed
         self.all_closed = asyncio.Event()
         self.window_start = self.window_end = self.send_until = NEVER
+        self.next_second_at = NEVER  # when the next second of the window begins
         self.timed_out = 0
         self.unanswered = 0
         self.unsent = 0
         self.late = 0
+
+    def open_window(self, start: int, end: int) -> None:
+        """Measure the requests whose latency counts from an instant in ``[start, end)``."""
+        self.window_start, self.window_end = start, end
+        self.next_second_at = start
+
+    def next_second(self, now: int) -> None:
+        """A reply of a new second of the window is about to be recorded: file it there."""
+        second = (now - self.window_start) // NS_PER_S
+        self.latency.mark(second)
+        self.next_second_at = self.window_start + (second + 1) * NS_PER_S
 
     def in_window(self, instants: Iterable[int]) -> int:
         """How many of ``instants`` fall in the measurement window."""
@@ -245,6 +258,8 @@ class BenchConnection(asyncio.Protocol):
         tally = self._tally
         sent_at = self.times.popleft()
         if tally.window_start <= sent_at < tally.window_end:
+            if now >= tally.next_second_at:
+                tally.next_second(now)
             self._record(now - sent_at)
         self.reply_sequence += 1
         self._expected = self._reply_of(self.reply_sequence)
@@ -366,6 +381,8 @@ class ClosedLoopConnection(BenchConnection):
         ):
             sent_at = times.popleft()
             if tally.window_start <= sent_at < tally.window_end:
+                if now >= tally.next_second_at:
+                    tally.next_second(now)
                 self._record(now - sent_at)
             self.reply_sequence += 1
             self._expected = self._reply_of(self.reply_sequence)

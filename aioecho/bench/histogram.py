@@ -13,6 +13,7 @@ long the run.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections import Counter
 from typing import BinaryIO
@@ -97,37 +98,48 @@ class LatencyRecorder:
 
     Append to :attr:`samples` (bind ``samples.append`` once); call
     :meth:`flush` periodically and before reading :attr:`histogram`.
+    :meth:`mark` files the samples that follow under another label (a
+    second of the run), so a flush can say which values came when.
     """
 
     def __init__(self) -> None:
         self.samples: list[int] = []
         self.histogram = Histogram()
         self._closed = False
+        self._marks: list[tuple[int, int]] = []  # (sample index, label from there on)
+        self._label = 0
 
     @property
     def count(self) -> int:
         """Values recorded so far, flushed or not."""
         return self.histogram.count + len(self.samples)
 
-    def flush(self) -> Counter[int]:
+    def mark(self, label: int) -> None:
+        """The samples appended from now on carry ``label``."""
+        self._marks.append((len(self.samples), label))
+
+    def flush(self) -> list[tuple[int, Counter[int]]]:
         """Move the pending samples into the histogram (drop them once closed).
 
-        Returns what was added: microsecond values and how often each came.
+        Returns what was added, by label: microsecond values and how often each came.
         """
         if self._closed:
             self.samples.clear()
-        if not self.samples:
-            return Counter()
-        counts = Counter([sample // 1000 for sample in self.samples])
-        self.samples.clear()
+        samples, marks = self.samples, self._marks
+        groups = []
+        starts = [(0, self._label), *marks, (len(samples), -1)]
+        for (start, label), (end, _) in itertools.pairwise(starts):
+            if end > start:
+                groups.append((label, Counter([sample // 1000 for sample in samples[start:end]])))
+        if marks:
+            self._label = marks[-1][1]
+        samples.clear()
+        marks.clear()
         record = self.histogram.record
-        for value_us, count in counts.items():
-            record(value_us, count)
-        return counts
-
-    def discard(self) -> None:
-        """Drop the pending samples (warm-up traffic, or after the measurement)."""
-        self.samples.clear()
+        for _, counts in groups:
+            for value_us, count in counts.items():
+                record(value_us, count)
+        return groups
 
     def close(self) -> None:
         """End the measurement: flush now, and count nothing recorded after this."""

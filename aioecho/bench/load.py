@@ -291,8 +291,7 @@ class LoadEngine:
         # Closed loop with --messages counts from the moment the quotas are
         # handed out (see _begin_measuring); everything else from the plan.
         if config.mode == "open" or config.messages is None:
-            tally.window_start = window_start
-            tally.window_end = self._window_scheduled_end
+            tally.open_window(window_start, self._window_scheduled_end)
         tally.send_until = self._window_scheduled_end
         self._timeline = Timeline(window_start)
 
@@ -324,7 +323,8 @@ class LoadEngine:
         messages = self.config.messages
         if messages is None or self.config.rate is not None:
             return
-        self.tally.window_start = now
+        self.tally.open_window(now, NEVER)
+        self._timeline = Timeline(now)
         closed = [c for c in self.slots.values() if isinstance(c, ClosedLoopConnection)]
         live = [c for c in closed if c.is_open]
         for position, connection in enumerate(live):
@@ -539,9 +539,9 @@ class LoadEngine:
         self._start_ticker()
 
     def _record_latencies(self) -> None:
-        counts = self.tally.latency.flush()
-        if counts and self._timeline is not None:
-            self._timeline.record(counts)
+        for second, counts in self.tally.latency.flush():
+            if self._timeline is not None:
+                self._timeline.record(second, counts)
 
     def _sweep(self, now: int) -> None:
         """Give up on connections whose oldest request is older than --timeout."""

@@ -1,11 +1,13 @@
 """A per-second time series of the measurement window.
 
-Each second gets the round trips verified in it, a small histogram for its
-p50/p99, the errors that happened in it (connections lost, wrong replies,
-timed-out requests), the connections open at its end, and the connections
-opened in it (``--churn``). Latencies are folded in when the harness
-flushes them, a tenth of a second apart, so a reply may land in the next
-second when it arrived just before a boundary.
+Each second gets the round trips verified in it and a small histogram for
+its p50/p99 (filed by the instant each reply arrived, exactly: the
+connections mark where a new second begins), the errors that happened in
+it (connections lost, wrong replies, timed-out requests), the connections
+open at its end, and the connections opened in it (``--churn``). The last
+three are sampled by the harness's 0.1 s ticker, so a loop too busy to run
+its timers files them late. Replies awaited after the window may add
+trailing seconds of round trips.
 """
 
 from __future__ import annotations
@@ -42,41 +44,48 @@ class Second:
 
 @dataclass
 class Timeline:
-    """Collects seconds from ``start`` (monotonic ns) on."""
+    """Collects the seconds of a window that starts at ``start`` (monotonic ns)."""
 
     start: int
     seconds: list[Second] = field(default_factory=list)
-    _histogram: Histogram = field(default_factory=lambda: Histogram(digits=SECOND_DIGITS))
-    _current: Second = field(default_factory=Second)
-    _errors_before: int = 0
-    _connects_before: int = 0
+    _latency: dict[int, Histogram] = field(default_factory=dict)
+    _trips: Counter[int] = field(default_factory=Counter)
+    # Running totals (errors, connections, connects) at the end of each second.
+    _totals: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def record(self, counts: Counter[int]) -> None:
-        """Latencies in microseconds (value: how many) verified just now."""
+    def record(self, second: int, counts: Counter[int]) -> None:
+        """Latencies in microseconds (value: how many) of replies that came in ``second``."""
+        histogram = self._latency.setdefault(second, Histogram(digits=SECOND_DIGITS))
         for value_us, count in counts.items():
-            self._histogram.record(value_us, count)
-        self._current.round_trips += counts.total()
+            histogram.record(value_us, count)
+        self._trips[second] += counts.total()
 
     def advance(self, now: int, *, errors: int, connections: int, connects: int) -> None:
-        """Close the seconds that ended by ``now``; counters are running totals."""
-        while now >= self.start + (len(self.seconds) + 1) * NS_PER_S:
-            self._close(errors, connections, connects)
+        """Close the seconds that ended by ``now``; the counters are running totals."""
+        while now >= self.start + (len(self._totals) + 1) * NS_PER_S:
+            self._totals.append((errors, connections, connects))
 
     def finish(self, *, errors: int, connections: int, connects: int) -> None:
-        """Close the last, possibly partial, second if anything happened in it."""
-        if self._current.round_trips or errors > self._errors_before or not self.seconds:
-            self._close(errors, connections, connects)
-
-    def _close(self, errors: int, connections: int, connects: int) -> None:
-        second = self._current
-        second.errors = errors - self._errors_before
-        second.connections = connections
-        second.connects = connects - self._connects_before
-        second.latency = self._histogram.encode()
-        self.seconds.append(second)
-        self._errors_before, self._connects_before = errors, connects
-        self._current = Second()
-        self._histogram = Histogram(digits=SECOND_DIGITS)
+        """Close the last, possibly partial, second and build :attr:`seconds`."""
+        last = max(self._trips, default=-1)
+        previous = self._totals[-1] if self._totals else (0, 0, 0)
+        if not self._totals or last >= len(self._totals) or errors > previous[0]:
+            self._totals.append((errors, connections, connects))
+        self.seconds = []
+        before = (0, 0, 0)
+        for number in range(max(len(self._totals), last + 1)):
+            totals = self._totals[min(number, len(self._totals) - 1)]
+            latency = self._latency.get(number, Histogram(digits=SECOND_DIGITS))
+            self.seconds.append(
+                Second(
+                    round_trips=self._trips[number],
+                    errors=totals[0] - before[0],
+                    connections=totals[1],
+                    connects=totals[2] - before[2],
+                    latency=latency.encode(),
+                )
+            )
+            before = totals
 
 
 def merge_timelines(timelines: Sequence[Sequence[Second]]) -> list[dict[str, Any]]:
