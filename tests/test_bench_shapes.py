@@ -142,6 +142,9 @@ def test_client_limits_name_cpu_and_loop_lag() -> None:
     assert "CPU at 95%" in cpu
     [lag] = client_limits(0.5, {"p99": 8000}, {"p99": 20_000}, calm, {"p99": 500})
     assert "lag p99 8.0 ms" in lag
+    assert "held the cores" not in lag
+    [starved] = client_limits(0.1, {"p99": 8000}, {"p99": 20_000}, calm, {"p99": 500})
+    assert "at 10% CPU: other processes held the cores" in starved
     # A lag that is a small share of a large latency does not explain it.
     assert client_limits(0.5, {"p99": 8000}, {"p99": 900_000}, calm, {"p99": 500}) == []
     [connect] = client_limits(0.5, calm, {"p99": 2000}, {"p99": 20_000}, {"p99": 23_000})

@@ -194,7 +194,7 @@ class LoadEngine:
                 sock.bind((source, 0))
             async with asyncio.timeout(self.config.connect_timeout):
                 await loop.sock_connect(sock, target.sockaddr)
-                source = _local_address(sock)
+                source = source or _local_address(sock)
                 _, protocol = await loop.create_connection(
                     lambda: self._connection(index, first_sequence),
                     sock=sock,

@@ -20,6 +20,8 @@ NS_PER_S = 1_000_000_000
 SATURATED_CPU = 0.9
 LAG_LIMIT_US = 5_000
 LAG_SHARE = 0.25
+# A lagging loop whose process used less CPU than this was waiting for a core.
+STARVED_CPU = 0.5
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ def client_limits(
         reasons.append(
             f"client event loop lag p99 {_ms(lag['p99'])} ms against latency p99 "
             f"{_ms(latency['p99'])} ms: the latency includes queueing in the client"
+            + _starved(cpu)
         )
     if _lagging(connect_lag, connect_latency):
         reasons.append(
@@ -301,6 +304,13 @@ def client_limits(
             "connect latency includes queueing in the client (try --connect-rate)"
         )
     return reasons
+
+
+def _starved(cpu: float) -> str:
+    """A loop that lags while its process is mostly idle was kept off the cores."""
+    if cpu >= STARVED_CPU:
+        return ""
+    return f" (at {cpu:.0%} CPU: other processes held the cores)"
 
 
 def _lagging(lag: Summary, latency: Summary) -> bool:
