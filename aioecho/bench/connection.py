@@ -52,6 +52,25 @@ class Tally:
     Closed-loop connections send nothing at or after ``send_until``.
     """
 
+    __slots__ = (
+        "all_closed",
+        "examples",
+        "late",
+        "latency",
+        "lost",
+        "mismatch_kinds",
+        "mismatches",
+        "next_second_at",
+        "open",
+        "payload",
+        "send_until",
+        "timed_out",
+        "unanswered",
+        "unsent",
+        "window_end",
+        "window_start",
+    )
+
     def __init__(self, payload: Payload) -> None:
         self.payload = payload
         self.latency = LatencyRecorder()
@@ -342,10 +361,19 @@ class ClosedLoopConnection(BenchConnection):
 
     ``limit`` is the sequence number it stops before (``--messages``);
     with ``churn``, it also stops after that many requests and hands over
-    to a new connection through ``on_churn``.
+    to a new connection through ``on_churn``. ``stop_at`` is the nearer of
+    the two, kept for the hot path.
     """
 
-    __slots__ = ("_on_churn", "churn_at", "limit", "pipeline")
+    __slots__ = (
+        "_limit",
+        "_on_churn",
+        "_reply_template",
+        "_request_template",
+        "churn_at",
+        "pipeline",
+        "stop_at",
+    )
 
     def __init__(
         self,
@@ -363,19 +391,30 @@ class ClosedLoopConnection(BenchConnection):
         self.churn_at = UNLIMITED if churn is None else first_sequence + churn
         self.limit = UNLIMITED
         self._on_churn = on_churn
+        self._request_template, self._reply_template = tally.payload.templates(index)
+
+    @property
+    def limit(self) -> int:
+        """The sequence number this connection stops before."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._limit = value
+        self.stop_at = min(value, self.churn_at)
 
     def data_received(self, data: bytes) -> None:
         # The harness's hot path, inlined: the common reply (one whole reply
         # in one read, while more may be sent) costs one comparison, one
-        # append and one write. Everything else takes the general path.
+        # latency append, two formats and one write. Everything else takes
+        # the general path. Payload.wide guarantees the plain "%" is right.
         now = monotonic_ns()
         times, tally = self.times, self._tally
         sequence = self.sequence
         if (
             data == self._expected
             and times
-            and sequence < self.limit
-            and sequence < self.churn_at
+            and sequence < self.stop_at
             and now < tally.send_until
             and not self._matched
         ):
@@ -384,11 +423,12 @@ class ClosedLoopConnection(BenchConnection):
                 if now >= tally.next_second_at:
                     tally.next_second(now)
                 self._record(now - sent_at)
-            self.reply_sequence += 1
-            self._expected = self._reply_of(self.reply_sequence)
+            answered = self.reply_sequence + 1
+            self.reply_sequence = answered
+            self._expected = self._reply_template % answered
             times.append(now)
             self.sequence = sequence + 1
-            self._write(self._request_of(sequence))
+            self._write(self._request_template % sequence)
         else:
             self._verify(data, now)
 
@@ -405,8 +445,7 @@ class ClosedLoopConnection(BenchConnection):
         self.limit = self.sequence
 
     def _after_replies(self, count: int, now: int) -> None:
-        stop = min(self.limit, self.churn_at)
-        room = stop - self.sequence
+        room = self.stop_at - self.sequence
         if now >= self._tally.send_until:
             room = 0
         if room <= 0:
@@ -438,6 +477,15 @@ class ClosedLoopConnection(BenchConnection):
             self._on_churn(self)
         else:
             self._finish(now)
+
+
+class NarrowClosedLoopConnection(ClosedLoopConnection):
+    """A closed-loop connection for requests too short for 16-digit sequence
+    numbers: every reply takes the general path, which wraps them."""
+
+    __slots__ = ()
+
+    data_received = BenchConnection.data_received
 
 
 class OpenLoopConnection(BenchConnection):

@@ -34,6 +34,7 @@ from .connection import (
     NEVER,
     BenchConnection,
     ClosedLoopConnection,
+    NarrowClosedLoopConnection,
     OpenLoopConnection,
     Tally,
 )
@@ -215,7 +216,8 @@ class LoadEngine:
         if self.config.mode == "open":
             return OpenLoopConnection(index, self.tally, self._on_done, cap)
         assert cap is not None
-        return ClosedLoopConnection(
+        kind = ClosedLoopConnection if self.payload.wide else NarrowClosedLoopConnection
+        return kind(
             index,
             self.tally,
             self._on_done,

@@ -80,6 +80,18 @@ class Payload:
         return self.sequence_digits > 0
 
     @property
+    def wide(self) -> bool:
+        """Whether sequence numbers have every digit they can use: then
+        ``template % sequence`` is a request (or reply) as it is, and the hot
+        path formats it directly."""
+        return self.sequence_digits == MAX_SEQUENCE_DIGITS
+
+    def templates(self, connection: int) -> tuple[bytes, bytes]:
+        """Connection ``connection``'s request and reply templates (``% sequence``)."""
+        upper = self.expect == "upper-sb"
+        return self._format(connection, upper=False), self._format(connection, upper=upper)
+
+    @property
     def modulus(self) -> int:
         """Sequence numbers are written modulo this (they never wrap at 16 digits)."""
         return int(10**self.sequence_digits)
@@ -91,11 +103,11 @@ class Payload:
 
     def requests(self, connection: int) -> Callable[[int], bytes]:
         """Connection ``connection``'s request with a given sequence number."""
-        return self._numbered(self._format(connection, upper=False))
+        return self._numbered(self.templates(connection)[0])
 
     def replies(self, connection: int) -> Callable[[int], bytes]:
         """The reply each of :meth:`requests` must get."""
-        return self._numbered(self._format(connection, upper=self.expect == "upper-sb"))
+        return self._numbered(self.templates(connection)[1])
 
     def request(self, connection: int, sequence: int) -> bytes:
         """Connection ``connection``'s request number ``sequence``."""
@@ -122,8 +134,8 @@ class Payload:
     def _numbered(self, template: bytes) -> Callable[[int], bytes]:
         if not self.unique:
             return lambda sequence: template
-        if self.sequence_digits == MAX_SEQUENCE_DIGITS:
-            return template.__mod__  # never wraps: the fastest form
+        if self.wide:
+            return template.__mod__  # never wraps
         modulus = self.modulus
         return lambda sequence: template % (sequence % modulus)
 
