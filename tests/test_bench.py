@@ -300,8 +300,9 @@ async def test_connects_that_hang_time_out() -> None:
 async def test_connections_spread_over_source_addresses_past_the_port_range(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Pretend one source address has 10 ports, so 25 connections need three.
-    monkeypatch.setattr("aioecho.bench.target.ports_per_source", lambda: 10)
+    # Pretend one source address has 40 ports: a quarter of them is 10, so
+    # 25 connections are spread over three.
+    monkeypatch.setattr("aioecho.bench.target.ports_per_source", lambda: 40)
     peers: list[str] = []
 
     class Recording(LineServer):
@@ -313,6 +314,7 @@ async def test_connections_spread_over_source_addresses_past_the_port_range(
         result = await run_async(bench_config(port_of(server), connections=25))
     assert result.ok, result
     assert sorted(set(peers)) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert result.source_addresses == {"127.0.0.1": 9, "127.0.0.2": 8, "127.0.0.3": 8}
 
 
 # -- the pieces --------------------------------------------------------------

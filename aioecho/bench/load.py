@@ -127,6 +127,7 @@ class LoadEngine:
         self._rss_before = self._rss_after = 0
         self._ticker: asyncio.TimerHandle | None = None
         self._end_timer: asyncio.TimerHandle | None = None
+        self._tick_phase: Phase = "idle"
         self._tick_due = 0
         self._ticks = 0
         self._next_sweep = 0
@@ -514,15 +515,19 @@ class LoadEngine:
     # -- the ticker: latencies, timeouts, loop lag, timeline, progress --------
 
     def _start_ticker(self) -> None:
+        self._tick_phase = self.phase
         self._tick_due = monotonic_ns() + int(FLUSH_INTERVAL * NS_PER_S)
         self._ticker = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._tick)
 
     def _tick(self) -> None:
         now = monotonic_ns()
+        # A tick is late for what ran since it was set: a loop busy for the
+        # whole run may fire its first traffic tick only when draining.
         lag_us = max(0, now - self._tick_due) // 1000
-        if self.phase == "connecting":
+        phases = {self._tick_phase, self.phase}
+        if self._tick_phase == "connecting":
             self.connect_loop_lag.record(lag_us)
-        elif self.phase in ("warmup", "measuring"):
+        if phases & {"warmup", "measuring"}:
             self.loop_lag.record(lag_us)
         self._record_latencies()
         if self.phase in ("warmup", "measuring", "draining") and now >= self._next_sweep:
