@@ -173,6 +173,9 @@ class LoadEngine:
 
         workers = min(CONNECT_CONCURRENCY, self.config.connections)
         await asyncio.gather(*(connector() for _ in range(workers)))
+        # The loop may now pause until every process has connected: a tick
+        # left pending would count that wait as lag. Traffic starts a new one.
+        self._stop_ticker()
         self._connect_end = monotonic_ns()
         self._rss_after = rss_bytes() or 0
         self.connect_latency.flush()
@@ -248,6 +251,7 @@ class LoadEngine:
             self._end(start)
             return
         self.phase = "warmup"
+        self._start_ticker()
         # CPU counts from the first request: a loop too busy to end its
         # warm-up on time still reports how busy it was.
         self._cpu_start, self._cpu_wall_start = time.process_time(), monotonic_ns()
@@ -495,8 +499,7 @@ class LoadEngine:
         """Half-close every connection, give servers a moment to close, abort the rest."""
         self._end()
         self.phase = "closing"
-        if self._ticker is not None:
-            self._ticker.cancel()
+        self._stop_ticker()
         for task in list(self._reopening):
             task.cancel()
         for connection in self.slots.values():
@@ -518,6 +521,11 @@ class LoadEngine:
         self._tick_phase = self.phase
         self._tick_due = monotonic_ns() + int(FLUSH_INTERVAL * NS_PER_S)
         self._ticker = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._tick)
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     def _tick(self) -> None:
         now = monotonic_ns()
