@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import aioecho
 from aioecho import EchoServer
 from aioecho.bench import BenchConfig, BenchConfigError, BenchResult, run_async
 from aioecho.bench.histogram import Histogram, LatencyRecorder
-from aioecho.bench.payload import Payload
+from aioecho.bench.payload import Payload, Tagged
 from aioecho.bench.runner import split
 
 Transform = Callable[[bytes], bytes]
@@ -299,8 +300,9 @@ async def test_connects_that_hang_time_out() -> None:
 async def test_connections_spread_over_source_addresses_past_the_port_range(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Pretend one source address has 10 ports, so 25 connections need three.
-    monkeypatch.setattr("aioecho.bench.target.ports_per_source", lambda: 10)
+    # Pretend one source address has 40 ports: a quarter of them is 10, so
+    # 25 connections are spread over three.
+    monkeypatch.setattr("aioecho.bench.target.ports_per_source", lambda: 40)
     peers: list[str] = []
 
     class Recording(LineServer):
@@ -312,6 +314,7 @@ async def test_connections_spread_over_source_addresses_past_the_port_range(
         result = await run_async(bench_config(port_of(server), connections=25))
     assert result.ok, result
     assert sorted(set(peers)) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert result.source_addresses == {"127.0.0.1": 9, "127.0.0.2": 8, "127.0.0.3": 8}
 
 
 # -- the pieces --------------------------------------------------------------
@@ -337,23 +340,43 @@ def test_recorder_counts_microseconds_and_nothing_after_close() -> None:
     assert recorder.count == 3
     assert recorder.histogram.summary()["p50"] == 1
     assert recorder.histogram.summary()["max"] == 250
+    recorder.samples.extend([7_000, 8_000])
+    recorder.mark(4)
+    recorder.samples.append(3_000)
+    recorder.mark(5)
+    assert recorder.flush() == [(0, Counter({7: 1, 8: 1})), (4, Counter({3: 1}))]
+    recorder.samples.append(2_000)  # still under the last label
+    assert recorder.flush() == [(5, Counter({2: 1}))]
+    assert recorder.count == 7
     recorder.close()
     recorder.samples.append(9_000)
     recorder.flush()
-    assert recorder.count == 3
+    assert recorder.count == 7
 
 
-def test_payload_replies_follow_the_protocol() -> None:
-    payload = Payload.build(10, "upper-sb", "_SB")
-    first = payload.first_request(3)
-    assert first == b"defghijkl\n"
-    assert payload.first_reply(3) == b"DEFGHIJKL_SB\n"
-    assert payload.next_request[first] == b"efghijklm\n"  # consecutive requests differ
-    assert payload.next_reply[b"DEFGHIJKL_SB\n"] == b"EFGHIJKLM_SB\n"
-    assert payload.first_request(3 + 26) == first
-    assert Payload.build(10, "echo", "_SB").replies == Payload.build(10, "echo", "_SB").requests
+def test_every_request_of_a_run_is_unique() -> None:
+    payload = Payload.build(30, "upper-sb", "_SB", connections=1000)
+    first = payload.request(3, 0)
+    assert first == b"003:0000000000000000defghijkl\n"
+    assert payload.reply(3, 0) == b"003:0000000000000000DEFGHIJKL_SB\n"
+    requests = {payload.request(c, n) for c in range(0, 1000, 7) for n in range(50)}
+    assert len(requests) == len(range(0, 1000, 7)) * 50
+    assert {len(request) for request in requests} == {30}
+    assert payload.identify(payload.reply(999, 49)) == Tagged(999, 49)
+    assert payload.identify(payload.request(999, 49)) is None  # not a reply under upper-sb
+    assert Payload.build(30, "echo", "_SB", 10).reply(3, 7) == Payload.build(
+        30, "echo", "_SB", 10
+    ).request(3, 7)
     assert Payload.reply_size(64, "upper-sb", "_SB") == 67
-    assert Payload.build(1, "upper-sb", "!").replies[0] == b"!\n"
+
+
+def test_tiny_requests_cannot_carry_a_tag() -> None:
+    payload = Payload.build(1, "upper-sb", "%!", connections=5)
+    assert not payload.unique
+    assert (payload.request(2, 9), payload.reply(2, 9)) == (b"\n", b"%!\n")
+    short = Payload.build(4, "upper-sb", "%", connections=5)  # "2:9" fits in 3 bytes
+    assert short.unique
+    assert (short.request(2, 19), short.reply(2, 19)) == (b"2:9\n", b"2:9%\n")  # wraps mod 10
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+
+from aioecho.bench.memory import listening_pids, rss_bytes
 
 from .support import Certificates, aioecho_command, serve_in_subprocess
 
@@ -215,3 +218,68 @@ def test_tls_needs_a_target() -> None:
     done = bench("--tls")
     assert done.returncode == 2
     assert "tls needs a target" in done.stderr
+
+
+def test_a_missing_ca_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    done = bench("--host", "127.0.0.1", "--port", "9", "--tls", "--tls-ca", str(missing))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"aioecho bench: error: --tls-ca {missing}: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("rate", ["1:2", "fast", "1000:2000:soon"])
+def test_a_bad_rate_is_one_line_and_exit_2(rate: str) -> None:
+    done = bench("--rate", rate)
+    assert done.returncode == 2
+    assert done.stderr.startswith("aioecho bench: error: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_ramp_and_an_hgrm_file_from_the_command_line(tmp_path: Path) -> None:
+    hgrm = tmp_path / "latency.hgrm"
+    args = ("--connections", "10", "--duration", "0.5", "--warmup", "0.1")
+    done = bench(*args, "--rate", "200:1000:0.5s", "--json", "--hgrm", str(hgrm))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["rate"], result["rate_to"], result["ramp_s"]) == (200, 1000, 0.5)
+    assert abs(result["due"] - 300) <= 1  # the area under the ramp
+    assert result["sent"] == result["answered"] + result["timed_out"] + result["unanswered"]
+    assert "latency_histogram" not in result  # it went to the file
+    lines = hgrm.read_text().splitlines()
+    assert lines[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    assert lines[-1].startswith("#[Buckets = ")
+    counts = [int(line.split()[2]) for line in lines[2:] if line and not line.startswith("#")]
+    assert counts == sorted(counts)
+    assert counts[-1] == result["messages"]
+    max_ms = float(re.search(r"#\[Max +=\s+([0-9.]+)", hgrm.read_text()).group(1))  # type: ignore[union-attr]
+    assert max_ms == pytest.approx(result["latency_us"]["max"] / 1000, rel=0.01)
+
+
+def test_find_max_rate_reports_every_step() -> None:
+    args = ("--connections", "10", "--duration", "0.3", "--warmup", "0.1", "--rate", "2000")
+    # A 1 µs bound no server meets: every step fails, halving down to the floor.
+    done = bench(*args, "--find-max-rate", "0.001", "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["max_rate"] is None
+    rates = [step["rate"] for step in result["steps"]]
+    assert rates == [2000, 1000, 500, 250, 125, 62.5, 31.25, 15.625]
+    assert not any(step["passed"] for step in result["steps"])
+    assert all("p99" in step["why"] for step in result["steps"])
+
+
+def test_the_server_of_a_local_port_is_found_and_measured() -> None:
+    with serve_in_subprocess() as server:
+        pids = listening_pids(server.port)
+        assert pids == [server.process.pid]
+        size = rss_bytes(server.process.pid)
+        assert size is not None
+        assert size > 1_000_000  # a Python process
+        target = ("--host", server.host, "--port", str(server.port))
+        done = bench(*target, *QUICK, "--processes", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "server_bytes_per_connection" in result
+    assert result["source_addresses"] == {"127.0.0.1": 40}
+    assert result["connect_s"] > 0

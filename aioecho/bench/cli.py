@@ -8,12 +8,14 @@ command runs.
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from typing import Any
 
 from ..loops import LoopUnavailableError, resolve_loop
 from ..options import add_flags, from_flags
-from .config import BenchConfig, BenchConfigError
+from ..tls import client_context
+from .config import BenchConfig, BenchConfigError, parse_rate
 
 DESCRIPTION = (
     "Drive many concurrent connections against an echo server, verify every reply "
@@ -31,20 +33,43 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         description=DESCRIPTION,
     )
     add_flags(parser, BenchConfig)
+    # --rate also takes a ramp, FROM:TO:SECONDS; main() spreads it over the fields.
+    rate = next(action for action in parser._actions if action.dest == "rate")
+    rate.type, rate.metavar = _rate_flag, "R|FROM:TO:Ts"
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--hgrm",
+        metavar="FILE",
+        help="write the latency distribution to FILE in HdrHistogram's percentile format (ms)",
+    )
     parser.set_defaults(bench_parser=parser)
+
+
+def _rate_flag(text: str) -> tuple[float, float | None, float | None]:
+    try:
+        return parse_rate(text)
+    except BenchConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(options: argparse.Namespace) -> int:
     """Run the parsed ``bench`` command; the exit code (1 on any failure)."""
     parser: argparse.ArgumentParser = options.bench_parser
+    if options.rate is not None:
+        options.rate, ramp_to, ramp = options.rate
+        if ramp_to is not None:
+            options.rate_to, options.ramp = ramp_to, ramp
     try:
         config = from_flags(BenchConfig, options)
         resolve_loop(config.loop)
         if config.spawns_server:
             resolve_loop(config.server_loop)
+        if config.tls:
+            client_context(config.tls_ca, config.tls_insecure)  # a missing or bad CA file
     except (BenchConfigError, LoopUnavailableError) as exc:
         parser.error(str(exc))
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"--tls-ca {config.tls_ca}: {exc.strerror or exc}")
     try:
         from . import report, runner
         from .progress import ProgressLine
@@ -61,5 +86,14 @@ def main(options: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.clear()
+    if options.hgrm is not None:
+        try:
+            with open(options.hgrm, "wb") as hgrm:
+                result.latency().write_hgrm(hgrm)
+        except OSError as exc:
+            print(f"aioecho bench: cannot write {options.hgrm}: {exc.strerror}", file=sys.stderr)
+            return 1
     print(report.to_json(result) if options.json else report.to_table(result))
+    if result.steps:
+        return 0 if result.max_rate is not None else 1
     return 0 if result.ok else 1

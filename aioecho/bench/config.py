@@ -22,6 +22,8 @@ Mode = Literal["closed", "open"]
 
 # Used when neither --duration nor --messages says when to stop.
 DEFAULT_DURATION = 10.0
+# Each step of --find-max-rate measures this long unless --duration says.
+SEARCH_STEP_DURATION = 3.0
 # The port aioecho serves on by default; a target given as --host alone uses it.
 DEFAULT_PORT = 8088
 # One request of this size fits in no kernel socket buffer pair: a larger one
@@ -78,6 +80,19 @@ class BenchConfig:
     tls_insecure: bool = option(False, "with --tls: do not verify the server's certificate")
     loop: LoopName = option("auto", "the client's event loop")
     server_loop: LoopName = option("auto", "event loop of the local server")
+    timeout: float = option(
+        5.0, "seconds a request may wait for its reply before it counts as timed out", "S"
+    )
+    rate_to: float | None = option(
+        None, "open loop: ramp from --rate to this rate over --ramp seconds (--rate A:B:Ts)", "R"
+    )
+    ramp: float | None = option(None, "seconds the ramp to --rate-to takes, from measuring", "S")
+    churn: int | None = option(None, "closed loop: reconnect every N requests", "N")
+    find_max_rate: float | None = option(
+        None,
+        "search, in open-loop steps, the highest rate with p99 under P99_MS and nothing timed out",
+        "P99_MS",
+    )
 
     def __post_init__(self) -> None:
         _check(self.host is None or self.host != "", "host must not be empty")
@@ -109,11 +124,23 @@ class BenchConfig:
             "\n" not in self.suffix and "\r" not in self.suffix,
             "suffix must not contain CR or LF: it would break line framing",
         )
+        _check_positive("timeout", self.timeout)
+        _check_positive("rate_to", self.rate_to)
+        _check_positive("ramp", self.ramp)
+        _check((self.rate_to is None) == (self.ramp is None), "rate_to and ramp go together")
+        _check(self.rate_to is None or self.rate is not None, "a ramp needs a starting rate")
+        _check(self.churn is None or self.churn >= 1, "churn must be at least 1")
+        _check(self.churn is None or self.rate is None, "churn works in closed loop (no rate)")
+        _check_positive("find_max_rate", self.find_max_rate)
+        _check(
+            self.find_max_rate is None or (self.messages is None and self.rate_to is None),
+            "find_max_rate runs timed steps at constant rates: no messages, no ramp",
+        )
 
     @property
     def mode(self) -> Mode:
         """``open`` (paced by --rate) or ``closed`` (each reply releases the next request)."""
-        return "closed" if self.rate is None else "open"
+        return "closed" if self.rate is None and self.find_max_rate is None else "open"
 
     @property
     def spawns_server(self) -> bool:
@@ -124,7 +151,7 @@ class BenchConfig:
     def time_limit(self) -> float | None:
         """Seconds to measure, or ``None`` when only --messages ends the run."""
         if self.duration is None and self.messages is None:
-            return DEFAULT_DURATION
+            return DEFAULT_DURATION if self.find_max_rate is None else SEARCH_STEP_DURATION
         return self.duration
 
     @property
@@ -133,6 +160,19 @@ class BenchConfig:
         if self.pipeline is None and self.mode == "closed":
             return 1
         return self.pipeline
+
+
+def parse_rate(text: str) -> tuple[float, float | None, float | None]:
+    """``R``, or ``FROM:TO:SECONDS`` (``1000:20000:10s``): start rate, end rate, ramp seconds."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            return float(parts[0]), None, None
+        if len(parts) == 3:
+            return float(parts[0]), float(parts[1]), float(parts[2].removesuffix("s"))
+    except ValueError:
+        pass
+    raise BenchConfigError(f"rate must be R or FROM:TO:SECONDS (like 1000:20000:10s), not {text!r}")
 
 
 def _check(condition: bool, message: str) -> None:

@@ -1,4 +1,4 @@
-"""One benchmark connection: an asyncio Protocol that sends pre-built requests
+"""One benchmark connection: an asyncio Protocol that sends numbered requests
 and verifies every reply byte for byte.
 
 The hot path is one ``data_received`` per reply: a single bytes comparison
@@ -6,6 +6,14 @@ with the expected reply, one list append for the latency, one write for the
 next request. Anything else (a reply split over reads, several replies in
 one read, a wrong byte) takes the slower path, which verifies incrementally
 against the expected reply without buffering what it already checked.
+
+Every request is accounted for. ``times`` holds, for each request sent and
+not yet answered, the instant its latency counts from (sent in closed loop,
+due in open loop); a request whose instant falls in the measurement window
+ends as exactly one of: answered (its latency recorded), timed out (no reply
+within ``--timeout``), or unanswered (its connection was lost, or a wrong
+reply came first). An open-loop message due in the window that never went
+out is unsent.
 """
 
 from __future__ import annotations
@@ -13,42 +21,98 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from time import monotonic_ns
 from typing import cast
 
 from .failures import classify
 from .histogram import LatencyRecorder
-from .payload import Payload
+from .payload import DROPPED, DUPLICATE, EXTRA, SWAPPED, WRONG, Payload
 
 # Mismatches are counted without limit; only the first few are described.
 MAX_EXAMPLES = 5
 # How much of a wrong reply an example shows on each side of the first bad byte.
 EXAMPLE_CONTEXT = 24
-# Effectively "no limit" for the closed-loop send counter.
-UNLIMITED = 1 << 62
+# "Never" on the monotonic nanosecond clock, and "no limit" for sequence numbers.
+NEVER = UNLIMITED = 1 << 62
+# An open-loop message written this long after it was due counts as late: the
+# pacer's ticks are a millisecond apart, so anything past that is the client
+# (or a server that stopped reading) falling behind the schedule.
+LATE_NS = 10_000_000
+NS_PER_S = 1_000_000_000
+# Why a connection was given up: its oldest request got no reply in time.
+REPLY_TIMEOUT = "reply_timeout"
 
 
 class Tally:
-    """What all connections of one process report into."""
+    """What all connections of one process report into.
 
-    def __init__(self) -> None:
+    ``window_start``/``window_end`` bound the measurement: a request counts
+    if the instant its latency counts from falls in ``[start, end)``.
+    Closed-loop connections send nothing at or after ``send_until``.
+    """
+
+    __slots__ = (
+        "all_closed",
+        "examples",
+        "late",
+        "latency",
+        "lost",
+        "mismatch_kinds",
+        "mismatches",
+        "next_second_at",
+        "open",
+        "payload",
+        "send_until",
+        "timed_out",
+        "unanswered",
+        "unsent",
+        "window_end",
+        "window_start",
+    )
+
+    def __init__(self, payload: Payload) -> None:
+        self.payload = payload
         self.latency = LatencyRecorder()
         self.mismatches = 0
+        self.mismatch_kinds: Counter[str] = Counter()
         self.examples: list[str] = []
         self.lost: Counter[str] = Counter()
         self.open = 0  # transports not yet closed
         self.all_closed = asyncio.Event()
+        self.window_start = self.window_end = self.send_until = NEVER
+        self.next_second_at = NEVER  # when the next second of the window begins
+        self.timed_out = 0
+        self.unanswered = 0
+        self.unsent = 0
+        self.late = 0
 
-    def mismatch(self, connection: int, reply: int, expected: bytes, got: bytes) -> None:
-        """Count a wrong reply; describe it if it is one of the first few."""
+    def open_window(self, start: int, end: int) -> None:
+        """Measure the requests whose latency counts from an instant in ``[start, end)``."""
+        self.window_start, self.window_end = start, end
+        self.next_second_at = start
+
+    def next_second(self, now: int) -> None:
+        """A reply of a new second of the window is about to be recorded: file it there."""
+        second = (now - self.window_start) // NS_PER_S
+        self.latency.mark(second)
+        self.next_second_at = self.window_start + (second + 1) * NS_PER_S
+
+    def in_window(self, instants: Iterable[int]) -> int:
+        """How many of ``instants`` fall in the measurement window."""
+        start, end = self.window_start, self.window_end
+        return sum(start <= instant < end for instant in instants)
+
+    def mismatch(self, kind: str, description: str) -> None:
+        """Count a wrong reply of ``kind``; describe it if it is one of the first few."""
         self.mismatches += 1
+        self.mismatch_kinds[kind] += 1
         if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(describe_mismatch(connection, reply, expected, got))
+            self.examples.append(description)
 
 
-def describe_mismatch(connection: int, reply: int, expected: bytes, got: bytes) -> str:
-    """One line showing where ``got`` first differs from ``expected``."""
+def describe_mismatch(connection: int, reply: int, kind: str, expected: bytes, got: bytes) -> str:
+    """One line naming what ``got`` is and where it first differs from ``expected``."""
     at = next(
         (i for i, (want, have) in enumerate(zip(expected, got, strict=False)) if want != have),
         min(len(expected), len(got)),
@@ -56,7 +120,7 @@ def describe_mismatch(connection: int, reply: int, expected: bytes, got: bytes) 
     start = max(0, at - EXAMPLE_CONTEXT)
     end = at + EXAMPLE_CONTEXT
     return (
-        f"connection {connection}, reply {reply}, byte {at}: "
+        f"connection {connection}, reply {reply} ({kind}), byte {at}: "
         f"expected {expected[start:end]!r}, got {got[start:end]!r}"
     )
 
@@ -67,36 +131,40 @@ DoneCallback = Callable[["BenchConnection", int], None]
 class BenchConnection(asyncio.Protocol):
     """The parts shared by closed- and open-loop connections.
 
-    ``times`` holds, for every request sent and not yet answered, the time
-    its latency counts from: when it was sent (closed loop) or when it was
-    meant to be sent (open loop).
+    ``sequence`` numbers the next request, ``reply_sequence`` the request
+    whose reply comes next; both continue across reconnects (``--churn``),
+    so connection number and sequence number identify a request in the run.
     """
 
     __slots__ = (
         "_done",
         "_expected",
         "_matched",
-        "_next_reply",
-        "_next_request",
         "_on_done",
         "_record",
-        "_request",
+        "_reply_of",
+        "_request_of",
         "_tally",
         "_write",
         "closed",
+        "first_sequence",
         "index",
         "is_open",
-        "sent",
+        "reply_sequence",
+        "sequence",
         "times",
         "transport",
     )
 
-    def __init__(self, index: int, payload: Payload, tally: Tally, on_done: DoneCallback) -> None:
+    def __init__(
+        self, index: int, tally: Tally, on_done: DoneCallback, first_sequence: int = 0
+    ) -> None:
         self.index = index
-        self._request = payload.first_request(index)  # the next one to send
-        self._expected = payload.first_reply(index)
-        self._next_request = payload.next_request
-        self._next_reply = payload.next_reply
+        payload = tally.payload
+        self._request_of = payload.requests(index)
+        self._reply_of = payload.replies(index)
+        self.first_sequence = self.sequence = self.reply_sequence = first_sequence
+        self._expected = self._reply_of(first_sequence)
         self._matched = 0  # bytes of the expected reply already verified
         self._tally = tally
         self._record = tally.latency.samples.append
@@ -106,13 +174,17 @@ class BenchConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.is_open = False  # connected, and neither lost nor closed by us
         self.closed = False  # connection_lost has run
-        self.sent = 0  # requests written
         self.times: deque[int] = deque()
 
     @property
+    def sent(self) -> int:
+        """Requests written on this connection."""
+        return self.sequence - self.first_sequence
+
+    @property
     def answered(self) -> int:
-        """Replies verified so far."""
-        return self.sent - len(self.times)
+        """Replies verified on this connection."""
+        return self.reply_sequence - self.first_sequence
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -125,8 +197,7 @@ class BenchConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         now = monotonic_ns()
         if data == self._expected and not self._matched and self.times:
-            self._record(now - self.times.popleft())
-            self._expected = self._next_reply[self._expected]
+            self._answer(now)
             self._after_replies(1, now)
         else:
             self._verify(data, now)
@@ -142,6 +213,7 @@ class BenchConnection(asyncio.Protocol):
         if self.is_open:
             self.is_open = False
             self._tally.lost[classify(exc)] += 1
+        self.give_up(0)
         self._finish(monotonic_ns())
 
     # -- the load ------------------------------------------------------------
@@ -165,9 +237,51 @@ class BenchConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def overdue(self, deadline: int) -> bool:
+        """Whether a request waits since before ``deadline`` (monotonic ns)."""
+        return bool(self.times) and self.times[0] < deadline
+
+    def expire(self, deadline: int) -> None:
+        """The oldest request timed out: account for everything unanswered, then drop."""
+        self._tally.lost[REPLY_TIMEOUT] += 1
+        self.give_up(deadline)
+        self._finish(monotonic_ns())
+
+    def give_up(self, deadline: int) -> None:
+        """Stop waiting: window requests from before ``deadline`` timed out, the rest
+        are unanswered, and the connection is dropped if any were in flight.
+        Each request is accounted for once."""
+        tally, times = self._tally, self.times
+        if times:
+            timed_out = tally.in_window(t for t in times if t < deadline)
+            tally.timed_out += timed_out
+            tally.unanswered += tally.in_window(times) - timed_out
+            self.reply_sequence += len(times)
+            self._expected = self._reply_of(self.reply_sequence)
+            times.clear()
+            # Replies may still come for what was given up: they would look
+            # like duplicates. Nothing more is read from this connection.
+            self.abort()
+
     def stop_sending(self) -> None:
-        """Send nothing more; replies still owed are verified but no longer measured."""
+        """Send nothing more; replies still owed are verified and measured."""
         raise NotImplementedError
+
+    def settle(self, now: int) -> None:
+        """Finish now if nothing is in flight (after :meth:`stop_sending`)."""
+        if not self.times:
+            self._finish(now)
+
+    def _answer(self, now: int) -> None:
+        """The expected reply arrived in full: measure it, expect the next."""
+        tally = self._tally
+        sent_at = self.times.popleft()
+        if tally.window_start <= sent_at < tally.window_end:
+            if now >= tally.next_second_at:
+                tally.next_second(now)
+            self._record(now - sent_at)
+        self.reply_sequence += 1
+        self._expected = self._reply_of(self.reply_sequence)
 
     def _after_replies(self, count: int, now: int) -> None:
         """``count`` more replies were verified: send what the pacing allows."""
@@ -181,23 +295,23 @@ class BenchConnection(asyncio.Protocol):
 
     def _verify(self, data: bytes, now: int) -> None:
         """The general path: replies split across reads, several per read, or wrong."""
+        if not self.is_open:
+            return  # given up or closed by us: what still comes is not verified
         position, size, count = 0, len(data), 0
         while position < size:
             expected, matched = self._expected, self._matched
-            if not self.times:
-                self._mismatch(expected, data[position:])
-                return
             take = min(len(expected) - matched, size - position)
-            if data[position : position + take] != expected[matched : matched + take]:
-                self._mismatch(expected, expected[:matched] + data[position : position + take])
+            wrong = data[position : position + take] != expected[matched : matched + take]
+            if wrong or not self.times:
+                end = data.find(b"\n", position)
+                self._mismatch(expected, expected[:matched] + data[position : end + 1 or size])
                 return
             position += take
             if matched + take < len(expected):
                 self._matched = matched + take
                 break
             self._matched = 0
-            self._record(now - self.times.popleft())
-            self._expected = self._next_reply[expected]
+            self._answer(now)
             count += 1
         if count:
             self._after_replies(count, now)
@@ -205,56 +319,116 @@ class BenchConnection(asyncio.Protocol):
     def _mismatch(self, expected: bytes, got: bytes) -> None:
         # Once a reply is wrong the stream is out of step: nothing after it
         # can be trusted, so count one mismatch and drop the connection.
-        self._tally.mismatch(self.index, self.answered, expected, got)
-        self.abort()
+        kind = self._kind_of(got)
+        description = describe_mismatch(self.index, self.answered, kind, expected, got)
+        self._tally.mismatch(kind, description)
+        self.give_up(0)
+        self.abort()  # even with nothing in flight (an extra reply)
         self._finish(monotonic_ns())
+
+    def _kind_of(self, got: bytes) -> str:
+        """Which request ``got`` answers, relative to the one expected."""
+        payload = self._tally.payload
+        tagged = payload.identify(got)
+        if tagged is None:
+            return WRONG if self.times else EXTRA
+        if tagged.connection != self.index:
+            return SWAPPED
+        ahead = (tagged.sequence - self.reply_sequence) % payload.modulus
+        if ahead < len(self.times):
+            return DROPPED
+        return EXTRA if ahead < payload.modulus // 2 else DUPLICATE
 
     def _send(self, count: int) -> None:
         """Write the next ``count`` requests in one go."""
-        self.sent += count
-        request, successor = self._request, self._next_request
+        first, request_of = self.sequence, self._request_of
+        self.sequence = first + count
         if count == 1:
-            self._request = successor[request]
-            self._write(request)
-            return
-        batch = []
-        for _ in range(count):
-            batch.append(request)
-            request = successor[request]
-        self._request = request
-        self._write(b"".join(batch))
+            self._write(request_of(first))
+        else:
+            self._write(b"".join(request_of(n) for n in range(first, first + count)))
 
     @staticmethod
     def _not_connected(data: bytes) -> None:
         raise RuntimeError("not connected")
 
 
-class ClosedLoopConnection(BenchConnection):
-    """Keeps ``pipeline`` requests in flight: each reply releases the next request."""
+ChurnCallback = Callable[["ClosedLoopConnection"], None]
 
-    __slots__ = ("limit", "pipeline")
+
+class ClosedLoopConnection(BenchConnection):
+    """Keeps ``pipeline`` requests in flight: each reply releases the next request.
+
+    ``limit`` is the sequence number it stops before (``--messages``);
+    with ``churn``, it also stops after that many requests and hands over
+    to a new connection through ``on_churn``. ``stop_at`` is the nearer of
+    the two, kept for the hot path.
+    """
+
+    __slots__ = (
+        "_limit",
+        "_on_churn",
+        "_reply_template",
+        "_request_template",
+        "churn_at",
+        "pipeline",
+        "stop_at",
+    )
 
     def __init__(
-        self, index: int, payload: Payload, tally: Tally, on_done: DoneCallback, pipeline: int
+        self,
+        index: int,
+        tally: Tally,
+        on_done: DoneCallback,
+        pipeline: int,
+        *,
+        first_sequence: int = 0,
+        churn: int | None = None,
+        on_churn: ChurnCallback | None = None,
     ) -> None:
-        super().__init__(index, payload, tally, on_done)
+        super().__init__(index, tally, on_done, first_sequence)
         self.pipeline = pipeline
-        self.limit = UNLIMITED  # requests this connection may send in all
+        self.churn_at = UNLIMITED if churn is None else first_sequence + churn
+        self.limit = UNLIMITED
+        self._on_churn = on_churn
+        self._request_template, self._reply_template = tally.payload.templates(index)
+
+    @property
+    def limit(self) -> int:
+        """The sequence number this connection stops before."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._limit = value
+        self.stop_at = min(value, self.churn_at)
 
     def data_received(self, data: bytes) -> None:
         # The harness's hot path, inlined: the common reply (one whole reply
         # in one read, while more may be sent) costs one comparison, one
-        # append and one write. Everything else takes the general path.
+        # latency append, two formats and one write. Everything else takes
+        # the general path. Payload.wide guarantees the plain "%" is right.
         now = monotonic_ns()
-        times = self.times
-        if data == self._expected and times and self.sent < self.limit and not self._matched:
-            self._record(now - times.popleft())
-            self._expected = self._next_reply[self._expected]
+        times, tally = self.times, self._tally
+        sequence = self.sequence
+        if (
+            data == self._expected
+            and times
+            and sequence < self.stop_at
+            and now < tally.send_until
+            and not self._matched
+        ):
+            sent_at = times.popleft()
+            if tally.window_start <= sent_at < tally.window_end:
+                if now >= tally.next_second_at:
+                    tally.next_second(now)
+                self._record(now - sent_at)
+            answered = self.reply_sequence + 1
+            self.reply_sequence = answered
+            self._expected = self._reply_template % answered
             times.append(now)
-            self.sent += 1
-            request = self._request
-            self._request = self._next_request[request]
-            self._write(request)
+            self.sequence = sequence + 1
+            self._write(self._request_template % sequence)
         else:
             self._verify(data, now)
 
@@ -263,26 +437,55 @@ class ClosedLoopConnection(BenchConnection):
         self._after_replies(self.pipeline, monotonic_ns())
 
     def set_quota(self, quota: int, now: int) -> None:
-        """Let ``quota`` more replies come (those in flight included), then finish."""
-        self.limit = max(self.sent, self.answered + quota)
-        if self.limit == self.sent and not self.times:
-            self._finish(now)
+        """Send exactly ``quota`` more requests, then finish once they are answered."""
+        self.limit = self.sequence + quota
+        self._after_replies(0, now)
 
     def stop_sending(self) -> None:
-        self.limit = self.sent
+        self.limit = self.sequence
 
     def _after_replies(self, count: int, now: int) -> None:
-        room = self.limit - self.sent
+        room = self.stop_at - self.sequence
+        if now >= self._tally.send_until:
+            room = 0
         if room <= 0:
             if not self.times:
-                self._finish(now)
+                self._hand_over(now)
             return
         count = min(count, room)
+        if count <= 0:
+            return
         if count == 1:
             self.times.append(now)
         else:
             self.times.extend(itertools.repeat(now, count))
         self._send(count)
+
+    def _hand_over(self, now: int) -> None:
+        """Nothing in flight and nothing more to send here: finish, or churn."""
+        churning = (
+            self.sequence >= self.churn_at
+            and self.sequence < self.limit
+            and now < self._tally.send_until
+            and self._on_churn is not None
+            and self.is_open
+        )
+        if churning:
+            assert self._on_churn is not None
+            self._done = True  # its successor carries on, and finishes for it
+            self.close()
+            self._on_churn(self)
+        else:
+            self._finish(now)
+
+
+class NarrowClosedLoopConnection(ClosedLoopConnection):
+    """A closed-loop connection for requests too short for 16-digit sequence
+    numbers: every reply takes the general path, which wraps them."""
+
+    __slots__ = ()
+
+    data_received = BenchConnection.data_received
 
 
 class OpenLoopConnection(BenchConnection):
@@ -297,27 +500,35 @@ class OpenLoopConnection(BenchConnection):
 
     __slots__ = ("cap", "finishing", "owed", "paused")
 
-    def __init__(
-        self, index: int, payload: Payload, tally: Tally, on_done: DoneCallback, cap: int | None
-    ) -> None:
-        super().__init__(index, payload, tally, on_done)
+    def __init__(self, index: int, tally: Tally, on_done: DoneCallback, cap: int | None) -> None:
+        super().__init__(index, tally, on_done)
         self.cap = UNLIMITED if cap is None else cap
         self.owed: deque[int] = deque()
         self.paused = False
         self.finishing = False  # the schedule has nothing more for this connection
 
-    def send_at(self, intended: int) -> None:
+    def send_at(self, intended: int, now: int) -> None:
         """Send one request whose latency counts from ``intended`` (monotonic ns)."""
         if not self.is_open:
+            self._tally.unsent += self._tally.in_window((intended,))
             return
         if self.paused or self.owed or len(self.times) >= self.cap:
             self.owed.append(intended)
             return
+        if now - intended > LATE_NS:
+            self._tally.late += self._tally.in_window((intended,))
         self.times.append(intended)
         self._send(1)
 
+    def overdue(self, deadline: int) -> bool:
+        return super().overdue(deadline) or (bool(self.owed) and self.owed[0] < deadline)
+
+    def give_up(self, deadline: int) -> None:
+        self._drop_owed()
+        super().give_up(deadline)
+
     def stop_sending(self) -> None:
-        self.owed.clear()
+        self._drop_owed()
         self.finishing = True
 
     def finish_schedule(self) -> None:
@@ -331,18 +542,25 @@ class OpenLoopConnection(BenchConnection):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self._send_owed()
+        self._send_owed(monotonic_ns())
+
+    def _drop_owed(self) -> None:
+        """Messages due but never written are unsent."""
+        self._tally.unsent += self._tally.in_window(self.owed)
+        self.owed.clear()
 
     def _after_replies(self, count: int, now: int) -> None:
         if self.owed:
-            self._send_owed()
+            self._send_owed(now)
         elif self.finishing and not self.times:
             self._finish(now)
 
-    def _send_owed(self) -> None:
+    def _send_owed(self, now: int) -> None:
         owed = self.owed
         count = min(len(owed), self.cap - len(self.times))
         if count <= 0 or self.paused or not self.is_open:
             return
-        self.times.extend(owed.popleft() for _ in range(count))
+        sending = [owed.popleft() for _ in range(count)]
+        self._tally.late += self._tally.in_window(t for t in sending if now - t > LATE_NS)
+        self.times.extend(sending)
         self._send(count)

@@ -12,7 +12,11 @@ long the run.
 
 from __future__ import annotations
 
+import io
+import itertools
+import re
 from collections import Counter
+from typing import BinaryIO
 
 from hdrh.histogram import HdrHistogram
 
@@ -21,6 +25,8 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_DIGITS = 3
+# .hgrm files give milliseconds, as wrk2 and HdrHistogram's plotter expect.
+US_PER_MS = 1000.0
 
 # The summary's keys, as the JSON report names them.
 PERCENTILES: dict[str, float] = {
@@ -38,8 +44,10 @@ Summary = dict[str, int | None]
 class Histogram:
     """An HDR histogram of microseconds that can travel between processes."""
 
-    def __init__(self, hdr: HdrHistogram | None = None) -> None:
-        self._hdr = hdr or HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    def __init__(
+        self, hdr: HdrHistogram | None = None, *, digits: int = SIGNIFICANT_DIGITS
+    ) -> None:
+        self._hdr = hdr or HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
     @property
     def count(self) -> int:
@@ -63,6 +71,15 @@ class Histogram:
         """The histogram :meth:`encode` produced."""
         return cls(HdrHistogram.decode(encoded))
 
+    def write_hgrm(self, out: BinaryIO) -> None:
+        """The percentile distribution in milliseconds, as HdrHistogram's tools
+        and wrk2's ``--latency`` print it (the ``.hgrm`` format)."""
+        text = io.BytesIO()
+        self._hdr.output_percentile_distribution(text, US_PER_MS)
+        # hdrh scales every figure of the footer but the standard deviation.
+        stddev = b"StdDeviation   = %12.3f]" % (self._hdr.get_stddev() / US_PER_MS)
+        out.write(re.sub(rb"StdDeviation   = +[0-9.]+\]", stddev, text.getvalue()))
+
     def percentile(self, percent: float) -> int:
         """The value at ``percent`` (0-100), in microseconds."""
         return int(self._hdr.get_value_at_percentile(percent))
@@ -81,33 +98,48 @@ class LatencyRecorder:
 
     Append to :attr:`samples` (bind ``samples.append`` once); call
     :meth:`flush` periodically and before reading :attr:`histogram`.
+    :meth:`mark` files the samples that follow under another label (a
+    second of the run), so a flush can say which values came when.
     """
 
     def __init__(self) -> None:
         self.samples: list[int] = []
         self.histogram = Histogram()
         self._closed = False
+        self._marks: list[tuple[int, int]] = []  # (sample index, label from there on)
+        self._label = 0
 
     @property
     def count(self) -> int:
         """Values recorded so far, flushed or not."""
         return self.histogram.count + len(self.samples)
 
-    def flush(self) -> None:
-        """Move the pending samples into the histogram (drop them once closed)."""
+    def mark(self, label: int) -> None:
+        """The samples appended from now on carry ``label``."""
+        self._marks.append((len(self.samples), label))
+
+    def flush(self) -> list[tuple[int, Counter[int]]]:
+        """Move the pending samples into the histogram (drop them once closed).
+
+        Returns what was added, by label: microsecond values and how often each came.
+        """
         if self._closed:
             self.samples.clear()
-        if not self.samples:
-            return
-        counts = Counter([sample // 1000 for sample in self.samples])
-        self.samples.clear()
+        samples, marks = self.samples, self._marks
+        groups = []
+        starts = [(0, self._label), *marks, (len(samples), -1)]
+        for (start, label), (end, _) in itertools.pairwise(starts):
+            if end > start:
+                groups.append((label, Counter([sample // 1000 for sample in samples[start:end]])))
+        if marks:
+            self._label = marks[-1][1]
+        samples.clear()
+        marks.clear()
         record = self.histogram.record
-        for value_us, count in counts.items():
-            record(value_us, count)
-
-    def discard(self) -> None:
-        """Drop the pending samples (warm-up traffic, or after the measurement)."""
-        self.samples.clear()
+        for _, counts in groups:
+            for value_us, count in counts.items():
+                record(value_us, count)
+        return groups
 
     def close(self) -> None:
         """End the measurement: flush now, and count nothing recorded after this."""

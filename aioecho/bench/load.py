@@ -3,8 +3,16 @@ traffic, on whatever event loop is running.
 
 A run has phases: ``connecting`` (every connection is attempted, each with a
 timeout, failures classified), ``warmup`` (traffic flows, nothing is
-measured), ``measuring``, then ``done``. Several processes run one engine
-each and agree on when traffic starts; see ``runner.py``.
+measured), ``measuring``, ``draining`` (nothing more is sent; replies to
+requests of the window are awaited up to ``--timeout``), then ``done``.
+Several processes run one engine each and agree on when traffic starts; see
+``runner.py``.
+
+The measurement window is fixed on the monotonic clock before traffic
+starts: ``[start + warmup, start + warmup + duration)``. A request belongs
+to it when the instant its latency counts from does, so the window stays
+exact even when the loop is too busy to run its timers on time (uvloop
+handles up to 48 x 1024 ready sockets before it looks at timers again).
 """
 
 from __future__ import annotations
@@ -12,23 +20,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic_ns
 from typing import Literal
 
 from ..tls import client_context
 from .config import BenchConfig
-from .connection import BenchConnection, ClosedLoopConnection, OpenLoopConnection, Tally
+from .connection import (
+    NEVER,
+    BenchConnection,
+    ClosedLoopConnection,
+    NarrowClosedLoopConnection,
+    OpenLoopConnection,
+    Tally,
+)
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
-from .histogram import LatencyRecorder
+from .histogram import Histogram, LatencyRecorder
+from .memory import rss_bytes
+from .pacer import Pacer, Schedule
 from .payload import Payload
 from .result import NS_PER_S, PartialResult
 from .target import Target
+from .timeline import Timeline
 
 # Connect attempts in progress at once. A burst much larger than the server's
 # listen queue (aioecho's default is 1024) makes the kernel drop SYNs, and
@@ -37,16 +54,20 @@ CONNECT_CONCURRENCY = 256
 # If this many attempts failed and none succeeded, the target is not there:
 # stop instead of waiting out a timeout for every remaining connection.
 GIVE_UP_AFTER = 100
-# How often pending latencies are folded into the histogram (bounding memory).
+# How often pending latencies are folded into the histogram (bounding memory);
+# also the period of the loop-lag probe.
 FLUSH_INTERVAL = 0.1
 PROGRESS_EVERY = 5  # flushes: one progress report per half second
+# How often unanswered requests are checked against --timeout: a quarter of
+# it, within these bounds (a check walks every connection).
+SWEEP_MIN_S, SWEEP_MAX_S = FLUSH_INTERVAL, 1.0
 # How long closing waits for servers to answer the half-close before aborting.
 CLOSE_GRACE = 1.0
 # Linux: bind() to an address without reserving a port until connect(), so
 # each source address gets the whole ephemeral range (not the half bind() uses).
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
-Phase = Literal["idle", "connecting", "warmup", "measuring", "done", "closing"]
+Phase = Literal["idle", "connecting", "warmup", "measuring", "draining", "done", "closing"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,7 @@ class Progress:
     connect_failed: int
     alive: int
     messages: int  # measured so far
-    errors: int  # connections lost, plus wrong replies
+    errors: int  # connections lost, wrong replies, timed-out requests
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -68,7 +89,8 @@ class LoadEngine:
     """Connects, drives and measures the connections of one process.
 
     ``config`` is this process's share of the load (its connections, rate,
-    messages); ``first_index`` numbers its connections within the whole run.
+    messages); ``first_index`` numbers its connections within the whole run
+    of ``total_connections``.
     """
 
     def __init__(
@@ -77,36 +99,62 @@ class LoadEngine:
         target: Target,
         *,
         first_index: int = 0,
+        total_connections: int | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.config = config
         self.target = target
         self.first_index = first_index
-        self.payload = Payload.build(config.size, config.expect, config.suffix)
+        total = total_connections or first_index + config.connections
+        self.payload = Payload.build(config.size, config.expect, config.suffix, total)
         self._tls = client_context(config.tls_ca, config.tls_insecure) if config.tls else None
-        self.tally = Tally()
-        self.connections: list[BenchConnection] = []
+        self.tally = Tally(self.payload)
+        self.slots: dict[int, BenchConnection] = {}  # connection number -> its current connection
+        self.connects = 0  # connections opened, reconnects included
         self.connect_errors: Counter[str] = Counter()
         self.connect_latency = LatencyRecorder()
+        self.sources: Counter[str] = Counter()
         self.phase: Phase = "idle"
         self._on_progress = on_progress
-        self._finished = asyncio.Event()
+        self._finished = asyncio.Event()  # the window is over
+        self._drained = asyncio.Event()  # and every window request is accounted for
         self._busy = 0
+        self._window_scheduled_end = NEVER
         self._measure_start = self._measure_end = 0
         self._cpu_start = self._cpu_end = 0.0  # this process's CPU seconds
+        self._cpu_wall_start = self._cpu_wall_end = 0
+        self._connect_start = self._connect_end = 0
+        self._rss_before = self._rss_after = 0
         self._ticker: asyncio.TimerHandle | None = None
+        self._end_timer: asyncio.TimerHandle | None = None
+        self._tick_phase: Phase = "idle"
+        self._tick_due = 0
         self._ticks = 0
-        self._scheduler: OpenLoopScheduler | None = None
+        self._next_sweep = 0
+        self._timeout_ns = int(config.timeout * NS_PER_S)
+        self._sweep_ns = int(min(max(config.timeout / 4, SWEEP_MIN_S), SWEEP_MAX_S) * NS_PER_S)
+        self.loop_lag = Histogram()  # while traffic flows
+        self.connect_loop_lag = Histogram()  # while connecting
+        self._schedule: Schedule | None = None
+        self._pacer: Pacer | None = None
+        self._timeline: Timeline | None = None
+        self._reopening: set[asyncio.Task[None]] = set()
+
+    @property
+    def connections(self) -> list[BenchConnection]:
+        """The current connection of every connection number that opened."""
+        return list(self.slots.values())
 
     # -- connecting ----------------------------------------------------------
 
     async def connect(self) -> None:
         """Open every connection, at ``connect_rate`` if set; failures are counted."""
         self.phase = "connecting"
+        self._rss_before = rss_bytes() or 0
         self._start_ticker()
         indices = iter(range(self.first_index, self.first_index + self.config.connections))
         slots = itertools.count()
-        started = monotonic_ns()
+        started = self._connect_start = monotonic_ns()
         interval = None if self.config.connect_rate is None else NS_PER_S / self.config.connect_rate
 
         async def connector() -> None:
@@ -119,22 +167,29 @@ class LoadEngine:
                     continue
                 if interval is not None:
                     await _sleep_until(started + int(next(slots) * interval))
-                await self._open(index)
+                connection = await self._open(index, 0)
+                if connection is not None:
+                    self.slots[index] = connection
 
         workers = min(CONNECT_CONCURRENCY, self.config.connections)
         await asyncio.gather(*(connector() for _ in range(workers)))
+        # The loop may now pause until every process has connected: a tick
+        # left pending would count that wait as lag. Traffic starts a new one.
+        self._stop_ticker()
+        self._connect_end = monotonic_ns()
+        self._rss_after = rss_bytes() or 0
         self.connect_latency.flush()
 
     def _hopeless(self) -> bool:
-        return not self.connections and self.connect_errors.total() >= GIVE_UP_AFTER
+        return not self.slots and self.connect_errors.total() >= GIVE_UP_AFTER
 
-    async def _open(self, index: int) -> None:
+    async def _open(self, index: int, first_sequence: int) -> BenchConnection | None:
         target, loop = self.target, asyncio.get_running_loop()
         try:
             sock = socket.socket(target.family, socket.SOCK_STREAM)
         except OSError as exc:
             self.connect_errors[classify(exc)] += 1
-            return
+            return None
         started = monotonic_ns()
         try:
             sock.setblocking(False)
@@ -144,8 +199,9 @@ class LoadEngine:
                 sock.bind((source, 0))
             async with asyncio.timeout(self.config.connect_timeout):
                 await loop.sock_connect(sock, target.sockaddr)
+                source = source or _local_address(sock)
                 _, protocol = await loop.create_connection(
-                    lambda: self._connection(index),
+                    lambda: self._connection(index, first_sequence),
                     sock=sock,
                     ssl=self._tls,
                     server_hostname=target.host if self._tls else None,
@@ -153,21 +209,32 @@ class LoadEngine:
         except OSError as exc:  # TimeoutError and TLS failures included
             sock.close()
             self.connect_errors[classify(exc)] += 1
-            return
+            return None
         self.connect_latency.samples.append(monotonic_ns() - started)
-        self.connections.append(protocol)
+        self.sources[source] += 1
+        self.connects += 1
+        return protocol
 
-    def _connection(self, index: int) -> BenchConnection:
+    def _connection(self, index: int, first_sequence: int) -> BenchConnection:
         cap = self.config.in_flight_cap
         if self.config.mode == "open":
-            return OpenLoopConnection(index, self.payload, self.tally, self._on_done, cap)
+            return OpenLoopConnection(index, self.tally, self._on_done, cap)
         assert cap is not None
-        return ClosedLoopConnection(index, self.payload, self.tally, self._on_done, cap)
+        kind = ClosedLoopConnection if self.payload.wide else NarrowClosedLoopConnection
+        return kind(
+            index,
+            self.tally,
+            self._on_done,
+            cap,
+            first_sequence=first_sequence,
+            churn=self.config.churn,
+            on_churn=self._on_churn,
+        )
 
     # -- traffic -------------------------------------------------------------
 
     async def run(self, start_ns: int | None = None) -> None:
-        """Warm up, then measure until the duration or message count is reached.
+        """Warm up, measure until the duration or message count is reached, drain.
 
         ``start_ns`` (monotonic) lets several processes start together.
         Returns early when :meth:`stop` is called or every connection is gone.
@@ -175,63 +242,101 @@ class LoadEngine:
         await _sleep_until(monotonic_ns() if start_ns is None else start_ns)
         if self._finished.is_set():
             return  # stopped while connecting
-        start = monotonic_ns()
-        live = [connection for connection in self.connections if connection.is_open]
+        # The agreed instant, not when this process woke: every process then
+        # has the same window, however late its loop let it start.
+        start = monotonic_ns() if start_ns is None else start_ns
+        live = [connection for connection in self.slots.values() if connection.is_open]
         self._busy = len(live)
         if not live:
             self._end(start)
             return
         self.phase = "warmup"
+        self._start_ticker()
+        # CPU counts from the first request: a loop too busy to end its
+        # warm-up on time still reports how busy it was.
+        self._cpu_start, self._cpu_wall_start = time.process_time(), monotonic_ns()
+        self._plan_window(start)
         self._start_traffic(live, start)
-        loop = asyncio.get_running_loop()
-        end_timer: asyncio.TimerHandle | None = None
         try:
             # Even a zero wait would yield to the loop, and replies arriving
             # then would be dropped as warm-up: skip it.
-            if not (self.config.warmup and await self._wait_finished(self.config.warmup)):
-                self._begin_measuring(live)
-                if self.config.time_limit is not None:
-                    end_timer = loop.call_later(self.config.time_limit, self._end)
-                await self._finished.wait()
+            warmup = (start - monotonic_ns()) / NS_PER_S + self.config.warmup
+            if not (self.config.warmup and await self._wait_finished(max(0.0, warmup))):
+                self._begin_measuring()
+                if self._window_scheduled_end != NEVER:
+                    self._end_on_time()
+                try:
+                    await self._finished.wait()
+                finally:
+                    if self._end_timer is not None:
+                        self._end_timer.cancel()
         finally:
-            if end_timer is not None:
-                end_timer.cancel()
-            if self._scheduler is not None:
-                self._scheduler.stop()
             self._end()
-            for connection in live:
-                connection.stop_sending()
+            await self._drain()
+
+    def _end_on_time(self) -> None:
+        """End the window at its planned end, not before: loop timers count in
+        whole milliseconds of a cached clock and may fire a little early."""
+        remaining = (self._window_scheduled_end - monotonic_ns()) / NS_PER_S
+        if remaining > 0:
+            loop = asyncio.get_running_loop()
+            self._end_timer = loop.call_later(remaining, self._end_on_time)
+        else:
+            self._end()
 
     def stop(self) -> None:
         """End the run now; what was measured so far is the result."""
         self._end()
+        self._drained.set()  # do not wait for replies either
+
+    def _plan_window(self, start: int) -> None:
+        """Fix the window on the clock before the first request goes out."""
+        config, tally = self.config, self.tally
+        window_start = start + int(config.warmup * NS_PER_S)
+        if config.time_limit is not None:
+            self._window_scheduled_end = window_start + int(config.time_limit * NS_PER_S)
+        # Closed loop with --messages counts from the moment the quotas are
+        # handed out (see _begin_measuring); everything else from the plan.
+        if config.mode == "open" or config.messages is None:
+            tally.open_window(window_start, self._window_scheduled_end)
+        tally.send_until = self._window_scheduled_end
+        self._timeline = Timeline(window_start)
 
     def _start_traffic(self, live: list[BenchConnection], start: int) -> None:
-        if self.config.rate is None:
+        config = self.config
+        if config.rate is None:
             for connection in live:
                 assert isinstance(connection, ClosedLoopConnection)
                 connection.start()
             return
+        self._schedule = Schedule(
+            start,
+            config.rate,
+            rate_to=config.rate_to,
+            ramp_start=self.tally.window_start,
+            ramp_s=config.ramp,
+        )
         total = None
-        if self.config.messages is not None:
-            # Warm-up messages come on top: about --messages are measured.
-            total = math.ceil(self.config.warmup * self.config.rate) + self.config.messages
+        if config.messages is not None:
+            # Warm-up messages come on top: exactly --messages are measured.
+            total = self._schedule.count_before(self.tally.window_start) + config.messages
         opened = [c for c in live if isinstance(c, OpenLoopConnection)]
-        self._scheduler = OpenLoopScheduler(opened, self.config.rate, start, total)
-        self._scheduler.start()
+        self._pacer = Pacer(opened, self._schedule, total)
+        self._pacer.start()
 
-    def _begin_measuring(self, live: Sequence[BenchConnection]) -> None:
-        self.tally.latency.discard()
-        self._measure_start = monotonic_ns()
-        self._cpu_start = time.process_time()
+    def _begin_measuring(self) -> None:
+        now = monotonic_ns()
         self.phase = "measuring"
         messages = self.config.messages
         if messages is None or self.config.rate is not None:
             return
-        closed = [c for c in live if isinstance(c, ClosedLoopConnection)]
-        for position, connection in enumerate(closed):
-            quota = messages // len(closed) + (position < messages % len(closed))
-            connection.set_quota(quota, self._measure_start)
+        self.tally.open_window(now, NEVER)
+        self._timeline = Timeline(now)
+        closed = [c for c in self.slots.values() if isinstance(c, ClosedLoopConnection)]
+        live = [c for c in closed if c.is_open]
+        for position, connection in enumerate(live):
+            quota = messages // len(live) + (position < messages % len(live))
+            connection.set_quota(quota, now)
 
     async def _wait_finished(self, seconds: float) -> bool:
         """Wait ``seconds``; whether the run finished meanwhile."""
@@ -241,62 +346,163 @@ class LoadEngine:
         return self._finished.is_set()
 
     def _on_done(self, connection: BenchConnection, now: int) -> None:
-        if self.phase not in ("warmup", "measuring"):
+        if self.phase not in ("warmup", "measuring", "draining"):
             return
         self._busy -= 1
         if self._busy <= 0:
             self._end(now)
+            self._drained.set()
 
     def _end(self, now: int | None = None) -> None:
-        if self.phase in ("done", "closing"):
+        """Close the window: at its planned end, or now if that comes first."""
+        if self._finished.is_set():
             return
         now = monotonic_ns() if now is None else now
+        tally = self.tally
         if self.phase != "measuring":
-            self._measure_start = now  # ended before measuring began: an empty window
-            self._cpu_start = time.process_time()
-        self._measure_end = now
-        self._cpu_end = time.process_time()
-        self.phase = "done"
-        self.tally.latency.close()
+            tally.window_start = min(tally.window_start, now)
+        if not self._cpu_wall_start:  # ended before any traffic
+            self._cpu_start, self._cpu_wall_start = time.process_time(), now
+        end = min(now, self._window_scheduled_end)
+        tally.window_end = min(tally.window_end, max(end, tally.window_start))
+        tally.send_until = min(tally.send_until, now)
+        self._measure_start, self._measure_end = tally.window_start, tally.window_end
+        self._cpu_end, self._cpu_wall_end = time.process_time(), now
+        if self.phase in ("warmup", "measuring"):
+            self.phase = "draining"
         self._finished.set()
+
+    async def _drain(self) -> None:
+        """Stop sending; wait for the replies to the window's requests, up to
+        ``--timeout`` (the sweep expires the late ones), then account for all."""
+        if self._pacer is not None:
+            self._pacer.stop()
+            # Window messages the pacer never got to (it fell behind) are unsent too.
+            first = self._schedule_index(self.tally.window_start)
+            self.tally.unsent += max(0, first + self._due() - max(first, self._pacer.scheduled))
+        now = monotonic_ns()
+        for connection in self.slots.values():
+            connection.stop_sending()
+        for connection in list(self.slots.values()):
+            connection.settle(now)
+        if self._busy > 0 and not self._drained.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.timeout + 2 * self._sweep_ns / NS_PER_S):
+                    await self._drained.wait()
+        deadline = monotonic_ns() - self._timeout_ns
+        for connection in self.slots.values():
+            connection.give_up(deadline)
+        self._record_latencies()
+        self.phase = "done"
+
+    # -- churn ---------------------------------------------------------------
+
+    def _on_churn(self, old: ClosedLoopConnection) -> None:
+        task = asyncio.get_running_loop().create_task(self._reopen(old))
+        self._reopening.add(task)
+        task.add_done_callback(self._reopening.discard)
+
+    async def _reopen(self, old: ClosedLoopConnection) -> None:
+        """Replace a churned connection by a new one that carries on its numbering."""
+        new = await self._open(old.index, old.sequence)
+        now = monotonic_ns()
+        if new is None or self._finished.is_set():
+            if new is not None:
+                new.close()
+            self._busy -= 1
+            if self._busy <= 0:
+                self._end(now)
+                self._drained.set()
+            return
+        assert isinstance(new, ClosedLoopConnection)
+        self.slots[old.index] = new
+        new.limit = old.limit
+        new.start()
 
     # -- observing and closing -----------------------------------------------
 
     def progress(self) -> Progress:
         """Where the run stands."""
+        tally = self.tally
         return Progress(
             phase=self.phase,
-            connected=len(self.connections),
+            connected=len(self.slots),
             connect_failed=self.connect_errors.total(),
-            alive=sum(connection.is_open for connection in self.connections),
-            messages=self.tally.latency.count,
-            errors=self.tally.lost.total() + self.tally.mismatches,
+            alive=sum(connection.is_open for connection in self.slots.values()),
+            messages=tally.latency.count,
+            errors=self._errors(),
         )
+
+    def _errors(self) -> int:
+        tally = self.tally
+        return tally.lost.total() + tally.mismatches + tally.timed_out
 
     def partial(self) -> PartialResult:
         """This process's measurements, ready to merge."""
-        self.tally.latency.flush()
+        self._record_latencies()
+        tally = self.tally
+        if self._timeline is not None:
+            self._timeline.finish(
+                errors=self._errors(), connections=self.tally.open, connects=self.connects
+            )
+        due = sent = None
+        if self._schedule is not None:
+            due = self._due()
+            sent = due - tally.unsent
+        answered = tally.latency.count
         return PartialResult(
             connections=self.config.connections,
-            connected=len(self.connections),
+            connected=len(self.slots),
             connect_errors=dict(self.connect_errors),
-            lost=dict(self.tally.lost),
-            mismatches=self.tally.mismatches,
-            examples=list(self.tally.examples),
+            lost=dict(tally.lost),
+            mismatches=tally.mismatches,
+            examples=list(tally.examples),
             measure_start_ns=self._measure_start,
             measure_end_ns=self._measure_end,
             cpu_s=self._cpu_end - self._cpu_start,
-            latency=self.tally.latency.histogram.encode(),
+            latency=tally.latency.histogram.encode(),
             connect_latency=self.connect_latency.histogram.encode(),
+            mismatch_kinds=dict(tally.mismatch_kinds),
+            sent=answered + tally.timed_out + tally.unanswered if sent is None else sent,
+            answered=answered,
+            timed_out=tally.timed_out,
+            unanswered=tally.unanswered,
+            due=due,
+            late=tally.late,
+            unsent=tally.unsent,
+            cpu_wall_s=(self._cpu_wall_end - self._cpu_wall_start) / NS_PER_S,
+            loop_lag=self.loop_lag.encode(),
+            connect_loop_lag=self.connect_loop_lag.encode(),
+            sources=dict(self.sources),
+            connect_start_ns=self._connect_start,
+            connect_end_ns=self._connect_end,
+            rss_before=self._rss_before,
+            rss_after=self._rss_after,
+            timeline=[] if self._timeline is None else list(self._timeline.seconds),
+            connects=self.connects,
         )
+
+    def _schedule_index(self, instant: int) -> int:
+        assert self._schedule is not None
+        return self._schedule.count_before(instant)
+
+    def _due(self) -> int:
+        """Open loop: messages the schedule put in the window."""
+        tally = self.tally
+        before_start = self._schedule_index(tally.window_start)
+        by_end = self._schedule_index(tally.window_end)
+        if self.config.messages is not None:
+            by_end = min(by_end, before_start + self.config.messages)
+        return max(0, by_end - before_start)
 
     async def close(self) -> None:
         """Half-close every connection, give servers a moment to close, abort the rest."""
         self._end()
         self.phase = "closing"
-        if self._ticker is not None:
-            self._ticker.cancel()
-        for connection in self.connections:
+        self._stop_ticker()
+        for task in list(self._reopening):
+            task.cancel()
+        for connection in self.slots.values():
             connection.stop_sending()
             connection.close()
         if self.tally.open:
@@ -304,68 +510,67 @@ class LoadEngine:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_GRACE):
                     await self.tally.all_closed.wait()
-        for connection in self.connections:
+        for connection in self.slots.values():
             if not connection.closed:
                 connection.abort()
         await asyncio.sleep(0)  # let the aborted transports call connection_lost
 
+    # -- the ticker: latencies, timeouts, loop lag, timeline, progress --------
+
     def _start_ticker(self) -> None:
+        self._tick_phase = self.phase
+        self._tick_due = monotonic_ns() + int(FLUSH_INTERVAL * NS_PER_S)
         self._ticker = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._tick)
 
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
     def _tick(self) -> None:
-        if self.phase == "warmup":
-            self.tally.latency.discard()
-        else:
-            self.tally.latency.flush()
+        now = monotonic_ns()
+        # A tick is late for what ran since it was set: a loop busy for the
+        # whole run may fire its first traffic tick only when draining.
+        lag_us = max(0, now - self._tick_due) // 1000
+        phases = {self._tick_phase, self.phase}
+        if self._tick_phase == "connecting":
+            self.connect_loop_lag.record(lag_us)
+        if phases & {"warmup", "measuring"}:
+            self.loop_lag.record(lag_us)
+        self._record_latencies()
+        if self.phase in ("warmup", "measuring", "draining") and now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_ns
+            self._sweep(now)
+        if self._timeline is not None and self.phase in ("measuring", "draining"):
+            self._timeline.advance(
+                min(now, self.tally.window_end),
+                errors=self._errors(),
+                connections=self.tally.open,
+                connects=self.connects,
+            )
         self._ticks += 1
         if self._on_progress is not None and self._ticks % PROGRESS_EVERY == 0:
             self._on_progress(self.progress())
         self._start_ticker()
 
+    def _record_latencies(self) -> None:
+        for second, counts in self.tally.latency.flush():
+            if self._timeline is not None:
+                self._timeline.record(second, counts)
 
-class OpenLoopScheduler:
-    """Sends at ``rate`` per second in total, round-robin over the connections.
+    def _sweep(self, now: int) -> None:
+        """Give up on connections whose oldest request is older than --timeout."""
+        deadline = now - self._timeout_ns
+        for connection in list(self.slots.values()):
+            if connection.is_open and connection.overdue(deadline):
+                connection.expire(deadline)
 
-    Message ``j`` is due at ``start + j / rate``: a fixed grid, independent
-    of when replies arrive. Loop timers have millisecond resolution, so each
-    tick sends every message already due; the few hundred microseconds a
-    message may wait for its tick count in its latency, as in wrk2.
-    """
 
-    def __init__(
-        self, connections: list[OpenLoopConnection], rate: float, start: int, total: int | None
-    ) -> None:
-        self._connections = connections
-        self._interval = NS_PER_S / rate
-        self._start = start
-        self._total = total
-        self._next = 0
-        self._handle: asyncio.TimerHandle | None = None
-
-    def start(self) -> None:
-        self._tick()
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _tick(self) -> None:
-        start, interval, connections = self._start, self._interval, self._connections
-        due = int((monotonic_ns() - start) / interval) + 1
-        if self._total is not None:
-            due = min(due, self._total)
-        count = len(connections)
-        for message in range(self._next, due):
-            connections[message % count].send_at(start + int(message * interval))
-        self._next = due
-        if self._total is not None and due >= self._total:
-            for connection in connections:
-                connection.finish_schedule()
-            return
-        wake = start + int(due * interval)
-        delay = max(0.0, (wake - monotonic_ns()) / NS_PER_S)
-        self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
+def _local_address(sock: socket.socket) -> str:
+    with contextlib.suppress(OSError):
+        address: str = sock.getsockname()[0]
+        return address
+    return "unknown"
 
 
 async def _sleep_until(when_ns: int) -> None:

@@ -10,8 +10,8 @@ from .result import BenchResult
 
 COLUMN_TITLES = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9", "p9999": "p99.99"}
 COLUMN_WIDTH = 10
-# Client processes this busy may be what limits the numbers, not the server.
-SATURATED = 0.9
+# The pacer counts as behind when it sent fewer than this share of the due messages.
+ON_SCHEDULE = 0.97
 
 
 def to_json(result: BenchResult) -> str:
@@ -29,25 +29,41 @@ def to_table(result: BenchResult) -> str:
         f"measured    {result.duration_s:.2f} s after {result.warmup_s:g} s warm-up",
         f"messages    {result.messages:,} verified   "
         f"{result.rps:,.0f} msg/s   {result.bytes_per_s / 1e6:,.1f} MB/s",
-        f"client cpu  {result.client_cpu:.0%} of a core per process" + _saturation(result),
+        f"requests    {result.sent:,} sent = {result.answered:,} answered + "
+        f"{result.timed_out:,} timed out (>{result.timeout_s:g} s) + "
+        f"{result.unanswered:,} unanswered",
+        *_schedule(result),
+        f"connecting  {result.connect_s:.2f} s" + _memory(result),
+        f"sources     {_sources(result.source_addresses)}",
+        f"client cpu  {result.client_cpu:.0%} of a core per process   "
+        f"loop lag p99 {_ms(result.loop_lag_us.get('p99'))} ms, "
+        f"max {_ms(result.loop_lag_us.get('max'))} ms",
+        *(f"  client-bound: {reason}" for reason in result.client_limits),
         "",
         " " * 12 + "".join(COLUMN_TITLES.get(key, key).rjust(COLUMN_WIDTH) for key in SUMMARY_KEYS),
         _percentile_row("latency µs", result.latency_us),
         _percentile_row("connect µs", result.connect_latency_us),
         "",
         f"errors      {result.errors:,}" + _reasons(result.error_reasons),
-        f"mismatches  {result.mismatches:,}",
+        f"mismatches  {result.mismatches:,}" + _reasons(result.mismatch_kinds),
     ]
     lines += [f"  {example}" for example in result.mismatch_examples]
+    lines += _steps(result)
     lines.append(verdict(result))
     return "\n".join(lines)
 
 
 def verdict(result: BenchResult) -> str:
     """``OK``, or ``FAILED:`` and what went wrong."""
+    if result.steps:
+        if result.max_rate is None:
+            return "FAILED: no rate passed"
+        return f"OK: max rate {result.max_rate:,g} msg/s"
     if result.ok:
         return "OK"
     problems = []
+    if result.timed_out:
+        problems.append(f"{result.timed_out:,} requests timed out")
     if result.mismatches:
         problems.append(f"{result.mismatches:,} wrong replies")
     if result.connected < result.connections:
@@ -62,9 +78,13 @@ def verdict(result: BenchResult) -> str:
 def _load(result: BenchResult) -> str:
     if result.mode == "open":
         shape = f"open loop at {result.rate:,g} msg/s"
+        if result.rate_to is not None:
+            shape += f" ramping to {result.rate_to:,g} in {result.ramp_s:g} s"
         in_flight = "unlimited" if result.pipeline is None else str(result.pipeline)
     else:
         shape, in_flight = "closed loop", str(result.pipeline)
+        if result.churn is not None:
+            shape += f" reconnecting every {result.churn:,} requests"
     processes = f"{result.processes} process{'es' if result.processes > 1 else ''}"
     return (
         f"{shape}, {result.size}-byte lines, {in_flight} in flight per connection, "
@@ -72,10 +92,57 @@ def _load(result: BenchResult) -> str:
     )
 
 
-def _saturation(result: BenchResult) -> str:
-    if result.client_cpu < SATURATED:
-        return ""
-    return "  (saturated: the client may be the bottleneck; try more --processes)"
+def _schedule(result: BenchResult) -> list[str]:
+    """Open loop: how well the pacer kept the schedule."""
+    if result.due is None or result.sent_rate is None:
+        return []
+    asked = result.due / result.duration_s if result.duration_s else 0.0
+    line = (
+        f"schedule    {result.due:,} due, {result.unsent or 0:,} unsent, "
+        f"{result.late or 0:,} sent late (>10 ms); sent {result.sent_rate:,.0f} msg/s"
+    )
+    if result.due and result.sent < ON_SCHEDULE * result.due:
+        line += f"  BEHIND the asked {asked:,.0f} msg/s by {(result.behind or 0):.1%}"
+    return [line]
+
+
+def _memory(result: BenchResult) -> str:
+    parts = []
+    for side, value in (
+        ("client", result.client_bytes_per_connection),
+        ("server", result.server_bytes_per_connection),
+    ):
+        if value is not None:
+            parts.append(f"{side} {value / 1024:,.1f} KiB")
+    return f"   memory per connection: {', '.join(parts)}" if parts else ""
+
+
+def _sources(counts: dict[str, int]) -> str:
+    if not counts:
+        return "-"
+    shown = ", ".join(f"{address} ({count:,})" for address, count in list(counts.items())[:4])
+    more = len(counts) - 4
+    plural = "es" if len(counts) > 1 else ""
+    return f"{len(counts)} source address{plural}: {shown}" + (f", {more} more" if more > 0 else "")
+
+
+def _steps(result: BenchResult) -> list[str]:
+    """The saturation search, one line per step."""
+    if not result.steps:
+        return []
+    lines = ["", "search      rate msg/s      sent/s         p99 µs  verdict"]
+    for step in result.steps:
+        p99 = "-" if step["p99_us"] is None else f"{step['p99_us']:,}"
+        sent = "-" if step["sent_rate"] is None else f"{step['sent_rate']:,.0f}"
+        lines.append(
+            f"            {step['rate']:>10,g}  {sent:>10}  {p99:>13}  "
+            + ("pass" if step["passed"] else f"fail: {step['why']}")
+        )
+    return lines
+
+
+def _ms(value_us: int | None) -> str:
+    return "-" if value_us is None else f"{value_us / 1000:,.1f}"
 
 
 def _reasons(counts: dict[str, int]) -> str:

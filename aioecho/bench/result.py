@@ -5,14 +5,23 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import BenchConfig, Mode
 from .connection import MAX_EXAMPLES
 from .histogram import Histogram, Summary
+from .payload import Payload
+from .timeline import Second, merge_timelines
 
 NS_PER_S = 1_000_000_000
+# Signs that the client, not the server, was the limit: a client process
+# this busy; an event loop this late, and late by a large share of the latency.
+SATURATED_CPU = 0.9
+LAG_LIMIT_US = 5_000
+LAG_SHARE = 0.25
+# A lagging loop whose process used less CPU than this was waiting for a core.
+STARVED_CPU = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,24 @@ class PartialResult:
     cpu_s: float  # CPU time the process used while measuring
     latency: bytes
     connect_latency: bytes
+    mismatch_kinds: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    answered: int = 0
+    timed_out: int = 0
+    unanswered: int = 0
+    due: int | None = None
+    late: int = 0
+    unsent: int = 0
+    cpu_wall_s: float = 0.0  # wall time over which cpu_s was measured
+    loop_lag: bytes = b""
+    connect_loop_lag: bytes = b""
+    sources: dict[str, int] = field(default_factory=dict)
+    connect_start_ns: int = 0
+    connect_end_ns: int = 0
+    rss_before: int = 0
+    rss_after: int = 0
+    timeline: list[Second] = field(default_factory=list)
+    connects: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,20 +101,72 @@ class BenchResult:
     mismatches: int
     mismatch_examples: list[str]
     expect: str
+    # -- every request accounted for (requests whose latency counts from an
+    # instant in the window): sent = answered + timed_out + unanswered.
+    mismatch_kinds: dict[str, int] = field(default_factory=dict)
+    timeout_s: float = 5.0
+    sent: int = 0
+    answered: int = 0
+    timed_out: int = 0
+    unanswered: int = 0
+    # -- open loop: the schedule. due = sent + unsent; late were sent > 10 ms late.
+    due: int | None = None
+    late: int | None = None
+    unsent: int | None = None
+    sent_rate: float | None = None
+    rate_to: float | None = None
+    ramp_s: float | None = None
+    churn: int | None = None
+    unique_requests: bool = True
+    # -- the client itself
+    cpu_wall_s: float = 0.0
+    loop_lag_us: Summary = field(default_factory=dict)
+    connect_loop_lag_us: Summary = field(default_factory=dict)
+    client_limits: list[str] = field(default_factory=list)
+    source_addresses: dict[str, int] = field(default_factory=dict)
+    connect_s: float = 0.0
+    client_bytes_per_connection: float | None = None
+    server_bytes_per_connection: float | None = None
+    # -- exports
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    max_rate: float | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    latency_histogram: str = field(default="", repr=False)
 
     @property
     def ok(self) -> bool:
-        """Every connection opened and stayed up, every reply was right, something was measured."""
+        """Every connection opened and stayed up, every reply was right and in
+        time, something was measured."""
         return (
             self.connected == self.connections
             and self.errors == 0
             and self.mismatches == 0
+            and self.timed_out == 0
             and self.messages > 0
         )
 
+    @property
+    def client_bound(self) -> bool:
+        """Whether the client, not the server, may have been the limit."""
+        return bool(self.client_limits)
+
+    @property
+    def behind(self) -> float | None:
+        """Open loop: the share of the messages due that were never sent."""
+        if not self.due or self.unsent is None:
+            return None
+        return self.unsent / self.due
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary of every field, plus ``ok``."""
-        return {**dataclasses.asdict(self), "ok": self.ok}
+        """A JSON-ready dictionary of every field but the encoded histogram
+        (``--hgrm`` writes it out), plus ``ok``, ``client_bound`` and ``behind``."""
+        fields = dataclasses.asdict(self)
+        del fields["latency_histogram"]
+        return {**fields, "ok": self.ok, "client_bound": self.client_bound, "behind": self.behind}
+
+    def latency(self) -> Histogram:
+        """The full latency distribution (microseconds)."""
+        return Histogram.decode(self.latency_histogram.encode())
 
 
 def merge(
@@ -106,14 +185,22 @@ def merge(
     so throughput is what all processes achieved together over the same time.
     """
     latency, connect_latency = Histogram(), Histogram()
+    lag, connect_lag = Histogram(), Histogram()
     connect_errors: Counter[str] = Counter()
     lost: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
     examples: list[str] = []
     for part in parts:
         latency.add(Histogram.decode(part.latency))
         connect_latency.add(Histogram.decode(part.connect_latency))
+        for histogram, encoded in ((lag, part.loop_lag), (connect_lag, part.connect_loop_lag)):
+            if encoded:
+                histogram.add(Histogram.decode(encoded))
         connect_errors.update(part.connect_errors)
         lost.update(part.lost)
+        kinds.update(part.mismatch_kinds)
+        sources.update(part.sources)
         examples.extend(part.examples)
     measured = [part for part in parts if part.measure_end_ns > part.measure_start_ns]
     window_ns = (
@@ -125,13 +212,29 @@ def merge(
     duration = window_ns / NS_PER_S
     messages = latency.count
     rps = messages / duration if duration else 0.0
+    cpu_wall = sum(part.cpu_wall_s for part in parts)
+    client_cpu = sum(part.cpu_s for part in parts) / cpu_wall if cpu_wall else 0.0
+    open_loop = config.mode == "open"
+    due = sum(part.due or 0 for part in parts) if open_loop else None
+    unsent = sum(part.unsent for part in parts) if open_loop else None
+    sent = sum(part.sent for part in parts)
+    connected = sum(part.connected for part in parts)
+    started = [part.connect_start_ns for part in parts if part.connect_end_ns]
+    connect_end = max(part.connect_end_ns for part in parts)
+    connect_s = (connect_end - min(started)) / NS_PER_S if started else 0.0
+    grown = sum(part.rss_after - part.rss_before for part in parts if part.rss_after)
+    summaries = {"lag": lag.summary(), "connect_lag": connect_lag.summary()}
+    limits = client_limits(
+        client_cpu, summaries["lag"], latency.summary(), summaries["connect_lag"],
+        connect_latency.summary(),
+    )  # fmt: skip
     return BenchResult(
         target=target,
         server=server,
         mode=config.mode,
         rate=config.rate,
         connections=sum(part.connections for part in parts),
-        connected=sum(part.connected for part in parts),
+        connected=connected,
         connect_errors=dict(connect_errors),
         processes=len(parts),
         loop=loop,
@@ -142,9 +245,7 @@ def merge(
         messages=messages,
         rps=round(rps, 1),
         bytes_per_s=round(rps * (request_size + reply_size), 1),
-        client_cpu=round(sum(part.cpu_s for part in parts) / (duration * len(parts)), 3)
-        if duration
-        else 0.0,
+        client_cpu=round(client_cpu, 3),
         latency_us=latency.summary(),
         connect_latency_us=connect_latency.summary(),
         errors=sum(lost.values()),
@@ -152,4 +253,72 @@ def merge(
         mismatches=sum(part.mismatches for part in parts),
         mismatch_examples=examples[:MAX_EXAMPLES],
         expect=config.expect,
+        mismatch_kinds=dict(kinds),
+        timeout_s=config.timeout,
+        sent=sent,
+        answered=sum(part.answered for part in parts),
+        timed_out=sum(part.timed_out for part in parts),
+        unanswered=sum(part.unanswered for part in parts),
+        due=due,
+        late=sum(part.late for part in parts) if open_loop else None,
+        unsent=unsent,
+        sent_rate=round(sent / duration, 1) if open_loop and duration else None,
+        rate_to=config.rate_to,
+        ramp_s=config.ramp,
+        churn=config.churn,
+        unique_requests=Payload.build(
+            request_size, config.expect, config.suffix, config.connections
+        ).unique,
+        cpu_wall_s=round(cpu_wall, 6),
+        loop_lag_us=summaries["lag"],
+        connect_loop_lag_us=summaries["connect_lag"],
+        client_limits=limits,
+        source_addresses=dict(sorted(sources.items())),
+        connect_s=round(connect_s, 6),
+        client_bytes_per_connection=round(grown / connected) if connected and grown > 0 else None,
+        timeline=merge_timelines([part.timeline for part in parts]),
+        latency_histogram=latency.encode().decode("ascii"),
     )
+
+
+def client_limits(
+    cpu: float,
+    lag: Summary,
+    latency: Summary,
+    connect_lag: Summary,
+    connect_latency: Summary,
+) -> list[str]:
+    """Why the client, not the server, may have been the limit (empty: no sign of it)."""
+    reasons = []
+    if cpu >= SATURATED_CPU:
+        reasons.append(f"client CPU at {cpu:.0%} of a core per process")
+    if _lagging(lag, latency):
+        reasons.append(
+            f"client event loop lag p99 {_ms(lag['p99'])} ms against latency p99 "
+            f"{_ms(latency['p99'])} ms: the latency includes queueing in the client"
+            + _starved(cpu)
+        )
+    if _lagging(connect_lag, connect_latency):
+        reasons.append(
+            f"client event loop lag p99 {_ms(connect_lag['p99'])} ms while connecting: "
+            "connect latency includes queueing in the client (try --connect-rate)"
+        )
+    return reasons
+
+
+def _starved(cpu: float) -> str:
+    """A loop that lags while its process is mostly idle was kept off the cores."""
+    if cpu >= STARVED_CPU:
+        return ""
+    return f" (at {cpu:.0%} CPU: other processes held the cores)"
+
+
+def _lagging(lag: Summary, latency: Summary) -> bool:
+    worst, typical = lag.get("p99"), latency.get("p99")
+    if worst is None or worst < LAG_LIMIT_US:
+        return False
+    return typical is None or worst >= LAG_SHARE * typical
+
+
+def _ms(value_us: int | None) -> str:
+    return "-" if value_us is None else f"{value_us / 1000:,.1f}"

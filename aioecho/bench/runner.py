@@ -25,8 +25,10 @@ from typing import Any
 from ..loops import resolve_loop, run_on
 from .config import BenchConfig, BenchConfigError
 from .load import LoadEngine, Progress, ProgressCallback
+from .memory import ServerMemory
 from .payload import Payload
 from .result import BenchResult, PartialResult, merge
+from .search import find_max_rate
 from .target import Target, open_target, resolve, usable_descriptors
 
 # Traffic starts this long after the last process connected, so that every
@@ -36,11 +38,18 @@ START_DELAY_NS = 100_000_000
 POLL_INTERVAL = 0.1
 # How often the combined progress of the workers is reported.
 REPORT_NS = 400_000_000
-PHASE_ORDER = ("idle", "connecting", "warmup", "measuring", "done", "closing")
+PHASE_ORDER = ("idle", "connecting", "warmup", "measuring", "draining", "done", "closing")
 
 
 class WorkerError(RuntimeError):
     """A client process failed; the message holds its traceback."""
+
+
+class Interruption:
+    """Whether Ctrl-C ended a measurement (a saturation search then stops too)."""
+
+    def __init__(self) -> None:
+        self.happened = False
 
 
 def run(
@@ -64,14 +73,30 @@ def run(
     """
     loop = resolve_loop(config.loop)
     descriptors = usable_descriptors()
+    interrupted = Interruption()
     with open_target(config) as (target, server):
-        processes = plan_processes(config, target, descriptors, local_server=server is not None)
-        if processes == 1:
-            single = _run_engine(config, target, on_progress, handle_interrupt)
-            parts: Sequence[PartialResult] = [run_on(loop, single)]
-        else:
-            parts = _fan_out(config, target, processes, on_progress, handle_interrupt)
-    return _merge(parts, config, target, server, loop.name)
+
+        def measure(step: BenchConfig) -> BenchResult:
+            processes = plan_processes(step, target, descriptors, local_server=server is not None)
+            memory = ServerMemory.of_local_port(target.port) if target.is_local else None
+            if processes == 1:
+                single = _run_engine(
+                    step, target, on_progress, handle_interrupt, memory, interrupted
+                )
+                parts: Sequence[PartialResult] = [run_on(loop, single)]
+            else:
+                parts = _fan_out(
+                    step, target, processes, on_progress, handle_interrupt, memory, interrupted
+                )
+            result = _merge(parts, step, target, server, loop.name)
+            if memory is None:
+                return result
+            per_connection = memory.per_connection(result.connected)
+            return dataclasses.replace(result, server_bytes_per_connection=per_connection)
+
+        if config.find_max_rate is not None:
+            return find_max_rate(config, measure, stopped=lambda: interrupted.happened)
+        return measure(config)
 
 
 async def run_async(config: BenchConfig) -> BenchResult:
@@ -86,7 +111,7 @@ async def run_async(config: BenchConfig) -> BenchResult:
     host, port = config.host or "127.0.0.1", config.port or 0
     usable_descriptors()
     target = await asyncio.to_thread(resolve, host, port, config.connections)
-    part = await _run_engine(config, target, None, False)
+    part = await _run_engine(config, target, None, False, None, Interruption())
     running: Any = asyncio.get_running_loop()
     loop = "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
     return _merge([part], config, target, None, loop)
@@ -135,6 +160,7 @@ def split(config: BenchConfig, processes: int) -> list[tuple[BenchConfig, int]]:
             processes=1,
             messages=None if config.messages is None else _part(config.messages, processes, number),
             rate=None if config.rate is None else config.rate * fraction,
+            rate_to=None if config.rate_to is None else config.rate_to * fraction,
             connect_rate=None if config.connect_rate is None else config.connect_rate * fraction,
         )
         shares.append((share, first))
@@ -169,13 +195,24 @@ async def _run_engine(
     target: Target,
     on_progress: ProgressCallback | None,
     handle_interrupt: bool,
+    memory: ServerMemory | None,
+    interrupted: Interruption,
 ) -> PartialResult:
     engine = LoadEngine(config, target, on_progress=on_progress)
     loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        interrupted.happened = True
+        engine.stop()
+
     if handle_interrupt:
-        loop.add_signal_handler(signal.SIGINT, engine.stop)
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
+        if memory is not None:
+            memory.before_connecting()
         await engine.connect()
+        if memory is not None:
+            memory.after_connecting()
         await engine.run()
         return engine.partial()
     finally:
@@ -193,20 +230,28 @@ def _fan_out(
     processes: int,
     on_progress: ProgressCallback | None,
     handle_interrupt: bool,
+    memory: ServerMemory | None,
+    interruption: Interruption,
 ) -> list[PartialResult]:
     context = multiprocessing.get_context("spawn")
     workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    if memory is not None:
+        memory.before_connecting()
     try:
         for share, first in split(config, processes):
             ours, theirs = context.Pipe()
             process = context.Process(
-                target=worker_main, args=(theirs, share, target, first), daemon=True
+                target=worker_main,
+                args=(theirs, share, target, first, config.connections),
+                daemon=True,
             )
             process.start()
             theirs.close()
             workers.append((process, ours))
         with _interrupt_flag(handle_interrupt) as interrupted:
-            return _coordinate([pipe for _, pipe in workers], on_progress, interrupted)
+            parts = _coordinate([pipe for _, pipe in workers], on_progress, interrupted, memory)
+            interruption.happened = interruption.happened or interrupted()
+            return parts
     finally:
         for worker, pipe in workers:
             pipe.close()
@@ -220,6 +265,7 @@ def _coordinate(
     pipes: list[Connection],
     on_progress: ProgressCallback | None,
     interrupted: Callable[[], bool],
+    memory: ServerMemory | None,
 ) -> list[PartialResult]:
     """Collect "connected" from all, send "go", collect "done" from all."""
     active = {pipe: number for number, pipe in enumerate(pipes)}
@@ -248,6 +294,8 @@ def _coordinate(
             elif kind == "connected":
                 connected.add(number)
                 if len(connected) == len(pipes) and not stopping:
+                    if memory is not None:
+                        memory.after_connecting()
                     start = monotonic_ns() + START_DELAY_NS
                     for pipe in pipes:
                         pipe.send(("go", start))
@@ -285,7 +333,9 @@ def _interrupt_flag(enabled: bool) -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def worker_main(pipe: Connection, config: BenchConfig, target: Target, first_index: int) -> None:
+def worker_main(
+    pipe: Connection, config: BenchConfig, target: Target, first_index: int, total: int
+) -> None:
     """A client process: connect, report, wait for "go", run, send the result."""
     # The parent decides when to stop: Ctrl-C reaches every process of the
     # terminal's group, and a worker killed by it would lose its results.
@@ -297,6 +347,7 @@ def worker_main(pipe: Connection, config: BenchConfig, target: Target, first_ind
                 config,
                 target,
                 first_index=first_index,
+                total_connections=total,
                 on_progress=lambda progress: pipe.send(("progress", progress)),
             )
             try:

@@ -1,0 +1,140 @@
+"""The open-loop schedule and the pacer that keeps it.
+
+Message ``j`` is due at a fixed instant, independent of when replies
+arrive: ``start + j / rate`` at a constant rate, or along a linear ramp
+from one rate to another. The pacer wakes at most once a millisecond and
+sends every message already due, so its CPU cost follows the messages sent
+rather than the wake-ups (a timer asked for less than a millisecond makes
+uvloop poll with a zero timeout, which is a busy spin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from time import monotonic_ns
+
+from .connection import OpenLoopConnection
+
+NS_PER_S = 1_000_000_000
+# The pacer's shortest sleep. Messages due within it go out together, each
+# timed from its own due instant, as wrk2 does.
+MIN_TICK_S = 0.001
+
+
+class Schedule:
+    """When each message is due: ``rate`` from ``start``; with a ramp, the rate
+    grows linearly from ``rate`` at ``ramp_start`` to ``rate_to`` over
+    ``ramp_s`` seconds, then stays there. Times are monotonic nanoseconds."""
+
+    def __init__(
+        self,
+        start: int,
+        rate: float,
+        *,
+        rate_to: float | None = None,
+        ramp_start: int | None = None,
+        ramp_s: float | None = None,
+    ) -> None:
+        self.start = start
+        self.rate = rate
+        self._interval = NS_PER_S / rate
+        self._ramped = rate_to is not None and ramp_s is not None and ramp_start is not None
+        self._to = rate if rate_to is None else rate_to
+        self._ramp_start = start if ramp_start is None else ramp_start
+        self._ramp_s = ramp_s or 0.0
+        # Messages due before the ramp, and by its end.
+        self._before = rate * (self._ramp_start - start) / NS_PER_S
+        self._by_end = self._before + (rate + self._to) * self._ramp_s / 2
+
+    def due(self, message: int) -> int:
+        """The instant message number ``message`` is due."""
+        if not self._ramped or message <= self._before:
+            return self.start + int(message * self._interval)
+        if message >= self._by_end:
+            seconds = self._ramp_s + (message - self._by_end) / self._to
+        else:
+            seconds = self._ramp_seconds(message - self._before)
+        return self._ramp_start + int(seconds * NS_PER_S)
+
+    def messages_by(self, instant: int) -> float:
+        """How many messages are due before ``instant``, as a real number."""
+        seconds = (instant - self.start) / NS_PER_S
+        if not self._ramped or instant <= self._ramp_start:
+            return max(0.0, seconds * self.rate)
+        into = (instant - self._ramp_start) / NS_PER_S
+        if into >= self._ramp_s:
+            return self._by_end + (into - self._ramp_s) * self._to
+        slope = (self._to - self.rate) / self._ramp_s
+        return self._before + self.rate * into + slope * into * into / 2
+
+    def count_before(self, instant: int) -> int:
+        """The number of messages due strictly before ``instant``."""
+        return math.ceil(self.messages_by(instant))
+
+    def rate_at(self, instant: int) -> float:
+        """The scheduled rate at ``instant``."""
+        if not self._ramped or instant <= self._ramp_start:
+            return self.rate
+        into = (instant - self._ramp_start) / NS_PER_S
+        if into >= self._ramp_s:
+            return self._to
+        return self.rate + (self._to - self.rate) * into / self._ramp_s
+
+    def _ramp_seconds(self, count: float) -> float:
+        """Seconds into the ramp at which ``count`` ramp messages are due."""
+        slope = (self._to - self.rate) / self._ramp_s
+        if abs(slope) < 1e-12:
+            return count / self.rate
+        # count = rate * s + slope * s**2 / 2, solved for s >= 0.
+        return (-self.rate + math.sqrt(self.rate**2 + 2 * slope * count)) / slope
+
+
+class Pacer:
+    """Sends the schedule's messages round-robin over the connections.
+
+    ``total`` bounds the messages (``--messages``); ``None`` runs until
+    :meth:`stop`.
+    """
+
+    def __init__(
+        self, connections: list[OpenLoopConnection], schedule: Schedule, total: int | None
+    ) -> None:
+        self._connections = connections
+        self._schedule = schedule
+        self._total = total
+        self._next = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def scheduled(self) -> int:
+        """Messages handed to connections so far."""
+        return self._next
+
+    def start(self) -> None:
+        self._tick()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        now = monotonic_ns()
+        schedule, connections = self._schedule, self._connections
+        count = len(connections)
+        message = self._next
+        stop = self._total if self._total is not None else None
+        while stop is None or message < stop:
+            intended = schedule.due(message)
+            if intended > now:
+                break
+            connections[message % count].send_at(intended, now)
+            message += 1
+        self._next = message
+        if stop is not None and message >= stop:
+            for connection in connections:
+                connection.finish_schedule()
+            return
+        delay = max(MIN_TICK_S, (schedule.due(message) - monotonic_ns()) / NS_PER_S)
+        self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
