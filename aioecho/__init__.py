@@ -11,6 +11,8 @@ running event loop::
 or serve as a program until SIGINT or SIGTERM: ``aioecho.run_server(ServerConfig())``.
 """
 
+# First: it decides whether the hot modules load compiled or from source.
+from .extensions import COMPILED  # isort: skip
 from .client import (
     ConnectionClosedError,
     EchoClient,
@@ -28,6 +30,7 @@ from .stats import CloseReason, Stats
 __version__ = "0.1.0"
 
 __all__ = [
+    "COMPILED",
     "CloseReason",
     "ConfigError",
     "ConnectionClosedError",

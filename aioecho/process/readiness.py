@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import ServerConfig
+from ..extensions import COMPILED
 from ..sockets.binding import Address, format_address
 
 logger = logging.getLogger("aioecho")
@@ -62,8 +63,10 @@ class Readiness:
 
     @property
     def details(self) -> str:
-        """``loop=…, framing=…`` and what else sets the service apart."""
-        details = f"loop={self.loop}, framing={self.framing}" + (", tls" if self.tls else "")
+        """``loop=…, framing=…, build=…`` and what else sets the service apart."""
+        build = "compiled" if COMPILED else "pure"
+        details = f"loop={self.loop}, framing={self.framing}, build={build}"
+        details += ", tls" if self.tls else ""
         return details + (f", workers={self.workers}" if self.workers > 1 else "")
 
     @property
