@@ -9,6 +9,7 @@ source.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -61,18 +62,51 @@ def extension_modules() -> list[Any]:
 
     sources = [str(PLAN.source_path(module, Path("aioecho"))) for module in PLAN.HOT_MODULES]
     # The digests of the sources as they are compiled now.
-    DIGESTS.update((module, PLAN.source_digest(module, PACKAGE)) for module in PLAN.HOT_MODULES)
+    DIGESTS.update((module, PLAN.source_digest(module, PACKAGE)) for module in compiled_against())
     try:
         # The package's other modules are type-checked only for what the hot
         # ones use: the build has none of the optional dependencies they import.
         options = ["--follow-imports=silent"]
         # One shared library for the group, inside the package, beside the
         # per-module stubs; the generated C goes to build/.
-        extensions = mypycify(options + sources, group_name="aioecho._hot", target_dir="build/mypyc")
-        return list(extensions)
+        built = mypycify(options + sources, group_name="aioecho._hot", target_dir="build/mypyc")
+        return list(built)
     except (Exception, SystemExit) as exc:  # mypyc exits on a type error
         print(f"aioecho: pure Python only (mypyc failed: {exc!r})", file=sys.stderr)
         return []
+
+
+def compiled_against() -> list[str]:
+    """The hot modules and every module of the package they import, directly or not."""
+    seen: list[str] = []
+    pending = list(PLAN.HOT_MODULES)
+    while pending:
+        module = pending.pop()
+        if module not in seen:
+            seen.append(module)
+            pending += package_imports(module)
+    return sorted(seen)
+
+
+def package_imports(module: str) -> list[str]:
+    """The modules of the package that ``module`` imports."""
+    tree = ast.parse(PLAN.source_path(module, PACKAGE).read_text(), module)
+    is_package = PLAN.source_path(module, PACKAGE).name == "__init__.py"
+    parts = module.split(".") if is_package else module.split(".")[:-1]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            origin = ".".join(filter(None, [base, node.module]))
+            # ``from . import x`` may name a module as well as an attribute.
+            names += [origin, *(f"{origin}.{alias.name}" for alias in node.names)]
+    return [name for name in names if is_package_module(name)]
+
+
+def is_package_module(name: str) -> bool:
+    return name.split(".")[0] == PACKAGE.name and PLAN.source_path(name, PACKAGE).is_file()
 
 
 class OptionalBuildExt(build_ext):

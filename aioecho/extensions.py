@@ -38,19 +38,25 @@ HOT_MODULES = (
 
 DISABLE_VARIABLE = "AIOECHO_NO_EXTENSIONS"
 DIGESTS_FILE = "_compiled.json"
-"""Written by the build beside this file: module name -> digest of the source compiled."""
+"""Written by the build beside this file: module name -> digest of its source, for
+the hot modules and every module of the package they import (mypyc may build
+what it knows of those, such as ``Final`` constants, into the compiled code)."""
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def source_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path:
-    """The ``.py`` file of a module of this package."""
-    return package_dir.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    """The ``.py`` file of a module of this package (``__init__.py`` for a package)."""
+    path = package_dir.joinpath(*module.split(".")[1:])
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
-def source_digest(module: str, package_dir: Path = PACKAGE_DIR) -> str:
-    """What an extension compiled from the module's current source was built from."""
-    return hashlib.sha256(source_path(module, package_dir).read_bytes()).hexdigest()
+def source_digest(module: str, package_dir: Path = PACKAGE_DIR) -> str | None:
+    """The digest of the module's current source; None if it has none."""
+    try:
+        return hashlib.sha256(source_path(module, package_dir).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def extension_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
@@ -63,8 +69,18 @@ def extension_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
     return None
 
 
+def changed_since_build(package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """The modules whose source is not what the build compiled against."""
+    try:
+        built_from: dict[str, str] = json.loads((package_dir / DIGESTS_FILE).read_text())
+    except (OSError, ValueError):
+        return list(HOT_MODULES)
+    recorded = [*HOT_MODULES, *(m for m in built_from if m not in HOT_MODULES)]
+    return [m for m in recorded if built_from.get(m) != source_digest(m, package_dir)]
+
+
 def fresh_extensions(package_dir: Path = PACKAGE_DIR) -> dict[str, Path] | None:
-    """Every hot module's extension, or None unless all exist and match their source.
+    """Every hot module's extension, or None unless all exist and match their sources.
 
     Warns when extensions exist but were built from other sources: a
     development checkout edited since its last ``pip install -e .``.
@@ -73,16 +89,14 @@ def fresh_extensions(package_dir: Path = PACKAGE_DIR) -> dict[str, Path] | None:
     extensions = {module: path for module, path in found.items() if path is not None}
     if not extensions:
         return None
-    try:
-        built_from = json.loads((package_dir / DIGESTS_FILE).read_text())
-    except (OSError, ValueError):
-        built_from = {}
-    stale = [m for m in HOT_MODULES if built_from.get(m) != source_digest(m, package_dir)]
-    if stale or len(extensions) < len(HOT_MODULES):
+    changed = changed_since_build(package_dir)
+    missing = [module for module in HOT_MODULES if module not in extensions]
+    if changed or missing:
+        reasons = [f"{', '.join(changed)} changed"] if changed else []
+        reasons += [f"no extension for {', '.join(missing)}"] if missing else []
         warnings.warn(
             f"aioecho: compiled extensions ignored, running pure Python: "
-            f"{', '.join(stale) or 'some modules'} changed or missing since the build "
-            f"(rebuild them with: pip install -e .)",
+            f"{'; '.join(reasons)} since the build (rebuild with: pip install -e .)",
             RuntimeWarning,
             stacklevel=2,
         )

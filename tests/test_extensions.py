@@ -90,17 +90,21 @@ def test_an_edited_source_is_run_instead_of_its_stale_extension(tmp_path: Path) 
     assert "aioecho.framing changed" in result.stderr
 
 
+DEPENDENCY = "aioecho.stats"  # a module the hot ones import, compiled against but not compiled
+
+
 def fake_build(package: Path) -> None:
     """Sources, extension files and digests laid out as a build leaves them.
 
     The extension files are never loaded: only their presence is checked.
     """
-    for module in HOT_MODULES:
-        source = extensions.source_path(module, package)
+    for module in (*HOT_MODULES, DEPENDENCY):
+        source = package.joinpath(*module.split(".")[1:]).with_suffix(".py")
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text(f"NAME = {module!r}\n")
-        source.with_suffix(EXTENSION_SUFFIX).write_bytes(b"")
-    digests = {module: source_digest(module, package) for module in HOT_MODULES}
+        if module in HOT_MODULES:
+            source.with_suffix(EXTENSION_SUFFIX).write_bytes(b"")
+    digests = {module: source_digest(module, package) for module in (*HOT_MODULES, DEPENDENCY)}
     (package / DIGESTS_FILE).write_text(json.dumps(digests))
 
 
@@ -129,12 +133,26 @@ def test_one_edited_source_disables_every_extension(tmp_path: Path) -> None:
 def test_a_missing_extension_disables_the_others(tmp_path: Path) -> None:
     fake_build(tmp_path)
     extensions.source_path("aioecho.framing", tmp_path).with_suffix(EXTENSION_SUFFIX).unlink()
-    with pytest.warns(RuntimeWarning, match="missing"):
+    with pytest.warns(RuntimeWarning, match=r"no extension for aioecho\.framing"):
+        assert fresh_extensions(tmp_path) is None
+
+
+def test_an_edited_dependency_disables_the_extensions(tmp_path: Path) -> None:
+    fake_build(tmp_path)
+    extensions.source_path(DEPENDENCY, tmp_path).write_text("NAME = 'edited'\n")
+    with pytest.warns(RuntimeWarning, match=r"aioecho\.stats changed"):
+        assert fresh_extensions(tmp_path) is None
+
+
+def test_a_deleted_dependency_disables_the_extensions(tmp_path: Path) -> None:
+    fake_build(tmp_path)
+    extensions.source_path(DEPENDENCY, tmp_path).unlink()
+    with pytest.warns(RuntimeWarning, match=r"aioecho\.stats changed"):
         assert fresh_extensions(tmp_path) is None
 
 
 def test_extensions_without_digests_are_not_trusted(tmp_path: Path) -> None:
     fake_build(tmp_path)
     (tmp_path / DIGESTS_FILE).unlink()
-    with pytest.warns(RuntimeWarning, match="changed or missing"):
+    with pytest.warns(RuntimeWarning, match=r"aioecho\.framing, .* changed"):
         assert fresh_extensions(tmp_path) is None
