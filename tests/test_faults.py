@@ -29,6 +29,7 @@ from .clock import FakeClock
 from .support import (
     Address,
     aioecho_command,
+    exchange,
     read_to_end,
     serve_in_subprocess,
     server_options,
@@ -166,18 +167,6 @@ async def timed_exchange(address: Address, request: bytes, reply_size: int) -> t
     return reply, elapsed
 
 
-async def replies_of(address: Address, *pieces: bytes) -> bytes:
-    """Send the pieces one by one, half-close, and read everything until the server closes."""
-    reader, writer = await asyncio.open_connection(*address)
-    for piece in pieces:
-        writer.write(piece)
-        await writer.drain()
-    writer.write_eof()
-    reply = await reader.read()
-    writer.close()
-    return reply
-
-
 # -- delay and jitter --------------------------------------------------------------
 
 
@@ -193,7 +182,7 @@ async def test_a_delay_holds_the_reply_back(server: EchoServer) -> None:
 @server_options(delay="20ms:50,1ms:25", jitter="5ms", seed=3)
 async def test_delayed_replies_keep_their_order(server: EchoServer) -> None:
     lines = [b"line %d\n" % n for n in range(40)]
-    reply = await replies_of(server.addresses[0], b"".join(lines[:17]), b"".join(lines[17:]))
+    reply = await exchange(server.addresses[0], b"".join(lines[:17]), b"".join(lines[17:]))
     assert reply == b"".join(line.upper().replace(b"\n", b"_SB\n") for line in lines)
     faults = server.stats.faults
     assert 0 < faults[Fault.DELAY] < 40  # 75 % of them, as drawn
@@ -276,7 +265,7 @@ async def test_fragments_arrive_split_across_reads(
 
 @server_options(drop=1.0)
 async def test_dropped_lines_get_no_reply(server: EchoServer) -> None:
-    assert await replies_of(server.addresses[0], b"one\ntwo\n") == b""
+    assert await exchange(server.addresses[0], b"one\ntwo\n") == b""
     stats = server.stats
     assert stats.faults[Fault.DROP] == 2
     assert stats.messages_answered == 0
@@ -400,11 +389,11 @@ async def test_the_same_seed_and_input_give_the_same_faults(server: EchoServer) 
     address = server.addresses[0]
     plan = server.config.faults
     data = b"".join(LINES)
-    first = await replies_of(address, data)
-    second = await replies_of(address, data)  # the next connection has draws of its own
+    first = await exchange(address, data)
+    second = await exchange(address, data)  # the next connection has draws of its own
     server.set_faults(seed=42)  # the seed's order of connections starts again
     # The same lines cut up differently by TCP: the same faults.
-    again = await replies_of(address, data[:7], data[7:200], data[200:])
+    again = await exchange(address, data[:7], data[7:200], data[200:])
     generators = plan.generators()
     assert first == again == expected_survivors(plan, next(generators))
     assert second == expected_survivors(plan, next(generators)) != first
@@ -412,7 +401,7 @@ async def test_the_same_seed_and_input_give_the_same_faults(server: EchoServer) 
     dropped = 3 * len(LINES) - 2 * first.count(b"\n") - second.count(b"\n")
     assert server.stats.faults[Fault.DROP] == dropped
     server.set_faults(seed=43)
-    assert await replies_of(address, data) != first
+    assert await exchange(address, data) != first
 
 
 # -- runtime changes and counters ------------------------------------------------------
@@ -447,7 +436,7 @@ async def test_set_faults_refuses_bad_values_and_other_options(server: EchoServe
 
 @server_options(metrics_port=0, drop=1.0)
 async def test_faults_are_counted_in_the_metrics(server: EchoServer) -> None:
-    assert await replies_of(server.addresses[0], b"x\ny\nz\n") == b""
+    assert await exchange(server.addresses[0], b"x\ny\nz\n") == b""
     values = samples((await http_get(server.metrics_addresses[0], "/metrics"))[1])
     assert values[("aioecho_faults_total", (("fault", "drop"),))] == 3
     assert values[("aioecho_faults_total", (("fault", "reset"),))] == 0
