@@ -163,10 +163,15 @@ async def until(condition: object) -> None:
 
 def log_line(process: subprocess.Popen[bytes], text: bytes) -> bytes:
     """Read a server's log up to the first line holding ``text``; that line."""
+    return log_until(process, text).splitlines(keepends=True)[-1]
+
+
+def log_until(process: subprocess.Popen[bytes], text: bytes) -> bytes:
+    """Read a server's log up to the first line holding ``text``; all of it."""
     assert process.stderr is not None
     seen = b""
     for line in process.stderr:
         seen += line
         if text in line:
-            return line
+            return seen
     raise AssertionError(f"no {text!r} in the log: {seen!r}")

@@ -74,6 +74,9 @@ class Probe:
 
     def __enter__(self) -> Probe:
         self._others = self._others_clock()
+        # Sampled here, not only by the thread: it may not get the GIL for a
+        # while, and the CPU used before its first sample would be lost.
+        self._take_sample()
         self._thread.start()
         return self
 
