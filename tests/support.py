@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 import trustme
 
+from aioecho import EchoServer
 from aioecho.process.launch import LaunchError, launch_server
 from aioecho.process.launch import aioecho_command as aioecho_command
 from aioecho.process.readiness import Readiness
+from aioecho.protocol import WRITE_HIGH_WATER
 
 Address = tuple[str, int]
 
@@ -175,3 +177,34 @@ def log_until(process: subprocess.Popen[bytes], text: bytes) -> bytes:
         if text in line:
             return seen
     raise AssertionError(f"no {text!r} in the log: {seen!r}")
+
+
+FLOOD_LINE = b"x" * 63 + b"\n"
+
+
+async def flood_until_held(server: EchoServer, address: Address) -> socket.socket:
+    """A peer that sends lines and never reads, until the server has stopped reading it.
+
+    The signal is the server's state, not a wait: the replies it holds for
+    clients grew by its write high-water mark, past which it reads nothing
+    more from a peer. A peer the server cuts off meanwhile ends it too.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel absorbs less
+    sock.connect(address)
+    sock.setblocking(False)
+    start = server.stats.bytes_buffered
+    chunk = FLOOD_LINE * 1024
+
+    def held() -> bool:
+        server.check_timeouts()  # refresh the count of unsent replies
+        return server.stats.bytes_buffered >= start + WRITE_HIGH_WATER
+
+    while not held():
+        try:
+            sock.send(chunk)
+        except BlockingIOError:
+            await asyncio.sleep(0.001)  # the server's turn: it reads, answers, blocks
+        except OSError:  # cut off by the server
+            break
+    return sock

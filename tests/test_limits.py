@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
 
@@ -14,6 +13,7 @@ from aioecho import CloseReason, EchoServer
 
 from .support import (
     Address,
+    flood_until_held,
     log_until,
     read_to_end,
     serve_in_subprocess,
@@ -53,25 +53,11 @@ async def test_max_connections_defaults_below_the_open_file_limit(server: EchoSe
     assert 0 < server.max_connections < soft
 
 
-async def flood(address: Address) -> socket.socket:
-    """A peer that sends without ever reading, until the server stops taking data."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(address)
-    sock.setblocking(False)
-    # It ends blocked, or reset by a server that lost patience with it.
-    with contextlib.suppress(TimeoutError, ConnectionResetError):
-        await asyncio.wait_for(
-            asyncio.get_running_loop().sock_sendall(sock, b"flood\n" * 5_000_000), timeout=1
-        )
-    return sock
-
-
 @server_options(write_timeout=0.3)
 async def test_a_peer_that_never_reads_is_cut_off_after_the_write_timeout(
     server: EchoServer,
 ) -> None:
-    hog = await flood(server.addresses[0])
+    hog = await flood_until_held(server, server.addresses[0])
     await until(lambda: server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 1)
     await until(lambda: server.stats.connections_active == 0)
     async with await aioecho.connect(*server.addresses[0]) as other:
@@ -97,7 +83,7 @@ async def garbage_and_resets(address: Address, rounds: int) -> None:
 @server_options(max_line=1000, write_timeout=0.5, max_connections=200)
 async def test_abuse_costs_the_abuser_not_the_well_behaved_client(server: EchoServer) -> None:
     address = server.addresses[0]
-    hogs = [await flood(address) for _ in range(3)]
+    hogs = [await flood_until_held(server, address) for _ in range(3)]
     abusers = [asyncio.create_task(garbage_and_resets(address, 100)) for _ in range(4)]
     async with await aioecho.connect(*address) as client:
         for i in range(300):
