@@ -124,7 +124,7 @@ class ServerConfig:
     seed: int | None = option(None, "seed for the faults: same seed, same input, same faults", "N")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "max_client_memory", ByteSize(self.max_client_memory))
+        self._read_text_fields()
         self._check_faults()
         _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
         _check(bool(self.hosts) and all(self.hosts), "host must not be empty")
@@ -174,16 +174,19 @@ class ServerConfig:
             "suffix must not contain CR or LF: it would break line framing",
         )
 
-    def _check_faults(self) -> None:
-        """Read the fault fields given as text (durations, sizes) and check their ranges."""
+    def _read_text_fields(self) -> None:
+        """Read the fields a person may write as text (``64M``, ``2ms``) into their types."""
         try:
+            for name, kind in _TEXT_FIELDS.items():
+                value = getattr(self, name)
+                if value is not None:
+                    object.__setattr__(self, name, kind(value))
             parse_delays(self.delay)
-            object.__setattr__(self, "jitter", Duration(self.jitter))
-            object.__setattr__(self, "bandwidth", ByteSize(self.bandwidth))
-            if self.close_after is not None:
-                object.__setattr__(self, "close_after", ByteSize(self.close_after))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def _check_faults(self) -> None:
+        """Check the fault fields' ranges, and that the framing can carry faults."""
         for name in ("drop", "reset"):
             _check(0 <= getattr(self, name) <= 1, f"{name} must be a probability 0..1")
         for name in ("bandwidth", "fragment", "close_after", "stall_after"):
@@ -218,6 +221,14 @@ class ServerConfig:
     def suffix_bytes(self) -> bytes:
         """The suffix as it goes on the wire (UTF-8)."""
         return self.suffix.encode()
+
+
+_TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration]] = {
+    "max_client_memory": ByteSize,
+    "bandwidth": ByteSize,
+    "close_after": ByteSize,
+    "jitter": Duration,
+}
 
 
 def _check(condition: bool, message: str) -> None:

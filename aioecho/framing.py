@@ -29,11 +29,10 @@ class LineEcho:
         "_suffix",
         "_suffix_lf",
         "bound_lines",
-        "byte_growth",
         "count_lines",
         "exact_growth",
-        "line_growth",
         "max_line",
+        "most_growth",
         "too_long_error",
         "unicode",
     )
@@ -47,12 +46,11 @@ class LineEcho:
         self._crlf_fix = (CR + suffix + LF, suffix + CR + LF)
         self.max_line = max_line
         self.too_long_error = b"ERR line too long (max %d bytes)\n" % max_line
-        # A reply is at most byte_growth * len(input) + line_growth * lines:
-        # uppercasing keeps an ASCII byte's length, and a UTF-8 character's
-        # uppercase form is at most three times its length ("\u0390" is 2
-        # bytes, its uppercase 6); every line adds the suffix.
-        self.byte_growth = UNICODE_GROWTH if unicode else 1
-        self.line_growth = len(suffix)
+        # The most reply bytes one input byte can cost: uppercasing keeps an
+        # ASCII byte's length, and a UTF-8 character's uppercase form is at
+        # most three times its length ("\u0390" is 2 bytes, its uppercase 6);
+        # an input byte that is a whole (empty) line adds the suffix too.
+        self.most_growth = (UNICODE_GROWTH if unicode else 1) + len(suffix)
         # One bound method for every connection to call, saving each a copy.
         self.bound_lines = self.lines
         # Counting LFs is slower than uppercasing short lines; where every
@@ -74,10 +72,6 @@ class LineEcho:
     def _count_by_length(self, complete: Buffer, replies: Buffer) -> int:
         """How many lines ``replies`` answers: each reply is its line plus the suffix."""
         return (len(replies) - len(complete)) // self.exact_growth
-
-    def reply_bound(self, size: int, lines: int) -> int:
-        """The most bytes the replies to ``lines`` lines of ``size`` bytes can take."""
-        return self.byte_growth * size + self.line_growth * lines
 
     def partial(self, body: Buffer) -> Buffer:
         """Reply to a last line cut short by end of input: no terminator."""

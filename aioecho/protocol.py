@@ -274,7 +274,6 @@ class LineEchoProtocol(EchoProtocol):
     """
 
     __slots__ = (
-        "_count_lines",
         "_echo",
         "_echo_lines",
         "_fast_limit",
@@ -282,25 +281,20 @@ class LineEchoProtocol(EchoProtocol):
         "_line_growth",
         "_owed",
         "_pending",
-        "_slice_input",
     )
 
     def __init__(self, tracker: ConnectionTracker, echo: LineEcho) -> None:
         super().__init__(tracker)
         self._echo = echo
         self._echo_lines = echo.bound_lines  # shared, not a bound method per connection
-        self._count_lines = echo.count_lines
         self._line_growth = echo.exact_growth
         # Most connections never hold input, so they share the empty bytes
         # instead of owning a bytearray.
         self._pending: bytes | bytearray = b""
         self._owed = 0
-        # The most input answered in one turn: its replies fit in a slice
-        # even if every byte is a line of its own.
-        self._slice_input = max(REPLY_SLICE // echo.reply_bound(1, 1), 1)
         # The longest read answered at once: it can neither hold an overlong
         # line nor owe more than a slice of replies.
-        self._fast_read = min(echo.max_line + 1, self._slice_input)
+        self._fast_read = min(echo.max_line + 1, slice_input(echo))
         self._fast_limit = self._fast_read  # 0 while anything is held or closing
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -412,7 +406,7 @@ class LineEchoProtocol(EchoProtocol):
 
         Whole lines, and replies of at most a slice unless one line is longer.
         """
-        pending, owed, reach = self._pending, self._owed, self._slice_input
+        pending, owed, reach = self._pending, self._owed, slice_input(self._echo)
         if owed <= reach:
             return owed
         return pending.rfind(b"\n", 0, reach) + 1 or pending.find(b"\n", reach) + 1
@@ -423,7 +417,7 @@ class LineEchoProtocol(EchoProtocol):
         bad = echo.first_too_long(complete)
         if bad < 0:
             replies = echo.lines(complete)
-            self._send(replies, self._count_lines(complete, replies))
+            self._send(replies, echo.count_lines(complete, replies))
             return True
         good = complete[:bad]
         self._fail(echo.lines(good) if good else b"")
@@ -441,3 +435,9 @@ class LineEchoProtocol(EchoProtocol):
 
     def _held(self) -> int:
         return len(self._pending) + super()._held()
+
+
+def slice_input(echo: LineEcho) -> int:
+    """The most input answered in one turn: its replies fit in a slice even if
+    every byte is a line of its own."""
+    return max(REPLY_SLICE // echo.most_growth, 1)

@@ -75,7 +75,7 @@ class EchoServer:
         )
         self._timeouts: Timeouts | None = None
         self._peers: dict[str, int] = {}  # open connections by peer address, if limited
-        self._peer_of: dict[EchoProtocol, str] = {}
+        self._peer_of: dict[Connection, str] = {}
         self._listener: Listener | None = None
         self._admitting: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
@@ -312,7 +312,7 @@ class EchoServer:
         return address
 
     def _connection_closed(self, connection: Connection) -> None:
-        peer = self._peer_of.pop(connection, None)  # type: ignore[call-overload]
+        peer = self._peer_of.pop(connection, None)
         if peer is not None:
             left = self._peers[peer] - 1
             if left:
