@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
 # The package's plugin is active through its entry point already; listing it
 # keeps the suite working with plugin autoloading off, and registers nothing twice.
 pytest_plugins = ["aioecho.pytest_plugin"]
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for ``-n auto``: two per core.
+
+    Many tests wait on subprocesses, sockets and timeouts rather than
+    compute, so one worker per core would leave the cores idle part of the time.
+    """
+    return 2 * (os.cpu_count() or 1)
 
 
 def pytest_asyncio_loop_factories(

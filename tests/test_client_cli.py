@@ -292,10 +292,10 @@ def test_ctrl_c_while_waiting_for_a_reply_is_quiet(loop: str) -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_tls_to_a_plain_aioecho_ends_within_the_connect_timeout(loop: str) -> None:
     with serve_in_subprocess() as server:
-        args = ("--port", str(server.port), "--loop", loop, "--tls", "--connect-timeout", "1")
+        args = ("--port", str(server.port), "--loop", loop, "--tls", "--connect-timeout", "0.2")
         exited = run_piped(*args, input=b"hello\n")
         server.process.terminate()
-    assert_one_line_error(exited, "no TLS handshake within 1 s (is it a TLS server?)")
+    assert_one_line_error(exited, "no TLS handshake within 0.2 s (is it a TLS server?)")
 
 
 @pytest.mark.parametrize("loop", LOOPS)
