@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
-from .config import ServerConfig
+from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 T = TypeVar("T")
 
@@ -203,8 +203,8 @@ def closed_during(partial: bytes) -> str:
 class Endpoint:
     """Where a server listens, and whether to speak TLS to it."""
 
-    host: str = "127.0.0.1"
-    port: int = 8088
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     unix: str | None = None
     """A Unix socket path; host and port are ignored when it is set."""
     tls: ssl.SSLContext | None = None
@@ -253,8 +253,8 @@ class Endpoint:
 
 
 async def connect(
-    host: str = "127.0.0.1",
-    port: int = 8088,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
     *,
     unix: str | None = None,
     ssl: ssl.SSLContext | None = None,

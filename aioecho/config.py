@@ -18,6 +18,7 @@ from .sizes import MIB, ByteSize
 Framing = Literal["line", "chunk"]
 FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
 
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8088
 DEFAULT_MAX_LINE = 65536
 # listen() takes a C int; the kernel caps it further (net.core.somaxconn).
@@ -49,7 +50,7 @@ class ServerConfig:
     """Everything an :class:`~aioecho.EchoServer` needs to know before it starts."""
 
     host: str | tuple[str, ...] = option(
-        "127.0.0.1", "address to listen on; repeat the flag for several", "HOST", repeat=True
+        DEFAULT_HOST, "address to listen on; repeat the flag for several", "HOST", repeat=True
     )
     port: int = option(DEFAULT_PORT, "TCP port; 0 picks any free port", "PORT")
     framing: Framing = option(

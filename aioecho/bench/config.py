@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from ..config import DEFAULT_PORT
 from ..loops import LOOP_NAMES, LoopName
 from ..options import option
 
@@ -24,8 +25,6 @@ Mode = Literal["closed", "open"]
 DEFAULT_DURATION = 10.0
 # Each step of --find-max-rate measures this long unless --duration says.
 SEARCH_STEP_DURATION = 3.0
-# The port aioecho serves on by default; a target given as --host alone uses it.
-DEFAULT_PORT = 8088
 # One request of this size fits in no kernel socket buffer pair: a larger one
 # measures memory copies and buffer sizing rather than an echo round trip.
 MAX_SIZE = 16 * 1024 * 1024

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_MAX_LINE
+from ..config import DEFAULT_MAX_LINE, DEFAULT_PORT
 from ..process.launch import LaunchError, aioecho_command, launch_server
 from ..sockets.limits import raise_open_file_limit
-from .config import DEFAULT_PORT, BenchConfig
+from .config import BenchConfig
 
 # Leave part of the ephemeral port range to the rest of the machine (and to
 # ports still held by earlier runs) before spreading over another source.
