@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trustme
 
-from aioecho import EchoServer
+from aioecho import EchoServer, cli
 from aioecho.process.launch import LaunchError, launch_server
 from aioecho.process.launch import aioecho_command as aioecho_command
 from aioecho.process.readiness import Readiness
@@ -77,6 +77,26 @@ def serve_in_subprocess(
         process.wait()
         assert process.stderr is not None
         process.stderr.close()
+
+
+def refusal_from_a_real_start(*args: str) -> list[str]:
+    """The lines ``python -m aioecho`` writes when it refuses ``args`` with exit code 2."""
+    result = subprocess.run(aioecho_command(*args), input=b"", capture_output=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    return result.stderr.decode().splitlines()
+
+
+def refusal_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    """The lines the command line writes when it refuses ``args`` with exit code 2.
+
+    It runs in this process: the command line's own code, without an
+    interpreter start per refused flag. Tests of each kind of refusal run it
+    in a child process as well, which adds what a real start adds.
+    """
+    with pytest.raises(SystemExit) as exited:
+        cli.main(list(args))
+    assert exited.value.code == 2
+    return capsys.readouterr().err.splitlines()
 
 
 def stop(server: ServerProcess, sig: signal.Signals = signal.SIGTERM) -> tuple[int, bytes]:
