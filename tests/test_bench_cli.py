@@ -22,7 +22,7 @@ from aioecho.bench.memory import listening_pids, rss_bytes
 from .support import Certificates, aioecho_command, serve_in_subprocess
 
 # Short runs: the point is the plumbing, not the numbers.
-QUICK = ("--connections", "40", "--duration", "0.5", "--warmup", "0.1")
+QUICK = ("--connections", "40", "--duration", "0.15", "--warmup", "0.05")
 JSON_KEYS = {
     "connections", "connected", "connect_errors", "duration_s", "messages", "rps",
     "bytes_per_s", "latency_us", "connect_latency_us", "errors", "mismatches", "mode",
@@ -132,7 +132,9 @@ def on_terminal(*args: str, interrupt_when: bytes | None = None) -> tuple[int, b
 
 
 def test_a_terminal_gets_a_live_progress_line() -> None:
-    code, output, _ = on_terminal("--connections", "20", "--duration", "1.2", "--warmup", "0")
+    # Progress comes every half second: a run that lasts past the first one.
+    args = ("--connections", "5", "--rate", "1000", "--duration", "0.8", "--warmup", "0")
+    code, output, _ = on_terminal(*args)
     assert code == 0
     assert b"\r\x1b[K" in output
     assert b"msg/s" in output
@@ -238,12 +240,12 @@ def test_a_bad_rate_is_one_line_and_exit_2(rate: str) -> None:
 
 def test_a_ramp_and_an_hgrm_file_from_the_command_line(tmp_path: Path) -> None:
     hgrm = tmp_path / "latency.hgrm"
-    args = ("--connections", "10", "--duration", "0.5", "--warmup", "0.1")
-    done = bench(*args, "--rate", "200:1000:0.5s", "--json", "--hgrm", str(hgrm))
+    args = ("--connections", "10", "--duration", "0.2", "--warmup", "0.05")
+    done = bench(*args, "--rate", "200:1000:0.2s", "--json", "--hgrm", str(hgrm))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert (result["rate"], result["rate_to"], result["ramp_s"]) == (200, 1000, 0.5)
-    assert abs(result["due"] - 300) <= 1  # the area under the ramp
+    assert (result["rate"], result["rate_to"], result["ramp_s"]) == (200, 1000, 0.2)
+    assert abs(result["due"] - 120) <= 1  # the area under the ramp
     assert result["sent"] == result["answered"] + result["timed_out"] + result["unanswered"]
     assert "latency_histogram" not in result  # it went to the file
     lines = hgrm.read_text().splitlines()
@@ -257,7 +259,8 @@ def test_a_ramp_and_an_hgrm_file_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_find_max_rate_reports_every_step() -> None:
-    args = ("--connections", "10", "--duration", "0.3", "--warmup", "0.1", "--rate", "2000")
+    # Steps of 0.1 s: even the last, at 15.6 msg/s, has a message due.
+    args = ("--connections", "10", "--duration", "0.1", "--warmup", "0", "--rate", "2000")
     # A 1 µs bound no server meets: every step fails, halving down to the floor.
     done = bench(*args, "--find-max-rate", "0.001", "--json")
     assert done.returncode == 1
