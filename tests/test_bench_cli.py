@@ -12,14 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from aioecho.bench.memory import listening_pids, rss_bytes
 
-from .support import Certificates, aioecho_command, serve_in_subprocess
+from .support import Certificates, ServerProcess, aioecho_command, serve_in_subprocess
 
 # Short runs: the point is the plumbing, not the numbers.
 QUICK = ("--connections", "40", "--duration", "0.15", "--warmup", "0.05")
@@ -37,6 +37,35 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def bench_together(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Several independent ``bench`` runs at once; their results in order."""
+    processes = [
+        subprocess.Popen(
+            aioecho_command("bench", *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in runs
+    ]
+    done = []
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+@pytest.fixture(scope="module")
+def echo_process() -> Iterator[ServerProcess]:
+    """One aioecho in a child process for the runs that need a target, not their own."""
+    with serve_in_subprocess() as server:
+        yield server
+
+
+def target_of(server: ServerProcess) -> tuple[str, ...]:
+    return ("--host", server.host, "--port", str(server.port))
+
+
 def test_without_a_target_it_benchmarks_a_local_server() -> None:
     done = bench(*QUICK, "--json")
     assert done.returncode == 0, done.stderr
@@ -50,10 +79,9 @@ def test_without_a_target_it_benchmarks_a_local_server() -> None:
     assert "\r" not in done.stdout  # no progress line when stdout is not a terminal
 
 
-def test_processes_merge_into_one_result() -> None:
-    with serve_in_subprocess() as server:
-        target = ("--host", server.host, "--port", str(server.port))
-        done = bench(*target, *QUICK, "--processes", "2", "--rate", "2000", "--json")
+def test_processes_merge_into_one_result(echo_process: ServerProcess) -> None:
+    server = echo_process
+    done = bench(*target_of(server), *QUICK, "--processes", "2", "--rate", "2000", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["processes"], result["connected"], result["mode"]) == (2, 40, "open")
@@ -64,7 +92,7 @@ def test_processes_merge_into_one_result() -> None:
 
 def test_wrong_replies_fail_the_run() -> None:
     with serve_in_subprocess("--framing", "chunk") as server:
-        done = bench("--host", server.host, "--port", str(server.port), *QUICK)
+        done = bench(*target_of(server), *QUICK)
     assert done.returncode == 1
     assert "mismatches  40" in done.stdout
     assert "expected b'" in done.stdout
@@ -131,10 +159,10 @@ def on_terminal(*args: str, interrupt_when: bytes | None = None) -> tuple[int, b
         return process.wait(timeout=30), output, process.stderr.read()
 
 
-def test_a_terminal_gets_a_live_progress_line() -> None:
+def test_a_terminal_gets_a_live_progress_line(echo_process: ServerProcess) -> None:
     # Progress comes every half second: a run that lasts past the first one.
     args = ("--connections", "5", "--rate", "1000", "--duration", "0.8", "--warmup", "0")
-    code, output, _ = on_terminal(*args)
+    code, output, _ = on_terminal(*target_of(echo_process), *args)
     assert code == 0
     assert b"\r\x1b[K" in output
     assert b"msg/s" in output
@@ -142,9 +170,9 @@ def test_a_terminal_gets_a_live_progress_line() -> None:
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
-def test_ctrl_c_ends_a_long_run_with_a_result(processes: str) -> None:
+def test_ctrl_c_ends_a_long_run_with_a_result(processes: str, echo_process: ServerProcess) -> None:
     args = ("--connections", "20", "--duration", "60", "--warmup", "0", "--processes", processes)
-    code, output, errors = on_terminal(*args, interrupt_when=b"msg/s")
+    code, output, errors = on_terminal(*target_of(echo_process), *args, interrupt_when=b"msg/s")
     assert code == 0, errors
     assert b"Traceback" not in errors
     measured = re.search(rb"measured +([0-9.]+) s", output)
@@ -167,18 +195,17 @@ def limit_descriptors(count: int) -> Callable[[], None]:
     return apply
 
 
-def test_out_of_descriptors_is_a_reason_not_a_crash() -> None:
-    with serve_in_subprocess() as server:
-        target = ("--host", server.host, "--port", str(server.port))
-        done = subprocess.run(
-            aioecho_command(
-                "bench", *target, *QUICK, "--connections", "300", "--processes", "1", "--json"
-            ),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            preexec_fn=limit_descriptors(200),
-        )
+def test_out_of_descriptors_is_a_reason_not_a_crash(echo_process: ServerProcess) -> None:
+    target = target_of(echo_process)
+    done = subprocess.run(
+        aioecho_command(
+            "bench", *target, *QUICK, "--connections", "300", "--processes", "1", "--json"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_descriptors(200),
+    )
     assert done.returncode == 1
     result = json.loads(done.stdout)
     assert result["connect_errors"]["fd_limit"] > 0
@@ -186,16 +213,17 @@ def test_out_of_descriptors_is_a_reason_not_a_crash() -> None:
     assert result["messages"] > 0  # the connections that did open were measured
 
 
-def test_processes_are_added_to_stay_under_the_descriptor_limit() -> None:
-    with serve_in_subprocess() as server:
-        target = ("--host", server.host, "--port", str(server.port))
-        done = subprocess.run(
-            aioecho_command("bench", *target, *QUICK, "--connections", "300", "--json"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            preexec_fn=limit_descriptors(200),
-        )
+def test_processes_are_added_to_stay_under_the_descriptor_limit(
+    echo_process: ServerProcess,
+) -> None:
+    target = target_of(echo_process)
+    done = subprocess.run(
+        aioecho_command("bench", *target, *QUICK, "--connections", "300", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_descriptors(200),
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["processes"] >= 3  # (200 - 64 reserved) descriptors each
@@ -205,10 +233,12 @@ def test_processes_are_added_to_stay_under_the_descriptor_limit() -> None:
 def test_tls_targets_are_verified_or_trusted_on_request(certificates: Certificates) -> None:
     cert, key, ca_file = certificates.cert, certificates.key, certificates.ca
     with serve_in_subprocess("--tls-cert", str(cert), "--tls-key", str(key)) as server:
-        target = ("--host", server.host, "--port", str(server.port), *QUICK, "--json")
-        verified = bench(*target, "--tls", "--tls-ca", str(ca_file))
-        trusted = bench(*target, "--tls", "--tls-insecure")
-        untrusted = bench(*target, "--tls")
+        target = (*target_of(server), *QUICK, "--json")
+        verified, trusted, untrusted = bench_together(
+            (*target, "--tls", "--tls-ca", str(ca_file)),
+            (*target, "--tls", "--tls-insecure"),
+            (*target, "--tls"),
+        )
     for done in (verified, trusted):
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["connected"] == 40
@@ -238,10 +268,13 @@ def test_a_bad_rate_is_one_line_and_exit_2(rate: str) -> None:
     assert len(done.stderr.splitlines()) == 1
 
 
-def test_a_ramp_and_an_hgrm_file_from_the_command_line(tmp_path: Path) -> None:
+def test_a_ramp_and_an_hgrm_file_from_the_command_line(
+    tmp_path: Path, echo_process: ServerProcess
+) -> None:
     hgrm = tmp_path / "latency.hgrm"
     args = ("--connections", "10", "--duration", "0.2", "--warmup", "0.05")
-    done = bench(*args, "--rate", "200:1000:0.2s", "--json", "--hgrm", str(hgrm))
+    ramp = ("--rate", "200:1000:0.2s")
+    done = bench(*target_of(echo_process), *args, *ramp, "--json", "--hgrm", str(hgrm))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["rate"], result["rate_to"], result["ramp_s"]) == (200, 1000, 0.2)
@@ -258,9 +291,10 @@ def test_a_ramp_and_an_hgrm_file_from_the_command_line(tmp_path: Path) -> None:
     assert max_ms == pytest.approx(result["latency_us"]["max"] / 1000, rel=0.01)
 
 
-def test_find_max_rate_reports_every_step() -> None:
+def test_find_max_rate_reports_every_step(echo_process: ServerProcess) -> None:
     # Steps of 0.1 s: even the last, at 15.6 msg/s, has a message due.
     args = ("--connections", "10", "--duration", "0.1", "--warmup", "0", "--rate", "2000")
+    args = (*target_of(echo_process), *args)
     # A 1 µs bound no server meets: every step fails, halving down to the floor.
     done = bench(*args, "--find-max-rate", "0.001", "--json")
     assert done.returncode == 1
@@ -272,15 +306,14 @@ def test_find_max_rate_reports_every_step() -> None:
     assert all("p99" in step["why"] for step in result["steps"])
 
 
-def test_the_server_of_a_local_port_is_found_and_measured() -> None:
-    with serve_in_subprocess() as server:
-        pids = listening_pids(server.port)
-        assert pids == [server.process.pid]
-        size = rss_bytes(server.process.pid)
-        assert size is not None
-        assert size > 1_000_000  # a Python process
-        target = ("--host", server.host, "--port", str(server.port))
-        done = bench(*target, *QUICK, "--processes", "1", "--json")
+def test_the_server_of_a_local_port_is_found_and_measured(echo_process: ServerProcess) -> None:
+    server = echo_process
+    pids = listening_pids(server.port)
+    assert pids == [server.process.pid]
+    size = rss_bytes(server.process.pid)
+    assert size is not None
+    assert size > 1_000_000  # a Python process
+    done = bench(*target_of(server), *QUICK, "--processes", "1", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert "server_bytes_per_connection" in result

@@ -90,7 +90,8 @@ class LoadEngine:
 
     ``config`` is this process's share of the load (its connections, rate,
     messages); ``first_index`` numbers its connections within the whole run
-    of ``total_connections``.
+    of ``total_connections``. ``second_ns`` is how long a second of the
+    timeline lasts: a test may compress time with a shorter one.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class LoadEngine:
         first_index: int = 0,
         total_connections: int | None = None,
         on_progress: ProgressCallback | None = None,
+        second_ns: int = NS_PER_S,
     ) -> None:
         self.config = config
         self.target = target
@@ -108,7 +110,7 @@ class LoadEngine:
         total = total_connections or first_index + config.connections
         self.payload = Payload.build(config.size, config.expect, config.suffix, total)
         self._tls = client_context(config.tls_ca, config.tls_insecure) if config.tls else None
-        self.tally = Tally(self.payload)
+        self.tally = Tally(self.payload, second_ns)
         self.slots: dict[int, BenchConnection] = {}  # connection number -> its current connection
         self.connects = 0  # connections opened, reconnects included
         self.connect_errors: Counter[str] = Counter()
@@ -300,7 +302,7 @@ class LoadEngine:
         if config.mode == "open" or config.messages is None:
             tally.open_window(window_start, self._window_scheduled_end)
         tally.send_until = self._window_scheduled_end
-        self._timeline = Timeline(window_start)
+        self._timeline = Timeline(window_start, self.tally.second_ns)
 
     def _start_traffic(self, live: list[BenchConnection], start: int) -> None:
         config = self.config
@@ -331,7 +333,7 @@ class LoadEngine:
         if messages is None or self.config.rate is not None:
             return
         self.tally.open_window(now, NEVER)
-        self._timeline = Timeline(now)
+        self._timeline = Timeline(now, self.tally.second_ns)
         closed = [c for c in self.slots.values() if isinstance(c, ClosedLoopConnection)]
         live = [c for c in closed if c.is_open]
         for position, connection in enumerate(live):

@@ -27,7 +27,7 @@ from .config import BenchConfig, BenchConfigError
 from .load import LoadEngine, Progress, ProgressCallback
 from .memory import ServerMemory
 from .payload import Payload
-from .result import BenchResult, PartialResult, merge
+from .result import NS_PER_S, BenchResult, PartialResult, merge
 from .search import find_max_rate
 from .target import Target, open_target, resolve, usable_descriptors
 
@@ -99,19 +99,24 @@ def run(
         return measure(config)
 
 
-async def run_async(config: BenchConfig) -> BenchResult:
+async def run_async(config: BenchConfig, *, second: float = 1.0) -> BenchResult:
     """Run a benchmark in this process, on the running event loop.
 
     For test suites and notebooks: ``config`` must name a target
     (``host``/``port``), which may be a server on this same loop. One
     process; ``config.processes`` and ``config.loop`` are ignored.
+    ``second`` is how long one entry of the result's timeline lasts: a test
+    of the timeline may compress time with a shorter one.
     """
     if config.spawns_server:
         raise BenchConfigError("run_async needs a target: set host and port")
+    if not second > 0:
+        raise BenchConfigError(f"second must be positive, not {second}")
     host, port = config.host or "127.0.0.1", config.port or 0
     usable_descriptors()
     target = await asyncio.to_thread(resolve, host, port, config.connections)
-    part = await _run_engine(config, target, None, False, None, Interruption())
+    second_ns = int(second * NS_PER_S)
+    part = await _run_engine(config, target, None, False, None, Interruption(), second_ns=second_ns)
     running: Any = asyncio.get_running_loop()
     loop = "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
     return _merge([part], config, target, None, loop)
@@ -197,8 +202,10 @@ async def _run_engine(
     handle_interrupt: bool,
     memory: ServerMemory | None,
     interrupted: Interruption,
+    *,
+    second_ns: int = NS_PER_S,
 ) -> PartialResult:
-    engine = LoadEngine(config, target, on_progress=on_progress)
+    engine = LoadEngine(config, target, on_progress=on_progress, second_ns=second_ns)
     loop = asyncio.get_running_loop()
 
     def on_interrupt() -> None:

@@ -44,9 +44,11 @@ class Second:
 
 @dataclass
 class Timeline:
-    """Collects the seconds of a window that starts at ``start`` (monotonic ns)."""
+    """Collects the seconds of a window that starts at ``start`` (monotonic ns);
+    a second lasts ``second_ns`` (shorter only where a test compresses time)."""
 
     start: int
+    second_ns: int = NS_PER_S
     seconds: list[Second] = field(default_factory=list)
     _latency: dict[int, Counter[int]] = field(default_factory=dict)
     _trips: Counter[int] = field(default_factory=Counter)
@@ -62,7 +64,7 @@ class Timeline:
 
     def advance(self, now: int, *, errors: int, connections: int, connects: int) -> None:
         """Close the seconds that ended by ``now``; the counters are running totals."""
-        while now >= self.start + (len(self._totals) + 1) * NS_PER_S:
+        while now >= self.start + (len(self._totals) + 1) * self.second_ns:
             self._totals.append((errors, connections, connects))
 
     def finish(self, *, errors: int, connections: int, connects: int) -> None:
