@@ -19,7 +19,14 @@ import pytest
 
 from aioecho.bench.memory import listening_pids, rss_bytes
 
-from .support import Certificates, ServerProcess, aioecho_command, serve_in_subprocess
+from .support import (
+    Certificates,
+    ServerProcess,
+    aioecho_command,
+    refusal_from_a_real_start,
+    refusal_in_process,
+    serve_in_subprocess,
+)
 
 # Short runs: the point is the plumbing, not the numbers.
 QUICK = ("--connections", "40", "--duration", "0.15", "--warmup", "0.05")
@@ -118,14 +125,37 @@ def test_an_unresolvable_host_is_one_line() -> None:
     assert len(done.stderr.splitlines()) == 1
 
 
+REFUSED = "aioecho bench: error: "
+
+
 @pytest.mark.parametrize(
-    "flags", [("--connections", "0"), ("--size", "big"), ("--expect", "rot13"), ("--rate", "-1")]
+    ("flags", "complaint"),
+    [
+        (("--size", "big"), "argument --size"),  # refused by the parser
+        (("--connections", "0"), "connections must be at least 1"),  # by a BenchConfig check
+    ],
 )
-def test_a_bad_flag_is_one_line_and_exit_2(flags: tuple[str, ...]) -> None:
-    done = bench(*flags)
-    assert done.returncode == 2
-    assert done.stderr.startswith("aioecho bench: error: ")
-    assert len(done.stderr.splitlines()) == 1
+def test_a_bad_flag_is_one_line_and_exit_2_from_a_real_start(
+    flags: tuple[str, ...], complaint: str
+) -> None:
+    [line] = refusal_from_a_real_start("bench", *flags)
+    assert line.startswith(REFUSED + complaint)
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (("--connections", "0"), "connections must be at least 1"),
+        (("--size", "big"), "argument --size"),
+        (("--expect", "rot13"), "argument --expect"),
+        (("--rate", "-1"), "rate must be positive"),
+    ],
+)
+def test_a_bad_flag_is_one_line_and_exit_2(
+    flags: tuple[str, ...], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [line] = refusal_in_process(capsys, "bench", *flags)
+    assert line.startswith(REFUSED + complaint)
 
 
 def on_terminal(*args: str, interrupt_when: bytes | None = None) -> tuple[int, bytes, bytes]:
@@ -246,26 +276,23 @@ def test_tls_targets_are_verified_or_trusted_on_request(certificates: Certificat
     assert json.loads(untrusted.stdout)["connect_errors"] == {"tls": 10}
 
 
-def test_tls_needs_a_target() -> None:
-    done = bench("--tls")
-    assert done.returncode == 2
-    assert "tls needs a target" in done.stderr
+def test_tls_needs_a_target(capsys: pytest.CaptureFixture[str]) -> None:
+    [line] = refusal_in_process(capsys, "bench", "--tls")
+    assert line.startswith(REFUSED + "tls needs a target")
 
 
 def test_a_missing_ca_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # Refused by the system: a real start, as for the other kinds of refusal.
     missing = tmp_path / "missing.pem"
-    done = bench("--host", "127.0.0.1", "--port", "9", "--tls", "--tls-ca", str(missing))
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"aioecho bench: error: --tls-ca {missing}: ")
-    assert len(done.stderr.splitlines()) == 1
+    target = ("--host", "127.0.0.1", "--port", "9")
+    [line] = refusal_from_a_real_start("bench", *target, "--tls", "--tls-ca", str(missing))
+    assert line.startswith(f"{REFUSED}--tls-ca {missing}: ")
 
 
 @pytest.mark.parametrize("rate", ["1:2", "fast", "1000:2000:soon"])
-def test_a_bad_rate_is_one_line_and_exit_2(rate: str) -> None:
-    done = bench("--rate", rate)
-    assert done.returncode == 2
-    assert done.stderr.startswith("aioecho bench: error: ")
-    assert len(done.stderr.splitlines()) == 1
+def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixture[str]) -> None:
+    [line] = refusal_in_process(capsys, "bench", "--rate", rate)
+    assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:SECONDS")
 
 
 def test_a_ramp_and_an_hgrm_file_from_the_command_line(
