@@ -27,7 +27,7 @@ Transform = Callable[[bytes], bytes]
 
 def bench_config(port: int, **options: Any) -> BenchConfig:
     """A short, small load: enough to exercise every path, quick on both loops."""
-    settings: dict[str, Any] = {"connections": 20, "duration": 0.1, "warmup": 0.05, **options}
+    settings: dict[str, Any] = {"connections": 20, "duration": 0.1, "warmup": 0.02, **options}
     return BenchConfig(host="127.0.0.1", port=port, **settings)
 
 

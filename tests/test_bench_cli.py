@@ -56,9 +56,15 @@ def bench_together(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[s
         for args in runs
     ]
     done = []
-    for process in processes:
-        out, err = process.communicate(timeout=60)
-        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=60)
+            done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    finally:
+        for process in processes:
+            if process.poll() is None:  # another run hung: leave none behind
+                process.kill()
+                process.communicate()
     return done
 
 
