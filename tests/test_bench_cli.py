@@ -29,7 +29,7 @@ from .support import (
 )
 
 # Short runs: the point is the plumbing, not the numbers.
-QUICK = ("--connections", "40", "--duration", "0.15", "--warmup", "0.05")
+QUICK = ("--connections", "40", "--duration", "0.1", "--warmup", "0.02")
 JSON_KEYS = {
     "connections", "connected", "connect_errors", "duration_s", "messages", "rps",
     "bytes_per_s", "latency_us", "connect_latency_us", "errors", "mismatches", "mode",
