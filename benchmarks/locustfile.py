@@ -55,6 +55,14 @@ def add_options(parser: LocustArgumentParser) -> None:
         help="a request with no full reply after this long fails (default: %(default)s)",
     )
     parser.add_argument(
+        "--wait-time",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="each user's pause after a checked reply before its next line; 0 sends at once,"
+        " the most load per user (default: %(default)s)",
+    )
+    parser.add_argument(
         "--tls-ca",
         default=EchoUser.tls_ca,
         metavar="FILE",
@@ -73,6 +81,11 @@ class Echo(EchoUser):
     """The default traffic: lines of ``--line-size`` bytes of ``--payload``."""
 
     host = "tcp://127.0.0.1:8088"  # where `python -m aioecho` listens; --host overrides it
+    pause = 0.0  # seconds between a checked reply and the next line: --wait-time
+
+    def wait_time(self) -> float:
+        """Locust's pause after each task: ``--wait-time``."""
+        return self.pause
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
@@ -83,4 +96,5 @@ class Echo(EchoUser):
             self.timeout = options.request_timeout
             self.tls_ca = options.tls_ca or None  # the web UI sends an empty field as ""
             self.tls_insecure = options.tls_insecure
+            self.pause = options.wait_time
         super().on_start()

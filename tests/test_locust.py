@@ -8,17 +8,20 @@ process, never in pytest's.
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib.util
+import json
 import random
+import re
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,12 +49,20 @@ if importlib.util.find_spec("locust") is None:
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "benchmarks" / "locustfile.py"
 USERS = 20
-# Workers report to the master every 3 s and the master rewrites its CSV files
-# every second, not at exit: a run shorter than 5 s could end before the CSV
-# holds a report from a worker.
-RUN_SECONDS = 5
-# Locust needs the run time, the start of its workers and a final stats report.
-LOCUST_DEADLINE = RUN_SECONDS + 30
+# A master's run ends when the test has seen what it needs in the server's
+# counters, logged every STATS_SECONDS: it then stops the master as an operator
+# would (SIGTERM), and the master prints its --json summary after its workers'
+# final reports. Only if that never comes does the run end at RUN_TIME.
+STATS_SECONDS = 0.1
+RUN_TIME = "30s"
+# The users pause between lines: the load is not the subject here, and on a
+# loaded machine the master's and workers' own messages must not queue behind it.
+WAIT_SECONDS = 0.05
+# On quit a worker lets each user finish what it is doing (--stop-timeout): a
+# user that has begun to connect or to send a line reports it, never half of it.
+STOP_TIMEOUT = 10
+# Once stopped, Locust needs the users' last requests and its workers' final reports.
+LOCUST_DEADLINE = STOP_TIMEOUT + 20
 TIMEOUT = 5.0
 
 
@@ -328,12 +339,17 @@ def run_python(code: str) -> str:
 
 
 def test_importing_aioecho_leaves_gevent_and_locust_out() -> None:
-    loaded = "sorted(m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust'))"
-    code = "import sys, aioecho, aioecho.locust, aioecho.locust.wire; print({})"
-    assert run_python(code.format(loaded)) == "[]"
-    # The same probe sees them once EchoUser is asked for: it can see them.
-    code = "import sys; from aioecho.locust import EchoUser; print({})"
-    assert "'gevent'" in run_python(code.format(loaded))
+    # One process, probed twice: the second probe shows the first could see them.
+    code = """if True:
+        import sys
+        def loaded():
+            return sorted(m for m in sys.modules if m.split(".")[0] in ("gevent", "locust"))
+        import aioecho, aioecho.locust, aioecho.locust.wire
+        print(loaded())
+        from aioecho.locust import EchoUser
+        print("gevent" in loaded())
+    """
+    assert run_python(code).splitlines() == ["[]", "True"]
 
 
 def test_tasks_of_a_subclass_replace_the_default_task() -> None:
@@ -369,8 +385,13 @@ def test_a_host_that_is_no_tcp_target_stops_locust_at_startup(
     tmp_path: Path, role: list[str]
 ) -> None:
     # A master that passed the check would wait for its workers until killed.
+    # Port 0: a master binds a port the system picks, free for sure.
     command = locust_command(
-        "--headless", *role, f"--master-bind-port={free_port()}", "--host=http://127.0.0.1:8088"
+        "--headless",
+        *role,
+        "--master-bind-host=127.0.0.1",
+        "--master-bind-port=0",
+        "--host=http://127.0.0.1:8088",
     )
     result = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False
@@ -382,18 +403,50 @@ def test_a_host_that_is_no_tcp_target_stops_locust_at_startup(
 @dataclass
 class LocustRun:
     exit_code: int
-    stats: dict[str, dict[str, str]]  # rows of Locust's stats_stats.csv by name
-    failures: list[dict[str, str]]  # rows of its stats_failures.csv
+    stats: dict[str, dict[str, Any]]  # the master's --json entries by name
+    errors: list[tuple[int, str]]  # rows of its error report: occurrences, "METHOD name: error"
     log: str
+
+    def failures(self) -> int:
+        return sum(int(entry["num_failures"]) for entry in self.stats.values())
+
+
+def counting_server(*args: str) -> contextlib.AbstractContextManager[ServerProcess]:
+    """A server for a Locust run: it logs its counters for :func:`stop_master_when`."""
+    return serve_in_subprocess(f"--stats-interval={STATS_SECONDS}", *args)
+
+
+# (connections accepted, lines answered) by the server: has the run shown enough?
+Enough = Callable[[int, int], bool]
+COUNTERS = re.compile(rb"stats: .*accepted=(\d+) .*answered=(\d+)")
+
+
+def stop_master_when(
+    enough: Enough, server: ServerProcess, master: subprocess.Popen[bytes]
+) -> None:
+    """SIGTERM the master once the server's logged counters are ``enough``.
+
+    A user the server has accepted is connecting at least: on quit the
+    workers let it finish (--stop-timeout), so the master's summary counts it.
+    """
+    assert server.process.stderr is not None
+    for line in server.process.stderr:
+        if master.poll() is not None:
+            return  # it stopped by itself: the test says what it lacks
+        if (counters := COUNTERS.search(line)) and enough(*map(int, counters.groups())):
+            master.send_signal(signal.SIGTERM)
+            return
 
 
 def run_locust(
-    tmp_path: Path, server: ServerProcess, *options: str, scheme: str = "tcp"
+    tmp_path: Path, server: ServerProcess, enough: Enough, *options: str, scheme: str = "tcp"
 ) -> LocustRun:
-    """Run the benchmark locustfile as a master with two workers, ``options`` on the master.
+    """Run the benchmark locustfile as a master with two workers, ``options`` on the master,
+    until the server's counters are ``enough``.
 
     The workers get no options of their own: what they send must come from
-    the master, as in a run across machines.
+    the master, as in a run across machines. ``server`` comes from
+    :func:`counting_server`.
     """
     master_port = str(free_port())
     master = locust_command(
@@ -405,83 +458,125 @@ def run_locust(
         "--expect-workers=2",
         f"--users={USERS}",
         f"--spawn-rate={USERS}",
-        f"--run-time={RUN_SECONDS}s",
+        f"--run-time={RUN_TIME}",
+        f"--stop-timeout={STOP_TIMEOUT}",
+        f"--wait-time={WAIT_SECONDS}",
         f"--host={scheme}://{server.host}:{server.port}",
-        f"--csv={tmp_path / 'stats'}",
+        "--json",
         "--only-summary",
     )
     worker = locust_command("--worker", "--master-host=127.0.0.1", f"--master-port={master_port}")
     # The working directory keeps a locust.conf or pyproject.toml around the
-    # test run from changing Locust's options.
+    # test run from changing Locust's options. The master's stdout is its
+    # JSON summary alone; every log goes to stderr.
     processes = [
-        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for command in (master, worker, worker)
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=errors)
+        for command, errors in (
+            (master, subprocess.PIPE),
+            (worker, subprocess.STDOUT),
+            (worker, subprocess.STDOUT),
+        )
     ]
     try:
-        outputs = [process.communicate(timeout=LOCUST_DEADLINE)[0] for process in processes]
+        stop_master_when(enough, server, processes[0])
+        outputs = [process.communicate(timeout=LOCUST_DEADLINE) for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    log = b"\n".join(outputs).decode(errors="replace")
+    (summary, master_log), *workers = outputs
+    log = b"\n".join([master_log, *(out for out, _ in workers)]).decode(errors="replace")
+    assert summary, log
     return LocustRun(
         processes[0].returncode,
-        {row["Name"]: row for row in read_csv(tmp_path / "stats_stats.csv")},
-        read_csv(tmp_path / "stats_failures.csv"),
+        {entry["name"]: entry for entry in json.loads(summary)},
+        error_report(master_log.decode(errors="replace")),
         log,
     )
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
+def error_report(log: str) -> list[tuple[int, str]]:
+    """The rows of the error report a master prints at exit, after its workers' last reports.
+
+    Between its title, a header and a separator, and a closing separator, a
+    row is the occurrences, then ``METHOD name: error``.
+    """
+    lines = log.splitlines()
+    if "Error report" not in lines:
+        return []
+    rows = lines[lines.index("Error report") + 3 :]
+    rows = rows[: next(i for i, row in enumerate(rows) if row.startswith("-"))]
+    return [(int(count), error.strip()) for count, error in (row.split(maxsplit=1) for row in rows)]
+
+
+def content_size(entry: dict[str, Any]) -> float:
+    """Average reply bytes of a --json entry."""
+    return int(entry["total_content_length"]) / int(entry["num_requests"])
+
+
+def every_user_connected_and_echoed(accepted: int, answered: int) -> bool:
+    return accepted >= USERS and answered >= USERS
 
 
 def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
-    with serve_in_subprocess() as server:
-        run = run_locust(tmp_path, server, "--payload=random", "--line-size=100")
+    with counting_server() as server:
+        run = run_locust(
+            tmp_path, server, every_user_connected_and_echoed, "--payload=random", "--line-size=100"
+        )
     assert run.exit_code == 0, run.log
-    assert run.failures == []
-    total, echoes, connects = run.stats["Aggregated"], run.stats["100 B"], run.stats["connect"]
-    assert int(echoes["Request Count"]) > 0
-    assert int(total["Failure Count"]) == 0
+    assert run.errors == []
+    echoes, connects = run.stats["100 B"], run.stats["connect"]
+    assert int(echoes["num_requests"]) > 0
+    assert run.failures() == 0
     # Each user connected once and kept its connection: nothing was retried.
-    assert int(connects["Request Count"]) == USERS
+    assert int(connects["num_requests"]) == USERS
     # Replies to 100-byte bodies, upper(body) + "_SB\n": the workers took the
     # line size from the master.
-    assert float(echoes["Average Content Size"]) == 104
+    assert content_size(echoes) == 104
 
 
 def test_master_and_workers_verify_the_server_certificate(
-    tmp_path: Path, tls_server: ServerProcess, certificates: Certificates
+    tmp_path: Path, certificates: Certificates
 ) -> None:
     # The workers can only verify the server with the CA file the master names.
-    run = run_locust(tmp_path, tls_server, f"--tls-ca={certificates.ca}", scheme="tls")
+    tls = (f"--tls-cert={certificates.cert}", f"--tls-key={certificates.key}")
+    with counting_server(*tls) as server:
+        run = run_locust(
+            tmp_path,
+            server,
+            every_user_connected_and_echoed,
+            f"--tls-ca={certificates.ca}",
+            scheme="tls",
+        )
     assert run.exit_code == 0, run.log
-    assert run.failures == []
-    total, echoes, connects = run.stats["Aggregated"], run.stats["64 B"], run.stats["connect"]
-    assert int(echoes["Request Count"]) > 0
-    assert int(total["Failure Count"]) == 0
-    assert int(connects["Request Count"]) == USERS
+    assert run.errors == []
+    echoes, connects = run.stats["64 B"], run.stats["connect"]
+    assert int(echoes["num_requests"]) > 0
+    assert run.failures() == 0
+    assert int(connects["num_requests"]) == USERS
 
 
 def test_wrong_replies_are_failures_with_the_difference(tmp_path: Path) -> None:
-    with serve_in_subprocess("--suffix=_XX") as server:
-        run = run_locust(tmp_path, server)
+    def some_user_reconnected(accepted: int, answered: int) -> bool:
+        return accepted > USERS
+
+    with counting_server("--suffix=_XX") as server:
+        run = run_locust(tmp_path, server, some_user_reconnected)
     assert run.exit_code == 1, run.log  # Locust's exit code for a run with failures
-    total, echoes, connects = run.stats["Aggregated"], run.stats["64 B"], run.stats["connect"]
-    assert int(echoes["Failure Count"]) == int(echoes["Request Count"]) > 0
-    assert int(total["Failure Count"]) == int(echoes["Failure Count"])
+    echoes, connects = run.stats["64 B"], run.stats["connect"]
+    assert int(echoes["num_failures"]) == int(echoes["num_requests"]) > 0
+    assert run.failures() == int(echoes["num_failures"])
     # Every wrong reply dropped its connection and the next request reconnected.
-    assert int(connects["Request Count"]) > USERS
-    assert int(connects["Failure Count"]) == 0
-    [failure] = run.failures
-    assert (failure["Method"], failure["Name"]) == ("ECHO", "64 B")
-    # Older Locust versions quote the message once more in the CSV file.
+    assert int(connects["num_requests"]) > USERS
+    assert int(connects["num_failures"]) == 0
+    # One row: Locust counts failures by their text, the same for every wrong reply.
+    [(occurrences, failure)] = run.errors
+    assert occurrences == int(echoes["num_failures"])
+    assert failure.startswith("ECHO 64 B: ")
     for part in (
         "ReplyMismatch: reply differs at byte 65 (expected 68 bytes, got 68)",
         "expected b'SB",
         "got b'XX",
     ):
-        assert part in failure["Error"]
+        assert part in failure
