@@ -3,8 +3,9 @@
 The slow clients connect from 127.0.0.2 (normal clients from 127.0.0.1, so
 a per-address limit can tell them apart), each trickling one byte of a line
 that never ends every ``TRICKLE_S``, and connect once: a slot the server
-frees stays free. After the holding time, normal clients each send one line
-and wait for the answer while the slow ones go on trickling.
+frees stays free. The holding time starts once every slow client has
+connected (or failed to); after it, normal clients each send one line and
+wait for the answer while the slow ones go on trickling.
 """
 
 from __future__ import annotations
@@ -27,10 +28,18 @@ REQUEST = b"hello\n"
 class _Slow:
     """The slow clients' shared state: how many hold a slot now, and how each ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, clients: int) -> None:
         self.open = 0
         self.ended: Counter[str] = Counter()
         self.stop = asyncio.Event()
+        self.in_place = asyncio.Event()  # every client has connected or given up
+        self._waiting = clients
+
+    def settled(self) -> None:
+        """One client connected or gave up connecting."""
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.in_place.set()
 
 
 async def _trickle(port: int, slow: _Slow) -> None:
@@ -41,7 +50,10 @@ async def _trickle(port: int, slow: _Slow) -> None:
     except (OSError, TimeoutError) as error:
         slow.ended[f"connect failed ({type(error).__name__})"] += 1
         return
-    slow.open += 1
+    else:
+        slow.open += 1
+    finally:
+        slow.settled()  # however the connect ended, the holding time may not wait for it
     try:
         slow.ended[await _hold(reader, writer, slow.stop)] += 1
     finally:
@@ -57,10 +69,10 @@ async def _hold(
     stopped = asyncio.ensure_future(stop.wait())
     try:
         # Start at a random point of the interval, so the bytes are spread over time.
-        await asyncio.wait({answer, stopped}, timeout=random.uniform(0, TRICKLE_S))
-        while not (answer.done() or stopped.done()):
+        pause = random.uniform(0, TRICKLE_S)
+        while not await _ended(answer, stopped, pause):
             writer.write(b"x")
-            await asyncio.wait({answer, stopped}, timeout=TRICKLE_S, return_when=FIRST_COMPLETED)
+            pause = TRICKLE_S
     finally:
         stopped.cancel()
         if not answer.done():
@@ -71,6 +83,14 @@ async def _hold(
         return f"reset ({type(error).__name__})"
     data = answer.result()
     return data.strip().decode(errors="replace") if data else "closed"
+
+
+async def _ended(
+    answer: asyncio.Future[bytes], stopped: asyncio.Future[bool], pause: float
+) -> bool:
+    """Wait ``pause`` seconds unless the server answers or the run stops first: did either?"""
+    await asyncio.wait({answer, stopped}, timeout=pause, return_when=FIRST_COMPLETED)
+    return answer.done() or stopped.done()
 
 
 async def _ask(port: int, expected: bytes) -> str:
@@ -96,9 +116,10 @@ async def _ask(port: int, expected: bytes) -> str:
 
 
 async def _attack(port: int, settings: Settings, expected: bytes) -> Figures:
-    slow = _Slow()
+    slow = _Slow(settings.slow_clients)
     tasks = [asyncio.create_task(_trickle(port, slow)) for _ in range(settings.slow_clients)]
     try:
+        await slow.in_place.wait()  # bounded: each connect gives up after CONNECT_TIMEOUT_S
         await asyncio.sleep(settings.duration)
         holding = slow.open
         answers = Counter(
