@@ -9,7 +9,7 @@ import resource
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,15 +86,20 @@ def refusal_from_a_real_start(*args: str) -> list[str]:
     return result.stderr.decode().splitlines()
 
 
-def refusal_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+def refusal_in_process(
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    main: Callable[[list[str]], object] = cli.main,
+) -> list[str]:
     """The lines the command line writes when it refuses ``args`` with exit code 2.
 
     It runs in this process: the command line's own code, without an
     interpreter start per refused flag. Tests of each kind of refusal run it
-    in a child process as well, which adds what a real start adds.
+    in a child process as well, which adds what a real start adds. ``main``
+    is another program's entry point, given its arguments (a benchmark script's).
     """
     with pytest.raises(SystemExit) as exited:
-        cli.main(list(args))
+        main(list(args))
     assert exited.value.code == 2
     return capsys.readouterr().err.splitlines()
 

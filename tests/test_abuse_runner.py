@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from .support import refusal_in_process
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 ABUSE = BENCHMARKS / "abuse.py"
 sys.path.insert(0, str(BENCHMARKS))
@@ -83,10 +85,7 @@ def test_with_room_left_normal_clients_are_served_and_the_table_says_so() -> Non
 def test_a_bad_flag_is_one_line_and_exit_2(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exited:
-        cli.main(args)
-    assert exited.value.code == 2
-    [line] = capsys.readouterr().err.splitlines()
+    [line] = refusal_in_process(capsys, *args, main=cli.main)
     assert line.startswith("abuse.py: error:")
 
 

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from time import monotonic_ns
 
 import pytest
+
+from .support import refusal_in_process
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -273,19 +275,8 @@ def test_the_harness_cpu_is_its_own_threads_alone() -> None:
     assert used == pytest.approx(0.3, abs=0.08)  # /proc counts 10 ms ticks; not 0.6
 
 
-def refusal(
-    main: Callable[[list[str]], int], flags: list[str], capsys: pytest.CaptureFixture[str]
-) -> str:
-    """The one line a script's ``main`` refuses ``flags`` with, exiting with status 2."""
-    with pytest.raises(SystemExit) as exited:
-        main(flags)
-    assert exited.value.code == 2
-    [line] = capsys.readouterr().err.splitlines()
-    return line
-
-
-def refusal_from_a_real_start(script: str, *flags: str) -> str:
-    """The same, from the script started as a program."""
+def refusal_of_the_script(script: str, *flags: str) -> str:
+    """The one line a benchmark script, started as a program, refuses ``flags`` with."""
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *flags], capture_output=True, text=True
     )
@@ -307,13 +298,14 @@ def refusal_from_a_real_start(script: str, *flags: str) -> str:
 def test_bad_flags_are_one_line_and_status_2(
     flags: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert complaint in refusal(cli.main, flags, capsys)
+    [line] = refusal_in_process(capsys, *flags, main=cli.main)
+    assert complaint in line
 
 
 def test_bad_flags_are_refused_so_by_the_scripts_themselves() -> None:
     # Each refusal above is the parser's: one real start of each script shows it exits so.
-    assert refusal_from_a_real_start("run.py", "--repeats", "1").startswith("run.py: error: ")
-    assert refusal_from_a_real_start("speed.py", "--repeats", "1").startswith("speed.py: error: ")
+    assert refusal_of_the_script("run.py", "--repeats", "1").startswith("run.py: error: ")
+    assert refusal_of_the_script("speed.py", "--repeats", "1").startswith("speed.py: error: ")
 
 
 def test_smoke_run_writes_every_file(tmp_path: Path) -> None:
@@ -407,4 +399,5 @@ def test_speed_ratios_are_taken_within_each_round() -> None:
 def test_speed_bad_flag_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     import speed
 
-    assert "--repeats" in refusal(speed.main, ["--repeats", "1"], capsys)
+    [line] = refusal_in_process(capsys, "--repeats", "1", main=speed.main)
+    assert "--repeats" in line
