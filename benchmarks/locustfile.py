@@ -19,8 +19,15 @@ UI, and the master passes them on to its workers.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import gevent
 from locust import events
 from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+from locust.rpc import Message
+from locust.runners import MasterRunner, Runner
 
 from aioecho.locust import EchoUser
 from aioecho.locust.wire import PAYLOADS
@@ -75,6 +82,41 @@ def add_options(parser: LocustArgumentParser) -> None:
         default=EchoUser.tls_insecure,
         help="tls:// targets: do not verify the server's certificate (self-signed test servers)",
     )
+
+
+# How long a quitting master waits for its workers' final reports.
+FINAL_REPORTS_TIMEOUT = 10.0
+
+
+@events.init.add_listener
+def wait_for_final_reports(environment: Environment, runner: Runner | None, **_: Any) -> None:
+    """Make a master that is stopped (SIGTERM, Ctrl-C) count every worker's last requests.
+
+    Quitting, a master tells its workers to quit, each sends a final report,
+    and the master listens for half a second more: a busy worker's report can
+    come later and its last requests would be missing from the summary, the
+    --json output and the exit code. So the master first asks them itself and
+    waits until each has reported and quit. (A --run-time run stops before
+    this event, with only that half second.)
+    """
+    if not isinstance(runner, MasterRunner):
+        return
+
+    def collect(**_: Any) -> None:
+        if not runner.greenlet:  # it no longer listens to its workers
+            return
+        # As the runner's own quit begins: stopped, it hands no users of a
+        # worker that leaves to the others.
+        runner.stop(send_stop_to_client=False)
+        for worker in runner.clients.all:
+            runner.server.send_to_client(Message("quit", None, worker.id))
+        deadline = time.monotonic() + FINAL_REPORTS_TIMEOUT
+        # A worker leaves runner.clients when its "quit" arrives, after its final report.
+        while runner.clients.all and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+
+    # Listeners of "quitting" run last-added first: this one before the runner's own.
+    environment.events.quitting.add_listener(collect)
 
 
 class Echo(EchoUser):

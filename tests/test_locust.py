@@ -55,9 +55,11 @@ USERS = 20
 # final reports. Only if that never comes does the run end at RUN_TIME.
 STATS_SECONDS = 0.1
 RUN_TIME = "30s"
-# The users pause between lines: the load is not the subject here, and on a
-# loaded machine the master's and workers' own messages must not queue behind it.
+# The users pause between lines (--wait-time): the load is not the subject
+# here, and on a loaded machine Locust's own messages must not queue behind it.
 WAIT_SECONDS = 0.05
+# A pause longer than any run: each user sends one line, then waits to be stopped.
+ONE_LINE_EACH = 600.0
 # On quit a worker lets each user finish what it is doing (--stop-timeout): a
 # user that has begun to connect or to send a line reports it, never half of it.
 STOP_TIMEOUT = 10
@@ -439,10 +441,15 @@ def stop_master_when(
 
 
 def run_locust(
-    tmp_path: Path, server: ServerProcess, enough: Enough, *options: str, scheme: str = "tcp"
+    tmp_path: Path,
+    server: ServerProcess,
+    enough: Enough,
+    *options: str,
+    scheme: str = "tcp",
+    wait: float = WAIT_SECONDS,
 ) -> LocustRun:
     """Run the benchmark locustfile as a master with two workers, ``options`` on the master,
-    until the server's counters are ``enough``.
+    until the server's counters are ``enough``; the users pause ``wait`` s between lines.
 
     The workers get no options of their own: what they send must come from
     the master, as in a run across machines. ``server`` comes from
@@ -460,7 +467,7 @@ def run_locust(
         f"--spawn-rate={USERS}",
         f"--run-time={RUN_TIME}",
         f"--stop-timeout={STOP_TIMEOUT}",
-        f"--wait-time={WAIT_SECONDS}",
+        f"--wait-time={wait}",
         f"--host={scheme}://{server.host}:{server.port}",
         "--json",
         "--only-summary",
@@ -522,12 +529,18 @@ def every_user_connected_and_echoed(accepted: int, answered: int) -> bool:
 def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
     with counting_server() as server:
         run = run_locust(
-            tmp_path, server, every_user_connected_and_echoed, "--payload=random", "--line-size=100"
+            tmp_path,
+            server,
+            every_user_connected_and_echoed,
+            "--payload=random",
+            "--line-size=100",
+            wait=ONE_LINE_EACH,
         )
     assert run.exit_code == 0, run.log
     assert run.errors == []
     echoes, connects = run.stats["100 B"], run.stats["connect"]
-    assert int(echoes["num_requests"]) > 0
+    # One line from each user, then its pause: the workers took it from the master.
+    assert int(echoes["num_requests"]) == USERS
     assert run.failures() == 0
     # Each user connected once and kept its connection: nothing was retried.
     assert int(connects["num_requests"]) == USERS
@@ -548,11 +561,12 @@ def test_master_and_workers_verify_the_server_certificate(
             every_user_connected_and_echoed,
             f"--tls-ca={certificates.ca}",
             scheme="tls",
+            wait=ONE_LINE_EACH,
         )
     assert run.exit_code == 0, run.log
     assert run.errors == []
     echoes, connects = run.stats["64 B"], run.stats["connect"]
-    assert int(echoes["num_requests"]) > 0
+    assert int(echoes["num_requests"]) == USERS
     assert run.failures() == 0
     assert int(connects["num_requests"]) == USERS
 
