@@ -51,8 +51,9 @@ LOCUSTFILE = Path(__file__).resolve().parent.parent / "benchmarks" / "locustfile
 USERS = 20
 # A master's run ends when the test has seen what it needs in the server's
 # counters, logged every STATS_SECONDS: it then stops the master as an operator
-# would (SIGTERM), and the master prints its --json summary after its workers'
-# final reports. Only if that never comes does the run end at RUN_TIME.
+# would (SIGTERM), and the master prints its --json summary once its workers'
+# final reports are in (the locustfile has it wait for them). Only if that
+# never comes does the run end at RUN_TIME.
 STATS_SECONDS = 0.1
 RUN_TIME = "30s"
 # The users pause between lines (--wait-time): the load is not the subject
