@@ -341,8 +341,13 @@ def run_python(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_importing_aioecho_leaves_gevent_and_locust_out() -> None:
-    # One process, probed twice: the second probe shows the first could see them.
+@pytest.fixture(scope="module")
+def locust_in_a_child() -> list[str]:
+    """What one child process prints: the Locust modules loaded after importing aioecho's,
+    whether gevent is loaded once ``EchoUser`` is asked for, and the tasks of subclasses.
+
+    Importing Locust costs a second of CPU: the tests below read one child.
+    """
     code = """if True:
         import sys
         def loaded():
@@ -351,14 +356,8 @@ def test_importing_aioecho_leaves_gevent_and_locust_out() -> None:
         print(loaded())
         from aioecho.locust import EchoUser
         print("gevent" in loaded())
-    """
-    assert run_python(code).splitlines() == ["[]", "True"]
 
-
-def test_tasks_of_a_subclass_replace_the_default_task() -> None:
-    code = """if True:
         from locust import task
-        from aioecho.locust import EchoUser
 
         class Sized(EchoUser):
             line_size = 1000
@@ -370,7 +369,16 @@ def test_tasks_of_a_subclass_replace_the_default_task() -> None:
 
         print(Sized.tasks == [EchoUser.send_line], Custom.tasks == [Custom.hello])
     """
-    assert run_python(code) == "True True"
+    return run_python(code).splitlines()
+
+
+def test_importing_aioecho_leaves_gevent_and_locust_out(locust_in_a_child: list[str]) -> None:
+    # The same probe sees them once EchoUser is asked for: it can see them.
+    assert locust_in_a_child[:2] == ["[]", "True"]
+
+
+def test_tasks_of_a_subclass_replace_the_default_task(locust_in_a_child: list[str]) -> None:
+    assert locust_in_a_child[2] == "True True"
 
 
 def free_port() -> int:
