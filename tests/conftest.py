@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import compileall
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,16 +29,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Compile the package and the benchmark scripts' modules once, before the workers start.
+    """Let the suite's processes keep their bytecode, even where PYTHONDONTWRITEBYTECODE is set.
 
-    Where PYTHONDONTWRITEBYTECODE is set, no process writes bytecode, so each
-    of the hundreds of processes the suite starts would compile every module
-    of the package again (a quarter of its start-up). An installed package
-    has its bytecode from pip; a checkout gets it here.
+    Without it, each of the hundreds of processes the suite starts would
+    compile every module of the package again (a quarter of its start-up),
+    and each test worker would rewrite the asserts of every test module again
+    (a second of CPU). An installed package has its bytecode from pip; a
+    checkout gets it here, compiled once before the workers start.
     """
-    if sys.dont_write_bytecode and not hasattr(config, "workerinput"):
-        for folder in ("aioecho", "benchmarks"):
-            compileall.compile_dir(ROOT / folder, quiet=1)
+    if hasattr(config, "workerinput"):  # a worker: the controller did it
+        return
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # for every process started from here
+    for folder in ("aioecho", "benchmarks"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
