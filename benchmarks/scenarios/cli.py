@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from suite import machine
-from suite.cli import Parser, positive_float
+from suite.cli import Parser, positive_float, whole_number
 
 from aioecho.sockets.limits import raise_open_file_limit
 
@@ -46,16 +46,6 @@ SIZES = {
 }
 # Descriptors kept free for the runner itself (pipes, the neighbours' process).
 FD_RESERVE = 100
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def server_args(text: str) -> tuple[str, ...]:
@@ -89,7 +79,8 @@ def parser() -> Parser:
         ("holders", "memory: connections holding a partial line"),
     ):
         full = SIZES[knob.replace("-", "_")][0]
-        cli.add_argument(f"--{knob}", type=positive_int, metavar="N", help=f"{what} (full: {full})")
+        help_text = f"{what} (full: {full})"
+        cli.add_argument(f"--{knob}", type=whole_number(1), metavar="N", help=help_text)
     cli.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     cli.add_argument(
         "--from-json",

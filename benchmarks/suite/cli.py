@@ -58,15 +58,23 @@ def server_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def at_least_two(text: str) -> int:
-    """A repeat count: one run has no range, so nothing could be ranked on it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2 (a range needs two runs): {text!r}")
-    return value
+def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (``why`` says why, if given)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}{why}: {text!r}")
+        return value
+
+    return parse
+
+
+# A repeat count: one run has no range, so nothing could be ranked on it.
+at_least_two = whole_number(2, " (a range needs two runs)")
 
 
 def positive_float(text: str) -> float:
