@@ -9,7 +9,7 @@ import resource
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,9 +79,15 @@ def serve_in_subprocess(
         process.stderr.close()
 
 
-def refusal_from_a_real_start(*args: str) -> list[str]:
-    """The lines ``python -m aioecho`` writes when it refuses ``args`` with exit code 2."""
-    result = subprocess.run(aioecho_command(*args), input=b"", capture_output=True, timeout=30)
+def refusal_from_a_real_start(
+    *args: str, program: Sequence[str] = tuple(aioecho_command())
+) -> list[str]:
+    """The lines a program writes when it refuses ``args`` with exit code 2.
+
+    ``program`` is the command line that starts it, ``python -m aioecho``
+    unless another program's (a benchmark script's) is given.
+    """
+    result = subprocess.run([*program, *args], input=b"", capture_output=True, timeout=30)
     assert result.returncode == 2, result.stderr
     return result.stderr.decode().splitlines()
 

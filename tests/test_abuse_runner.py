@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .support import refusal_in_process
+from .support import refusal_from_a_real_start, refusal_in_process
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 ABUSE = BENCHMARKS / "abuse.py"
@@ -91,7 +91,6 @@ def test_a_bad_flag_is_one_line_and_exit_2(
 
 def test_the_script_itself_refuses_a_bad_flag_so() -> None:
     # The refusals above are all the parser's: one real start shows the script exits so.
-    done = abuse("--duration", "0")
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+    program = (sys.executable, str(ABUSE))
+    [line] = refusal_from_a_real_start("--duration", "0", program=program)
     assert line.startswith("abuse.py: error: argument --duration")

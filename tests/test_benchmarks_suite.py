@@ -17,7 +17,7 @@ from time import monotonic_ns
 
 import pytest
 
-from .support import refusal_in_process
+from .support import refusal_from_a_real_start, refusal_in_process
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -275,16 +275,6 @@ def test_the_harness_cpu_is_its_own_threads_alone() -> None:
     assert used == pytest.approx(0.3, abs=0.08)  # /proc counts 10 ms ticks; not 0.6
 
 
-def refusal_of_the_script(script: str, *flags: str) -> str:
-    """The one line a benchmark script, started as a program, refuses ``flags`` with."""
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *flags], capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
-    return line
-
-
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
@@ -304,8 +294,10 @@ def test_bad_flags_are_one_line_and_status_2(
 
 def test_bad_flags_are_refused_so_by_the_scripts_themselves() -> None:
     # Each refusal above is the parser's: one real start of each script shows it exits so.
-    assert refusal_of_the_script("run.py", "--repeats", "1").startswith("run.py: error: ")
-    assert refusal_of_the_script("speed.py", "--repeats", "1").startswith("speed.py: error: ")
+    for script in ("run.py", "speed.py"):
+        program = (sys.executable, str(BENCHMARKS / script))
+        [line] = refusal_from_a_real_start("--repeats", "1", program=program)
+        assert line.startswith(f"{script}: error: ")
 
 
 def test_smoke_run_writes_every_file(tmp_path: Path) -> None:
