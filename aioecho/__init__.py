@@ -11,8 +11,6 @@ running event loop::
 or serve as a program until SIGINT or SIGTERM: ``aioecho.run_server(ServerConfig())``.
 """
 
-# First: it decides whether the hot modules load compiled or from source.
-from .extensions import COMPILED  # isort: skip
 from .client import (
     ConnectionClosedError,
     EchoClient,
@@ -23,9 +21,10 @@ from .client import (
     connect,
 )
 from .config import ConfigError, ServerConfig
+from .core import COMPILED, CloseReason
 from .process.runner import run_server
 from .server import EchoServer, start_server
-from .stats import CloseReason, Stats
+from .stats import Stats
 
 __version__ = "0.1.0"
 

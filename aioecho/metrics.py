@@ -13,9 +13,10 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import cast
 
+from .core import Counters
 from .sockets.accept import Listener
 from .sockets.binding import Address, BindError, bind_tcp
-from .stats import Counters, Stats
+from .stats import Stats
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

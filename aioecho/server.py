@@ -18,20 +18,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .config import FAULT_FIELDS, ConfigError, ServerConfig
-from .connections import Clock, Connection, ConnectionTracker, Timeouts
-from .fault_protocol import FaultyLineEchoProtocol
-from .framing import LineEcho
-from .protocol import (
+from .core import (
     MAX_CONNECTIONS_ERROR,
     MAX_CONNECTIONS_PER_IP_ERROR,
     ChunkEchoProtocol,
+    Clock,
+    CloseReason,
+    Connection,
+    ConnectionTracker,
     EchoProtocol,
+    LineEcho,
     LineEchoProtocol,
+    Timeouts,
 )
+from .faults import FaultOutbox
 from .sockets.accept import Listener
 from .sockets.binding import Address, UnixSocketFile, bind_tcp, bind_unix
 from .sockets.limits import default_max_connections
-from .stats import CloseReason, Stats, log_stats_every
+from .stats import Stats, log_stats_every, snapshot
 from .tls import server_context
 
 if TYPE_CHECKING:
@@ -220,7 +224,7 @@ class EchoServer:
     @property
     def stats(self) -> Stats:
         """A snapshot of the server's counters."""
-        return self._connections.counters.snapshot()
+        return snapshot(self._connections.counters)
 
     @property
     def is_serving(self) -> bool:
@@ -256,11 +260,10 @@ class EchoServer:
             )
         echo = LineEcho(config.suffix_bytes, config.max_line, config.unicode)
         faults = config.faults
-        if faults.active:  # numbered from here: set_faults() starts the seed's order again
-            return functools.partial(
-                FaultyLineEchoProtocol, self._connections, echo, faults, faults.generators()
-            )
-        return functools.partial(LineEchoProtocol, self._connections, echo)
+        if not faults.active:
+            return functools.partial(LineEchoProtocol, self._connections, echo)
+        outboxes = FaultOutbox.factory(faults, self._connections.counters, self._connections.clock)
+        return functools.partial(LineEchoProtocol, self._connections, echo, outboxes)
 
     def _admit(self, sock: socket.socket) -> None:
         """Take an accepted socket into service, or refuse it when the server is full."""

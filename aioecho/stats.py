@@ -1,4 +1,4 @@
-"""Counters the server keeps, and the snapshot it hands out."""
+"""The snapshot of a server's counters that it hands out."""
 
 from __future__ import annotations
 
@@ -7,75 +7,11 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from .core import Counters
+
 logger = logging.getLogger("aioecho")
-
-
-class CloseReason(StrEnum):
-    """Why the server refused or closed a connection on its own initiative."""
-
-    MAX_CONNECTIONS = "max_connections"
-    IDLE_TIMEOUT = "idle_timeout"
-    WRITE_TIMEOUT = "write_timeout"
-    LINE_TOO_LONG = "line_too_long"
-    LINE_TIMEOUT = "line_timeout"
-    MAX_CONNECTIONS_PER_IP = "max_connections_per_ip"
-    CLIENT_MEMORY = "client_memory"
-
-
-class Fault(StrEnum):
-    """A fault injected on purpose; see :class:`~aioecho.faults.FaultPlan`."""
-
-    DELAY = "delay"  # replies the delay spec held back
-    JITTER = "jitter"  # replies given a random extra delay
-    BANDWIDTH = "bandwidth"  # replies written under the rate limit
-    FRAGMENT = "fragment"  # replies split into pieces
-    DROP = "drop"  # lines left without a reply
-    RESET = "reset"  # connections reset instead of a reply
-    CLOSE_AFTER = "close_after"  # connections closed at the byte limit
-    STALL_AFTER = "stall_after"  # connections that stopped answering
-
-
-class Counters:
-    """Live, mutable counters; the hot path adds to them once per read, not per line."""
-
-    __slots__ = (
-        "accept_errors",
-        "accepted",
-        "active",
-        "buffered",
-        "bytes_in",
-        "bytes_out",
-        "faults",
-        "messages",
-        "rejected",
-    )
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.active = 0
-        self.buffered = 0  # bytes held for clients: unanswered input, unsent replies
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.messages = 0
-        self.accept_errors = 0
-        self.rejected: dict[CloseReason, int] = dict.fromkeys(CloseReason, 0)
-        self.faults: dict[Fault, int] = dict.fromkeys(Fault, 0)
-
-    def snapshot(self) -> Stats:
-        return Stats(
-            connections_active=self.active,
-            connections_accepted=self.accepted,
-            connections_rejected={reason.value: n for reason, n in self.rejected.items()},
-            accept_errors=self.accept_errors,
-            bytes_received=self.bytes_in,
-            bytes_sent=self.bytes_out,
-            messages_answered=self.messages,
-            bytes_buffered=self.buffered,
-            faults={fault.value: n for fault, n in self.faults.items()},
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +54,21 @@ class Stats:
             f"in={self.bytes_received}B out={self.bytes_sent}B answered={self.messages_answered} "
             f"buffered={self.bytes_buffered}B" + (f" faults=[{faults}]" if faults else "")
         )
+
+
+def snapshot(counters: Counters) -> Stats:
+    """A copy of ``counters`` now."""
+    return Stats(
+        connections_active=counters.active,
+        connections_accepted=counters.accepted,
+        connections_rejected={reason.value: n for reason, n in counters.rejected.items()},
+        accept_errors=counters.accept_errors,
+        bytes_received=counters.bytes_in,
+        bytes_sent=counters.bytes_out,
+        messages_answered=counters.messages,
+        bytes_buffered=counters.buffered,
+        faults={fault.value: n for fault, n in counters.faults.items()},
+    )
 
 
 def _sum(one: Any, other: Any) -> Any:

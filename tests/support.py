@@ -18,10 +18,10 @@ import pytest
 import trustme
 
 from aioecho import EchoServer, cli
+from aioecho.core import WRITE_HIGH_WATER
 from aioecho.process.launch import LaunchError, launch_server
 from aioecho.process.launch import aioecho_command as aioecho_command
 from aioecho.process.readiness import Readiness
-from aioecho.protocol import WRITE_HIGH_WATER
 
 Address = tuple[str, int]
 

@@ -15,8 +15,7 @@ import pytest
 
 import aioecho
 from aioecho import CloseReason, EchoServer, ServerConfig
-from aioecho.connections import RECEIVE_BUFFER_SIZE
-from aioecho.protocol import REPLY_SLICE, WRITE_HIGH_WATER
+from aioecho.core import RECEIVE_BUFFER_SIZE, REPLY_SLICE, WRITE_HIGH_WATER
 
 from .clock import FakeClock
 from .support import read_to_end, server_options, until

@@ -20,9 +20,9 @@ import pytest
 
 import aioecho
 from aioecho import CloseReason, ConfigError, EchoServer, ServerConfig
+from aioecho.core import Fault
 from aioecho.durations import Duration, parse_duration
 from aioecho.faults import DelayStep, FaultPlan, Verdict, parse_delays
-from aioecho.stats import Fault
 
 from .clock import FakeClock
 from .support import (

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from aioecho.framing import LineEcho
+from aioecho.core import LineEcho
 
 
 @pytest.mark.parametrize(

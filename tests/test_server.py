@@ -12,8 +12,7 @@ import pytest
 
 import aioecho
 from aioecho import EchoServer
-from aioecho.connections import RECEIVE_BUFFER_SIZE
-from aioecho.protocol import REPLY_SLICE, WRITE_HIGH_WATER
+from aioecho.core import RECEIVE_BUFFER_SIZE, REPLY_SLICE, WRITE_HIGH_WATER
 
 from .support import FLOOD_LINE, exchange, flood_until_held, server_options
 

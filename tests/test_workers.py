@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import aioecho
+from aioecho.core import Counters, Fault
 from aioecho.process.status import decode_stats, encode_stats
 from aioecho.process.supervisor import (
     RESTART_DELAY_MAX,
@@ -33,7 +34,7 @@ from aioecho.process.supervisor import (
     next_restart_delay,
 )
 from aioecho.sockets.binding import Address, format_address
-from aioecho.stats import Counters, Fault, Stats
+from aioecho.stats import Stats, snapshot
 
 from .support import (
     ServerProcess,
@@ -289,7 +290,7 @@ def test_worker_stats_survive_the_pipe_and_add_up() -> None:
     counters.accepted, counters.active, counters.bytes_in = 3, 1, 1 << 40
     counters.rejected[aioecho.CloseReason.IDLE_TIMEOUT] = 2
     counters.faults[Fault.RESET] = 5
-    stats = counters.snapshot()
+    stats = snapshot(counters)
     assert decode_stats(encode_stats(stats)) == stats
     total = stats + stats
     assert isinstance(total, Stats)

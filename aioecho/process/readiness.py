@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import ServerConfig
-from ..extensions import COMPILED
+from ..core import COMPILED
 from ..sockets.binding import Address, format_address
 
 logger = logging.getLogger("aioecho")

@@ -17,7 +17,8 @@ import os
 import struct
 from collections.abc import Callable
 
-from ..stats import CloseReason, Fault, Stats
+from ..core import CloseReason, Fault
+from ..stats import Stats
 
 logger = logging.getLogger("aioecho")
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..config import ServerConfig
+from ..core import Counters
 from ..loops import LoopName
 from ..sockets.binding import UnixSocketFile, bind_tcp, bind_unix
-from ..stats import Counters, Stats, log_stats_every
+from ..stats import Stats, log_stats_every, snapshot
 from .lifecycle import ServiceFailed
 from .readiness import Readiness
 from .spec import WorkerSpec
@@ -200,7 +201,7 @@ class WorkersService:
             self._unix_file.remove()  # the workers leave it to the parent
 
     def _stats(self) -> Stats:
-        return self._pool.stats() if self._pool is not None else Counters().snapshot()
+        return self._pool.stats() if self._pool is not None else snapshot(Counters())
 
     def _restarts(self) -> dict[str, int]:
         return dict(self._pool.restarts) if self._pool is not None else {}
@@ -243,7 +244,7 @@ class WorkerPool:
         self._loop_name = loop_name
         self._listen_fds = tuple(sock.fileno() for sock in sockets) if inherited else ()
         self._workers = [_Worker(number) for number in range(1, config.workers + 1)]
-        self._retired = Counters().snapshot()
+        self._retired = snapshot(Counters())
         self._tasks: list[asyncio.Task[None]] = []
         self._watching: asyncio.Task[None] | None = None
         self._clock = clock or asyncio.get_running_loop().time

@@ -16,7 +16,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from ..stats import Counters
+from ..core import Counters
 from .binding import Address
 
 logger = logging.getLogger("aioecho")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .stats import Counters
+from .counters import Counters
 
 # The most bytes taken from one connection in one read. A connection whose
 # read fills it yields its next read to the others (libuv would otherwise read

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from .durations import parse_duration
+from ..durations import parse_duration
 
 PERCENT = 100.0
 

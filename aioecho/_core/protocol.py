@@ -1,15 +1,23 @@
-"""The per-connection protocols: framing, backpressure, fairness and the error path."""
+"""The per-connection protocols: framing, backpressure, fairness and the error path.
+
+Each protocol is an extension type when compiled (``protocol.pxd``: its
+state in C fields, its per-read work in C), mixed into
+``asyncio.BufferedProtocol`` by a Python subclass, since an extension type
+cannot derive from a Python class.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import cast
 
 from .connections import ConnectionTracker, Timeouts
+from .counters import CloseReason
 from .framing import LineEcho, upper
-from .sockets import kernel_unread, kernel_unsent
-from .stats import CloseReason
+from .kernel import kernel_unread, kernel_unsent
+from .sink import ReplySink
 
 logger = logging.getLogger("aioecho")
 
@@ -29,6 +37,10 @@ REPLY_SLICE = 128 * 1024
 
 LF = ord("\n")
 
+# Makes the sink of a new connection, given the connection (None: replies
+# go straight to the transport).
+SinkFactory = Callable[["EchoConnection"], ReplySink]
+
 MAX_CONNECTIONS_ERROR = b"ERR max connections reached\n"
 MAX_CONNECTIONS_PER_IP_ERROR = b"ERR too many connections from your address\n"
 IDLE_TIMEOUT_ERROR = b"ERR idle timeout\n"
@@ -40,10 +52,11 @@ CLIENT_MEMORY_ERROR = b"ERR client memory limit\n"
 ERROR_LINGER_SECONDS = 2.0
 
 
-class EchoProtocol(asyncio.BufferedProtocol):
+
+class EchoConnection:
     """What every echo connection shares: bookkeeping, backpressure, fairness, closing.
 
-    A BufferedProtocol: the stdlib loop's plain ``data_received`` path
+    A buffered protocol: the stdlib loop's plain ``data_received`` path
     allocates a 256 KiB bytes object per read, which costs it about two thirds
     of its throughput. All connections read into their server's one buffer,
     which is safe because each read is consumed before the next one starts.
@@ -55,17 +68,19 @@ class EchoProtocol(asyncio.BufferedProtocol):
         "_counters",
         "_heard",
         "_heard_at",
+        "_input_ended",
         "_line_started",
         "_linger_timer",
         "_receive_buffer",
         "_receive_view",
+        "_sink",
         "_tracker",
         "_transport",
         "_turn_taken",
         "_write",
     )
 
-    def __init__(self, tracker: ConnectionTracker) -> None:
+    def __init__(self, tracker: ConnectionTracker, sink: SinkFactory | None = None) -> None:
         self._tracker = tracker
         self._counters = tracker.counters
         self._receive_buffer = tracker.receive_buffer
@@ -78,11 +93,18 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._blocked_since: float | None = None  # when the peer stopped taking replies
         self._line_started: float | None = None  # when the unterminated line began
         self._turn_taken = False  # reading paused until the next loop turn
+        self._input_ended = False  # the peer ended its input: nothing left to drain
+        self._sink: ReplySink | None = None if sink is None else sink(self)
 
     @property
     def transport(self) -> asyncio.Transport:
         assert self._transport is not None, "not connected"
         return self._transport
+
+    @property
+    def writing_blocked(self) -> bool:
+        """Whether the peer has stopped taking replies (the transport paused writing)."""
+        return self._blocked_since is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -98,6 +120,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
             logger.debug("connection lost: %r", exc)
         if self._linger_timer is not None:
             self._linger_timer.cancel()
+        if self._sink is not None:
+            self._sink.discard()
         self._tracker.closed(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -122,14 +146,17 @@ class EchoProtocol(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._blocked_since = None
         self._next_turn()
+        if self._sink is not None:
+            self._sink.flush()
 
     def eof_received(self) -> bool:
         # Returning False lets the transport close once the replies are flushed.
-        return False
+        self._input_ended = True
+        return self._keep_open_for_sink()
 
     def close_gracefully(self) -> None:
         """Answer nothing more, deliver every reply already owed, then close."""
-        self._close_after_replies(linger=None)
+        self.close_after_replies(linger=None)
 
     def abort(self) -> None:
         """Close at once, dropping any reply not yet sent."""
@@ -142,6 +169,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
         Called for every connection once per sweep interval, so a read costs
         only setting a flag instead of rescheduling a timer.
         """
+        if self._sink is not None:
+            self._sink.flush()  # replies due by the server's clock, which may be a test's
         if not self._answering or self._transport is None:
             return
         if self._heard:
@@ -154,14 +183,64 @@ class EchoProtocol(asyncio.BufferedProtocol):
             return self._refuse(CloseReason.IDLE_TIMEOUT, IDLE_TIMEOUT_ERROR)
         elif self._line_overdue(now, timeouts.line):
             return self._refuse(CloseReason.LINE_TIMEOUT, LINE_TIMEOUT_ERROR)
-        self._account()  # unsent replies drain unseen: refresh them once per sweep
+        self.account()  # unsent replies drain unseen: refresh them once per sweep
 
     def shed_memory(self) -> None:
         """Refuse the connection to bring the server back under its memory budget."""
+        if self._sink is not None:
+            self._sink.discard()  # the replies held are what the budget wants back
         if self._blocked_since is not None:
             self._cut_off(CloseReason.CLIENT_MEMORY)  # its replies are what it holds
         else:
             self._refuse(CloseReason.CLIENT_MEMORY, CLIENT_MEMORY_ERROR)
+
+    def account(self) -> None:
+        """Report what the connection holds while it answers; this may shed it (or others)."""
+        if self._answering:
+            self._tracker.hold(self, self._held())
+
+    def answer_more(self) -> None:
+        """Go on answering: the sink takes replies again."""
+        self._next_turn()
+
+    def stop_answering(self) -> None:
+        """Answer nothing more and drop unanswered input."""
+        self._answering = False
+        self._line_started = None
+
+    def close_after_replies(self, linger: float | None) -> None:
+        """Stop answering and close once the replies already written are delivered.
+
+        Closing a socket whose receive queue holds unread data makes the
+        kernel reset the connection and drop the replies it has not sent yet.
+        So, unless nothing is owed, this is a lingering close: end our side
+        after the owed replies (FIN), drain and discard what the peer still
+        sends, and close when the peer closes too, or abort after ``linger``
+        seconds (None: when the server's shutdown grace runs out). Replies a
+        sink still holds are written first.
+        """
+        self.stop_answering()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._sink is not None and self._sink.close_when_flushed(linger):
+            if not self._input_ended:
+                transport.resume_reading()  # drain and discard the peer's input meanwhile
+            return
+        if self._input_ended or not transport.can_write_eof() or self._nothing_owed():
+            transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        if linger is not None:
+            self._linger_timer = asyncio.get_running_loop().call_later(linger, transport.abort)
+
+    def _keep_open_for_sink(self) -> bool:
+        """At the end of input: whether the transport must stay open for a sink's replies."""
+        if self._sink is None or not self._sink.close_when_flushed(None):
+            return False
+        self.stop_answering()
+        return True
 
     def _line_overdue(self, now: float, line_timeout: float) -> bool:
         started = self._line_started
@@ -169,11 +248,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
 
     def _held(self) -> int:
         """Bytes this connection holds in the server: unanswered input, unsent replies."""
-        return self.transport.get_write_buffer_size()
-
-    def _account(self) -> None:
-        """Report what the connection holds; this may shed it (or others) at once."""
-        self._tracker.hold(self, self._held())
+        held = self.transport.get_write_buffer_size()
+        return held if self._sink is None else held + self._sink.held()
 
     def _end_turn(self) -> None:
         """Read no more from this connection until every other one has had its turn."""
@@ -188,49 +264,25 @@ class EchoProtocol(asyncio.BufferedProtocol):
         if self._answering and self._blocked_since is None:
             self.transport.resume_reading()
 
+    def _pause_reading(self) -> None:
+        if self._answering and self._transport is not None:
+            self._transport.pause_reading()
+
     def _cut_off(self, reason: CloseReason) -> None:
         """Close at once a connection whose peer reads nothing: no error line could reach it."""
         self._counters.rejected[reason] += 1
-        self._stop_answering()
+        self.stop_answering()
         self.transport.abort()
 
     def _refuse(self, reason: CloseReason, error: bytes, replies: bytes | bytearray = b"") -> None:
         """Send the replies still due, then the error line, then close: the ERR path."""
         self._counters.rejected[reason] += 1
-        self._stop_answering()
-        self._send_refusal(replies, error)
-        self._close_after_replies(linger=ERROR_LINGER_SECONDS)
-
-    def _send_refusal(self, replies: bytes | bytearray, error: bytes) -> None:
-        """Write the replies still due and the error line after them, in one write."""
-        self._send(replies + error, replies.count(b"\n"))
-
-    def _stop_answering(self) -> None:
-        """Answer nothing more and drop unanswered input."""
-        self._answering = False
-        self._line_started = None
-
-    def _close_after_replies(self, linger: float | None) -> None:
-        """Stop answering and close once the replies already written are delivered.
-
-        Closing a socket whose receive queue holds unread data makes the
-        kernel reset the connection and drop the replies it has not sent yet.
-        So, unless nothing is owed, this is a lingering close: end our side
-        after the owed replies (FIN), drain and discard what the peer still
-        sends, and close when the peer closes too, or abort after ``linger``
-        seconds (None: when the server's shutdown grace runs out).
-        """
-        self._stop_answering()
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        if not transport.can_write_eof() or self._nothing_owed():
-            transport.close()
-            return
-        transport.write_eof()
-        transport.resume_reading()
-        if linger is not None:
-            self._linger_timer = asyncio.get_running_loop().call_later(linger, transport.abort)
+        self.stop_answering()
+        if self._sink is not None:
+            self._sink.write(replies, error)  # the replies suffer their faults, the error not
+        else:
+            self._send(replies + error, replies.count(b"\n"))
+        self.close_after_replies(linger=ERROR_LINGER_SECONDS)
 
     def _nothing_owed(self) -> bool:
         """Nothing left to deliver, and no unread input whose close would reset the peer."""
@@ -242,13 +294,15 @@ class EchoProtocol(asyncio.BufferedProtocol):
         )
 
     def _send(self, reply: bytes | bytearray, messages: int) -> None:
+        if self._sink is not None:
+            return self._sink.write(reply)
         self._write(reply)
         counters = self._counters
         counters.bytes_out += len(reply)
         counters.messages += messages
 
 
-class ChunkEchoProtocol(EchoProtocol):
+class ChunkConnection(EchoConnection):
     """The tutorial's selectors server: each read is answered as a whole."""
 
     __slots__ = ("_suffix", "_unicode")
@@ -264,7 +318,7 @@ class ChunkEchoProtocol(EchoProtocol):
             self._send(upper(data, self._unicode) + self._suffix, 1)
 
 
-class LineEchoProtocol(EchoProtocol):
+class LineConnection(EchoConnection):
     """Line framing: one reply per line, in order, however TCP cut the stream.
 
     Input not answered yet is held in ``_pending``: whole lines waiting for
@@ -275,7 +329,6 @@ class LineEchoProtocol(EchoProtocol):
 
     __slots__ = (
         "_echo",
-        "_echo_lines",
         "_fast_limit",
         "_fast_read",
         "_line_growth",
@@ -283,38 +336,43 @@ class LineEchoProtocol(EchoProtocol):
         "_pending",
     )
 
-    def __init__(self, tracker: ConnectionTracker, echo: LineEcho) -> None:
-        super().__init__(tracker)
+    def __init__(
+        self, tracker: ConnectionTracker, echo: LineEcho, sink: SinkFactory | None = None
+    ) -> None:
+        super().__init__(tracker, sink)
         self._echo = echo
-        self._echo_lines = echo.bound_lines  # shared, not a bound method per connection
         self._line_growth = echo.exact_growth
         # Most connections never hold input, so they share the empty bytes
         # instead of owning a bytearray.
         self._pending: bytes | bytearray = b""
         self._owed = 0
         # The longest read answered at once: it can neither hold an overlong
-        # line nor owe more than a slice of replies.
-        self._fast_read = min(echo.max_line + 1, slice_input(echo))
+        # line nor owe more than a slice of replies. None with a sink: every
+        # reply goes through it.
+        self._fast_read = 0 if sink is not None else min(echo.max_line + 1, slice_input(echo))
         self._fast_limit = self._fast_read  # 0 while anything is held or closing
 
     def buffer_updated(self, nbytes: int) -> None:
         self._heard = True
-        data = self._receive_buffer[:nbytes]
+        buffer = self._receive_buffer
         # Ping-pong traffic nearly always takes this path: a short read that
         # ends on a line boundary with nothing held over from the last one.
-        if nbytes <= self._fast_limit and data[-1] == LF:
+        if nbytes <= self._fast_limit and buffer[nbytes - 1] == LF:
             # _send() and echo.count_lines() inlined: at this size a Python
             # call costs as much as the kernel's share of the round trip.
-            reply = self._echo_lines(data)
+            reply = self._echo.read_replies(buffer, nbytes)
             self._write(reply)
             counters = self._counters
             counters.bytes_in += nbytes
             counters.bytes_out += len(reply)
             per_line = self._line_growth
-            counters.messages += (len(reply) - nbytes) // per_line if per_line else data.count(LF)
+            if per_line:
+                counters.messages += (len(reply) - nbytes) // per_line
+            else:
+                counters.messages += buffer.count(LF, 0, nbytes)
             return
-        self.data_received(data)
-        if nbytes == len(self._receive_buffer):
+        self.data_received(buffer[:nbytes])
+        if nbytes == len(buffer):
             self._end_turn()
 
     def data_received(self, data: bytes | bytearray) -> None:
@@ -325,17 +383,23 @@ class LineEchoProtocol(EchoProtocol):
             self._append(data)
         else:
             self._hold(data)
-        self._answer_owed()
-        if self._answering:
-            self._account()
+        self._answer_owed(False)
+        self.account()
 
     def eof_received(self) -> bool:
+        self._input_ended = True
         if self._answering:  # owed lines are at most one read's: answer them all now
-            self._answer_owed(everything=True)
+            self._answer_owed(True)
         if self._pending and self._answering:
             self._send(self._echo.partial(self._pending), 1)
             self._pending = b""
-        return False
+        return self._keep_open_for_sink()
+
+    def stop_answering(self) -> None:
+        EchoConnection.stop_answering(self)
+        self._pending = b""
+        self._owed = 0
+        self._fast_limit = 0
 
     def _hold(self, data: bytes | bytearray) -> None:
         """Hold ``data``, found with nothing held: its whole lines are owed, the rest waits."""
@@ -362,17 +426,18 @@ class LineEchoProtocol(EchoProtocol):
     def _next_turn(self) -> None:
         self._turn_taken = False
         if self._answering and self._blocked_since is None:
-            self._answer_owed()
-        if self._answering:
-            self._account()
+            self._answer_owed(False)
+        self.account()
 
-    def _answer_owed(self, everything: bool = False) -> None:
+    def _answer_owed(self, everything: bool) -> None:
         """Answer a slice of the owed lines, then read on only if nothing more is owed.
 
         A client that pipelines or amplifies so gets one slice per loop turn,
         and what it holds stays bounded. ``everything``: answer all owed
-        lines now, at the end of input.
+        lines now, at the end of input. A sink may hold answering off.
         """
+        if self._sink is not None and not self._sink.accepts(everything):
+            return self._pause_reading()  # the sink calls answer_more() when it takes more
         while self._owed and self._answering and (everything or self._blocked_since is None):
             pending = self._pending
             end = self._slice_end()
@@ -389,6 +454,8 @@ class LineEchoProtocol(EchoProtocol):
 
     def _settle(self) -> None:
         """After answering: wait a turn if lines are still owed, else check the held line."""
+        if self._sink is not None and not self._sink.accepts(True):
+            return self._pause_reading()  # the line just answered stalled it: read no further
         if self._owed:
             return self._end_turn()
         pending = self._pending
@@ -397,7 +464,7 @@ class LineEchoProtocol(EchoProtocol):
             self._line_started = None
             self._fast_limit = self._fast_read
         elif len(pending) > self._echo.max_line and self._echo.partial_too_long(pending):
-            return self._fail()
+            return self._fail(b"")
         if self._blocked_since is None and not self._turn_taken:
             self.transport.resume_reading()
 
@@ -423,21 +490,30 @@ class LineEchoProtocol(EchoProtocol):
         self._fail(echo.lines(good) if good else b"")
         return False
 
-    def _fail(self, replies: bytes | bytearray = b"") -> None:
+    def _fail(self, replies: bytes | bytearray) -> None:
         """Answer what came before the overlong line, then the error, then close."""
         self._refuse(CloseReason.LINE_TOO_LONG, self._echo.too_long_error, replies)
 
-    def _stop_answering(self) -> None:
-        super()._stop_answering()
-        self._pending = b""
-        self._owed = 0
-        self._fast_limit = 0
-
     def _held(self) -> int:
-        return len(self._pending) + super()._held()
+        return len(self._pending) + EchoConnection._held(self)
+
+
+class ChunkEchoProtocol(ChunkConnection, asyncio.BufferedProtocol):
+    """Chunk framing as an asyncio protocol."""
+
+    __slots__ = ()
+
+
+class LineEchoProtocol(LineConnection, asyncio.BufferedProtocol):
+    """Line framing as an asyncio protocol."""
+
+    __slots__ = ()
 
 
 def slice_input(echo: LineEcho) -> int:
     """The most input answered in one turn: its replies fit in a slice even if
     every byte is a line of its own."""
     return max(REPLY_SLICE // echo.most_growth, 1)
+
+
+EchoProtocol = ChunkEchoProtocol | LineEchoProtocol

@@ -7,6 +7,11 @@ than the kernel's own work for a small message.
 
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from . import nocython as cython
+
 LF = b"\n"
 CR = b"\r"
 CR_CODE = ord(CR)  # an int operand makes ``in`` a plain byte scan: several times faster
@@ -28,7 +33,6 @@ class LineEcho:
         "_crlf_fix",
         "_suffix",
         "_suffix_lf",
-        "bound_lines",
         "count_lines",
         "exact_growth",
         "max_line",
@@ -51,8 +55,6 @@ class LineEcho:
         # most three times its length ("\u0390" is 2 bytes, its uppercase 6);
         # an input byte that is a whole (empty) line adds the suffix too.
         self.most_growth = (UNICODE_GROWTH if unicode else 1) + len(suffix)
-        # One bound method for every connection to call, saving each a copy.
-        self.bound_lines = self.lines
         # Counting LFs is slower than uppercasing short lines; where every
         # reply line grows by the suffix exactly (ASCII rules, a suffix),
         # the lengths tell the count. 0 where they do not.
@@ -68,6 +70,17 @@ class LineEcho:
         if CR_CODE in complete:
             reply = reply.replace(*self._crlf_fix)
         return reply
+
+    def read_replies(self, buffer: bytearray, nbytes: int) -> Buffer:
+        """Replies to the first ``nbytes`` of ``buffer``, which hold whole lines only.
+
+        The ping-pong path. Compiled, ASCII rules are one C pass over the
+        read into the reply (``ascii_replies`` in framing.pxd), with no
+        intermediate copies.
+        """
+        if cython.compiled and not self.unicode:
+            return ascii_replies(buffer, nbytes, self._suffix)  # type: ignore[name-defined,no-any-return]  # noqa: F821
+        return self.lines(buffer[:nbytes])
 
     def _count_by_length(self, complete: Buffer, replies: Buffer) -> int:
         """How many lines ``replies`` answers: each reply is its line plus the suffix."""
