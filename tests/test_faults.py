@@ -358,6 +358,30 @@ async def test_a_stalled_connection_stops_reading_until_its_idle_timeout(
     assert server.stats.connections_rejected[CloseReason.IDLE_TIMEOUT] == 1
 
 
+@pytest.fixture
+async def delaying_server(clock: FakeClock) -> AsyncIterator[EchoServer]:
+    """Delays every reply by five minutes of ``clock``'s time."""
+    async with EchoServer(ServerConfig(port=0, delay="5m"), clock=clock) as server:
+        yield server
+
+
+async def test_the_server_clock_moves_a_delay_with_no_real_waiting(
+    delaying_server: EchoServer, clock: FakeClock
+) -> None:
+    server = delaying_server
+    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    writer.write(b"late\n")
+    await until(lambda: server.stats.bytes_buffered == len(b"LATE_SB\n"))
+    clock.advance(299)
+    server.check_timeouts()  # writes what is due by the clock, here nothing
+    assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (0, len(b"LATE_SB\n"))
+    clock.advance(1)
+    server.check_timeouts()
+    assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (len(b"LATE_SB\n"), 0)
+    assert await reader.readline() == b"LATE_SB\n"
+    writer.close()
+
+
 async def test_shutdown_closes_a_stalled_connection(stalling_server: EchoServer) -> None:
     reader, writer = await asyncio.open_connection(*stalling_server.addresses[0])
     writer.write(b"one\ntwo\nthree\n")

@@ -32,6 +32,29 @@ def test_every_byte_value_but_letters_passes_through() -> None:
     assert LineEcho(b"_SB", 1000).lines(body + b"\n") == expected + b"_SB\n"
 
 
+def random_lines(rng: random.Random) -> bytes:
+    """Whole lines of any bytes, CRs and empty lines included, as one read."""
+    alphabet = b"aZz{`@\r\x00\xff\xc3\x9f " + bytes(range(0x61, 0x7B))
+    lines = []
+    for _ in range(rng.randrange(1, 12)):
+        body = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        lines.append(body + rng.choice([b"\n", b"\r\n"]))
+    return b"".join(lines)
+
+
+@pytest.mark.parametrize("suffix", [b"_SB", b"", b"-a much longer suffix-"])
+@pytest.mark.parametrize("unicode", [False, True])
+def test_a_read_is_answered_as_its_lines_are(suffix: bytes, unicode: bool) -> None:
+    # Compiled, read_replies() is one C pass over the read: it must agree
+    # with lines() byte for byte, whatever the bytes.
+    echo = LineEcho(suffix, 1000, unicode)
+    rng = random.Random(f"{suffix!r}/{unicode}")
+    for _ in range(300):
+        read = random_lines(rng)
+        buffer = bytearray(read) + bytearray(b"left over from an earlier read\n")
+        assert echo.read_replies(buffer, len(read)) == echo.lines(read), read
+
+
 @pytest.mark.parametrize("suffix", [b"", b"!", b"-ok-"])
 def test_other_suffixes(suffix: bytes) -> None:
     echo = LineEcho(suffix, 100)

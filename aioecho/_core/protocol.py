@@ -19,6 +19,11 @@ from .framing import LineEcho, upper
 from .kernel import kernel_unread, kernel_unsent
 from .sink import ReplySink
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from . import nocython as cython
+
 logger = logging.getLogger("aioecho")
 
 # Explicit on both loops: uvloop's default low-water mark is 16 bytes and
@@ -360,7 +365,10 @@ class LineConnection(EchoConnection):
         if nbytes <= self._fast_limit and buffer[nbytes - 1] == LF:
             # _send() and echo.count_lines() inlined: at this size a Python
             # call costs as much as the kernel's share of the round trip.
-            reply = self._echo.read_replies(buffer, nbytes)
+            if cython.compiled:
+                reply = self._echo.read_replies(buffer, nbytes)
+            else:  # read_replies() would call lines(): one Python call saved
+                reply = self._echo.lines(buffer[:nbytes])
             self._write(reply)
             counters = self._counters
             counters.bytes_in += nbytes

@@ -41,7 +41,11 @@ class ReplySink(Protocol):
         """
 
     def flush(self) -> None:
-        """Write what is due now: the transport takes writes again, or time moved."""
+        """Write what is due now: the transport takes writes again, or time moved.
+
+        Called outside the answering of lines, so a write, a reset or a close
+        may happen here.
+        """
 
     def discard(self) -> None:
         """Drop every reply held: the connection is gone, or shed."""

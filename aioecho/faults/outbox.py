@@ -147,7 +147,7 @@ class FaultOutbox:
         """Pump now rather than at the time last planned: the transport or the clock moved."""
         if self._entries or self._close_pending:
             self._cancel_pump()
-            self._pump_handle = asyncio.get_running_loop().call_soon(self._pump)
+            self._pump()
 
     def discard(self) -> None:
         self._cancel_pump()
