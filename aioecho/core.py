@@ -1,4 +1,5 @@
-"""The server's per-read core in the build this process runs: compiled or pure Python.
+"""The per-read core of the server and the harness in the build this process runs:
+compiled or pure Python.
 
 ``aioecho/_core/`` holds the sources. Where Cython and a C compiler were
 present at install, the build compiled a copy of them into the package
@@ -23,7 +24,7 @@ from . import _core
 
 DISABLE_VARIABLE = "AIOECHO_NO_EXTENSIONS"
 COMPILED_PACKAGE = "aioecho._core_c"
-MODULES = ("connections", "counters", "framing", "protocol")
+MODULES = ("connections", "counters", "framing", "harness", "latency", "protocol")
 
 
 def compiled_modules() -> list[ModuleType] | None:
@@ -49,13 +50,13 @@ def compiled_modules() -> list[ModuleType] | None:
 
 
 if TYPE_CHECKING:
-    from ._core import connections, counters, framing, protocol
+    from ._core import connections, counters, framing, harness, latency, protocol
 
     COMPILED: bool
 else:
     _compiled = compiled_modules()
     COMPILED = _compiled is not None
-    connections, counters, framing, protocol = _compiled or [
+    connections, counters, framing, harness, latency, protocol = _compiled or [
         importlib.import_module(f"{_core.__name__}.{name}") for name in MODULES
     ]
 
@@ -70,6 +71,17 @@ Counters = counters.Counters
 Fault = counters.Fault
 
 LineEcho = framing.LineEcho
+
+BenchConnection = harness.BenchConnection
+ClosedLoopConnection = harness.ClosedLoopConnection
+ClosedLoopProtocol = harness.ClosedLoopProtocol
+OpenLoopConnection = harness.OpenLoopConnection
+OpenLoopProtocol = harness.OpenLoopProtocol
+Tally = harness.Tally
+MAX_EXAMPLES = harness.MAX_EXAMPLES
+NEVER = harness.NEVER
+
+LatencyCounts = latency.LatencyCounts
 
 ChunkEchoProtocol = protocol.ChunkEchoProtocol
 EchoConnection = protocol.EchoConnection

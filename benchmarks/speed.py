@@ -13,6 +13,18 @@ client's own CPU, and the ratios to the C server and to the minimal protocol
 on the same loop, each ratio taken within a round and shown as the median
 (lowest-highest) over the rounds. Only these ratios compare across runs; the
 absolute figures drift with whatever else the machine does.
+
+``--clients`` compares the load clients instead: the harness (``python -m
+aioecho bench --processes 1``, in each build, closed loop, and open loop at
+80% of the C client's round trips/s) against the C client, both driving the
+C server, at 10, 1,000 and 10,000 connections, in alternating rounds: round
+trips/s and the client's CPU per round trip, each as a ratio to the C
+client's in the same round.
+
+``--instructions`` counts instead, with callgrind, the instructions each
+Python server spends per line (one connection, 64-byte lines one at a time
+and 16 KiB lines 16 at a time): a figure that the machine's noise cannot
+blur, for the part of the work that is the server's own code.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from pathlib import Path
 # The suite's package lives beside this script, which runs as a file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from suite import cprograms
+from suite import clients, cprograms, instructions
 from suite.cli import Parser, at_least_two, positive_float
 from suite.measure import c_sample
 from suite.model import Load, Sample, Spread, size_label
@@ -39,6 +51,9 @@ from suite.servers import BASELINES, HOST, SERVERS, ServerProcess, ServerSpec, r
 NO_EXTENSIONS = {"AIOECHO_NO_EXTENSIONS": "1"}
 C_SERVER = "C server"
 LOADS = (Load(10, 64, 1), Load(1000, 64, 1), Load(10, 16384, 16))
+CLIENT_LOADS = (Load(10, 64, 1), Load(1000, 64, 1), Load(10_000, 64, 1))
+# One connection each: callgrind counts the server's work, not the kernel's.
+COUNTED_LOADS = ((Load(1, 64, 1), 2000), (Load(1, 16384, 16), 320))
 
 
 @dataclass(frozen=True)
@@ -218,11 +233,116 @@ def table(load: Load, chosen: list[Contender], runs: list[Round]) -> str:
     return "\n".join(lines)
 
 
+def instruction_table(chosen: list[Contender]) -> str:
+    """A Markdown table of instructions per line, and each over the minimal protocol's."""
+    counted = {
+        contender.spec.name: [
+            instructions.per_line(contender.spec, load, lines) for load, lines in COUNTED_LOADS
+        ]
+        for contender in chosen
+        if not isinstance(contender.spec, ProgramSpec)
+    }
+    header = ["server"] + [
+        f"{size_label(load.size)} lines, {load.pipeline} in flight" for load, _ in COUNTED_LOADS
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for contender in chosen:
+        name, floor = contender.spec.name, contender.floor
+        if name not in counted:
+            continue
+        cells = [
+            f"{mine:,.0f}" + (f" ({mine / counted[floor][i]:.2f}x minimal)" if floor else "")
+            for i, mine in enumerate(counted[name])
+        ]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def harnesses(builds: list[tuple[str, dict[str, str]]]) -> list[clients.Harness]:
+    """The harness in each build, closed loop, then the first build in open loop."""
+    closed = [clients.Harness(f"harness{label}", env) for label, env in builds]
+    label, env = builds[0]
+    return [*closed, clients.Harness(f"harness{label}, open loop at 80%", env, open_loop=True)]
+
+
+def clients_table(load: Load, names: list[str], runs: list[clients.Round]) -> str:
+    """One Markdown table: a row per client, ratios to the C client within each round."""
+    header = ["client", "round trips/s", "CPU µs/rt", "rt/s ÷ C", "CPU ÷ C", "p50 µs", "p99 µs"]
+
+    def over(name: str, read: Callable[[clients.ClientRun], float | None]) -> Spread | None:
+        values = (read(results[name]) for results in runs if not results[name].failure)
+        return Spread.of(value for value in values if value is not None)
+
+    def within(name: str, field: str) -> Spread | None:
+        def ratio(results: clients.Round) -> float | None:
+            mine = getattr(results[name], field)
+            theirs = getattr(results[clients.C_CLIENT], field)
+            return mine / theirs if mine and theirs else None
+
+        return Spread.of(r for r in map(ratio, runs) if r is not None)
+
+    def times(value: float) -> str:
+        return f"{value:.2f}x"
+
+    lines = [f"### {load.connections:,} connections, {size_label(load.size)} lines, closed loop"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in names:
+        failures = [r[name].failure for r in runs if name in r and r[name].failure]
+        held = over(name, lambda run: run.rate_held)
+        label = name + (f" (rate held: {text(held, lambda v: f'{v:.1%}')})" if held else "")
+        label += f" ({len(failures)} failed: {failures[0]})" if failures else ""
+        rows = [
+            label,
+            text(over(name, lambda run: run.rps), lambda v: f"{v / 1000:.1f}k"),
+            text(over(name, lambda run: run.cpu_us_per_rt), lambda v: f"{v:.2f}"),
+            text(within(name, "rps"), times) if name != clients.C_CLIENT else "",
+            text(within(name, "cpu_us_per_rt"), times) if name != clients.C_CLIENT else "",
+            text(over(name, lambda run: run.p50_us), lambda v: f"{v:,.0f}"),
+            text(over(name, lambda run: run.p99_us), lambda v: f"{v:,.0f}"),
+        ]
+        lines.append("| " + " | ".join(rows) + " |")
+    return "\n".join(lines)
+
+
+def compare_clients(options: argparse.Namespace, note: str) -> int:
+    builds, _ = aioecho_builds()
+    chosen = harnesses(builds)
+    names = [clients.C_CLIENT, *(spec.name for spec in chosen)]
+    print(
+        f"{options.repeats} rounds of {options.duration:g} s (after {options.warmup:g} s of "
+        f"warm-up) per load, on the C server; one harness process. {note}.",
+        flush=True,
+    )
+    print(
+        "Ratios are taken within each round, then shown as median (lowest-highest); the "
+        "open-loop harness runs at 80% of the C client's round trips/s of its round.\n",
+        flush=True,
+    )
+    server_spec = ProgramSpec(C_SERVER, "C epoll server", (str(cprograms.SERVER),))
+    with running(server_spec) as server:
+        for load in CLIENT_LOADS:
+            runs = clients.rounds(
+                server.port, load, chosen, options.repeats, options.duration, options.warmup
+            )
+            print(clients_table(load, names, runs) + "\n", flush=True)
+    return 0
+
+
 def parser() -> Parser:
     cli = Parser(prog="speed.py", description=__doc__.split("\n\n")[0])
     cli.add_argument("--repeats", type=at_least_two, default=3, help="rounds per load (3)")
     cli.add_argument("--duration", type=positive_float, default=1.0, help="measured s (1)")
     cli.add_argument("--warmup", type=positive_float, default=0.3, help="warm-up s (0.3)")
+    cli.add_argument(
+        "--clients",
+        action="store_true",
+        help="compare the harness with the C load client instead of the servers",
+    )
+    cli.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per line with callgrind instead of timing rounds",
+    )
     return cli
 
 
@@ -232,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"speed.py: needs the C programs: {why}", file=sys.stderr)
         return 2
     chosen, note = contenders()
+    if options.clients:
+        return compare_clients(options, note)
+    if options.instructions:
+        return count_instructions(chosen, note)
     print(
         f"{options.repeats} alternating rounds of {options.duration:g} s (after "
         f"{options.warmup:g} s of warm-up) per load; client: benchmarks/c/echo_load. {note}.",
@@ -245,6 +369,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     with all_running([contender.spec for contender in chosen]) as servers:
         for load in LOADS:
             print(table(load, chosen, rounds(servers, load, options)) + "\n", flush=True)
+    return 0
+
+
+def count_instructions(chosen: list[Contender], note: str) -> int:
+    if (why := instructions.available()) is not None:
+        print(f"speed.py: --instructions needs callgrind: {why}", file=sys.stderr)
+        return 2
+    print(
+        "Instructions per line in user space (callgrind; the kernel's share is not counted), "
+        f"one connection. {note}.\n",
+        flush=True,
+    )
+    print(instruction_table(chosen), flush=True)
     return 0
 
 

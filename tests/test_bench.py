@@ -8,8 +8,8 @@ exception.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -151,6 +151,10 @@ async def test_result_is_internally_consistent(server: EchoServer) -> None:
     assert result.bytes_per_s == pytest.approx(result.rps * (64 + 67), rel=0.01)
     assert result.duration_s == pytest.approx(0.1, abs=0.05)
     assert 0 < result.client_cpu <= 1.1  # one thread: at most one core
+    # What the client spent per round trip: its cores over the round trips/s.
+    assert result.client_cpu_us_per_rt == pytest.approx(
+        result.client_cpu / result.rps * 1e6, rel=0.01
+    )
     assert_ordered(result.latency_us)
     assert_ordered(result.connect_latency_us)
     assert result.errors == result.mismatches == 0
@@ -344,23 +348,46 @@ def test_histograms_merge_across_an_encoding() -> None:
 
 def test_recorder_counts_microseconds_and_nothing_after_close() -> None:
     recorder = LatencyRecorder()
-    recorder.samples.extend([1_500, 1_999, 250_000])  # nanoseconds
+    for nanoseconds in (1_500, 1_999, 250_000):
+        recorder.record(nanoseconds)
     recorder.flush()
     assert recorder.count == 3
     assert recorder.histogram.summary()["p50"] == 1
     assert recorder.histogram.summary()["max"] == 250
-    recorder.samples.extend([7_000, 8_000])
+    recorder.record(7_000)
+    recorder.record(8_000)
     recorder.mark(4)
-    recorder.samples.append(3_000)
+    recorder.record(3_000)
     recorder.mark(5)
-    assert recorder.flush() == [(0, Counter({7: 1, 8: 1})), (4, Counter({3: 1}))]
-    recorder.samples.append(2_000)  # still under the last label
-    assert recorder.flush() == [(5, Counter({2: 1}))]
+    assert recorder.flush() == [(0, {7: 1, 8: 1}), (4, {3: 1})]
+    recorder.record(2_000)  # still under the last label
+    assert recorder.flush() == [(5, {2: 1})]
     assert recorder.count == 7
     recorder.close()
-    recorder.samples.append(9_000)
+    recorder.record(9_000)
     recorder.flush()
     assert recorder.count == 7
+
+
+def test_counted_latencies_fold_into_the_histogram_every_value_would_make() -> None:
+    # The counts are per microsecond, in an array below 65.5 ms and a dict
+    # above; folded with their counts, the histogram must equal one that
+    # recorded every value, bucket for bucket.
+    rng = random.Random(7)
+    values = [rng.randrange(0, 2_000_000) for _ in range(20_000)]  # ns: under 2 ms
+    values += [rng.randrange(60_000_000, 70_000_000) for _ in range(2_000)]  # both sides of 65.5 ms
+    values += [rng.randrange(1, 5_000_000_000_000) for _ in range(2_000)]  # up to 83 minutes
+    values += [-5_000, 0, 999, 1_000, 65_535_999, 65_536_000]  # a clock step, and the edges
+    recorder, every = LatencyRecorder(), Histogram()
+    for position, nanoseconds in enumerate(values):
+        recorder.record(nanoseconds)
+        every.record(nanoseconds // 1000)
+        if position % 5_000 == 0:
+            recorder.flush()  # as the harness does, a few times a second
+    recorder.flush()
+    assert recorder.histogram.count == every.count == len(values)
+    assert recorder.histogram.encode() == every.encode()
+    assert recorder.histogram.summary() == every.summary()
 
 
 def test_every_request_of_a_run_is_unique() -> None:

@@ -48,6 +48,7 @@ def result_at(rate: float, p99_us: int, *, timed_out: int = 0) -> BenchResult:
         target="model", server=None, mode="open", rate=rate, connections=10, connected=10,
         connect_errors={}, processes=1, loop="model", size=64, pipeline=None, warmup_s=0,
         duration_s=1.0, messages=int(rate), rps=rate, bytes_per_s=0, client_cpu=0.1,
+        client_cpu_us_per_rt=None,
         latency_us={"p50": p99_us // 2, "p99": p99_us}, connect_latency_us={}, errors=0,
         error_reasons={}, mismatches=0, mismatch_examples=[], expect="upper-sb",
         sent=int(rate), answered=int(rate) - timed_out, timed_out=timed_out,

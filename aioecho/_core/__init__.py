@@ -1,5 +1,5 @@
-"""The server's per-read core: framing, backpressure, the fairness turn, the error path,
-accounting.
+"""The per-read core: the server's framing, backpressure, fairness turn, error path and
+accounting, and the load harness's read, verify, time, record and send.
 
 This folder imports nothing outside itself, and it is what the build
 compiles: with Cython, each module from its ``.py`` and the ``.pxd`` beside

@@ -79,7 +79,9 @@ class LineEcho:
         intermediate copies.
         """
         if cython.compiled and not self.unicode:
-            return ascii_replies(buffer, nbytes, self._suffix)  # type: ignore[name-defined,no-any-return]  # noqa: F821
+            return ascii_replies(  # type: ignore[name-defined,no-any-return]  # noqa: F821
+                buffer, nbytes, self._suffix
+            )
         return self.lines(buffer[:nbytes])
 
     def _count_by_length(self, complete: Buffer, replies: Buffer) -> int:

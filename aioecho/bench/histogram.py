@@ -1,24 +1,23 @@
 """Latency histograms: HDR for honest percentiles, cheap to feed per message.
 
 ``hdrh``'s ``record_value`` is pure Python and costs about 0.6 µs, a large
-share of a round trip's budget. So the hot path only appends a nanosecond
-latency to a list (a C call), and :meth:`LatencyRecorder.flush` folds the
-list into the histogram a few times a second: counting equal microsecond
-values first (``Counter``, in C) means one ``record_value`` per distinct
-value instead of one per message, about 0.05 µs a sample. The histogram
-stays exact to its 3 significant digits, and memory stays bounded however
-long the run.
+share of a round trip's budget. So the hot path only counts a latency per
+microsecond (``aioecho.core.LatencyCounts``, C when compiled), and
+:meth:`LatencyRecorder.flush` folds the counts into the histogram a few
+times a second: one ``record_value`` per distinct value, with its count. The
+histogram is exactly what recording every value would give, and memory
+stays bounded however long the run.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import re
-from collections import Counter
 from typing import BinaryIO
 
 from hdrh.histogram import HdrHistogram
+
+from ..core import LatencyCounts
 
 # 1 µs to one hour: an open-loop run against a stalled server can see
 # latencies of minutes, and a value past the top would be lost.
@@ -97,47 +96,40 @@ class Histogram:
 
 
 class LatencyRecorder:
-    """Collects nanosecond latencies on the hot path, folds them into a histogram.
+    """Counts nanosecond latencies on the hot path, folds them into a histogram.
 
-    Append to :attr:`samples` (bind ``samples.append`` once); call
-    :meth:`flush` periodically and before reading :attr:`histogram`.
-    :meth:`mark` files the samples that follow under another label (a
-    second of the run), so a flush can say which values came when.
+    Record through :attr:`counts` (the hot path binds it once), or
+    :meth:`record`; call :meth:`flush` periodically and before reading
+    :attr:`histogram`. ``counts.mark(label)`` files the values that follow
+    under another label (a second of the run), so a flush can say which
+    values came when.
     """
 
-    def __init__(self) -> None:
-        self.samples: list[int] = []
+    def __init__(self, counts: LatencyCounts | None = None) -> None:
+        self.counts = counts or LatencyCounts()
         self.histogram = Histogram()
         self._closed = False
-        self._marks: list[tuple[int, int]] = []  # (sample index, label from there on)
-        self._label = 0
 
     @property
     def count(self) -> int:
         """Values recorded so far, flushed or not."""
-        return self.histogram.count + len(self.samples)
+        return self.histogram.count + self.counts.pending
+
+    def record(self, nanoseconds: int) -> None:
+        self.counts.record(nanoseconds)
 
     def mark(self, label: int) -> None:
-        """The samples appended from now on carry ``label``."""
-        self._marks.append((len(self.samples), label))
+        """The values recorded from now on carry ``label``."""
+        self.counts.mark(label)
 
-    def flush(self) -> list[tuple[int, Counter[int]]]:
-        """Move the pending samples into the histogram (drop them once closed).
+    def flush(self) -> list[tuple[int, dict[int, int]]]:
+        """Move the pending values into the histogram (drop them once closed).
 
         Returns what was added, by label: microsecond values and how often each came.
         """
+        groups = self.counts.drain()
         if self._closed:
-            self.samples.clear()
-        samples, marks = self.samples, self._marks
-        groups = []
-        starts = [(0, self._label), *marks, (len(samples), -1)]
-        for (start, label), (end, _) in itertools.pairwise(starts):
-            if end > start:
-                groups.append((label, Counter([sample // 1000 for sample in samples[start:end]])))
-        if marks:
-            self._label = marks[-1][1]
-        samples.clear()
-        marks.clear()
+            return []
         record = self.histogram.record
         for _, counts in groups:
             for value_us, count in counts.items():

@@ -28,16 +28,17 @@ from dataclasses import dataclass
 from time import monotonic_ns
 from typing import Literal
 
-from ..tls import client_context
-from .config import BenchConfig
-from .connection import (
+from ..core import (
     NEVER,
     BenchConnection,
     ClosedLoopConnection,
-    NarrowClosedLoopConnection,
+    ClosedLoopProtocol,
     OpenLoopConnection,
+    OpenLoopProtocol,
     Tally,
 )
+from ..tls import client_context
+from .config import BenchConfig
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
 from .histogram import Histogram, LatencyRecorder
 from .memory import rss_bytes
@@ -110,7 +111,8 @@ class LoadEngine:
         total = total_connections or first_index + config.connections
         self.payload = Payload.build(config.size, config.expect, config.suffix, total)
         self._tls = client_context(config.tls_ca, config.tls_insecure) if config.tls else None
-        self.tally = Tally(self.payload, second_ns)
+        self.tally = Tally(self.payload, classify, second_ns)
+        self.latency = LatencyRecorder(self.tally.latency)
         self.slots: dict[int, BenchConnection] = {}  # connection number -> its current connection
         self.connects = 0  # connections opened, reconnects included
         self.connect_errors: Counter[str] = Counter()
@@ -212,18 +214,19 @@ class LoadEngine:
             sock.close()
             self.connect_errors[classify(exc)] += 1
             return None
-        self.connect_latency.samples.append(monotonic_ns() - started)
+        self.connect_latency.record(monotonic_ns() - started)
         self.sources[source] += 1
         self.connects += 1
         return protocol
 
-    def _connection(self, index: int, first_sequence: int) -> BenchConnection:
+    def _connection(
+        self, index: int, first_sequence: int
+    ) -> ClosedLoopProtocol | OpenLoopProtocol:
         cap = self.config.in_flight_cap
         if self.config.mode == "open":
-            return OpenLoopConnection(index, self.tally, self._on_done, cap)
+            return OpenLoopProtocol(index, self.tally, self._on_done, cap)
         assert cap is not None
-        kind = ClosedLoopConnection if self.payload.wide else NarrowClosedLoopConnection
-        return kind(
+        return ClosedLoopProtocol(
             index,
             self.tally,
             self._on_done,
@@ -425,13 +428,12 @@ class LoadEngine:
 
     def progress(self) -> Progress:
         """Where the run stands."""
-        tally = self.tally
         return Progress(
             phase=self.phase,
             connected=len(self.slots),
             connect_failed=self.connect_errors.total(),
             alive=sum(connection.is_open for connection in self.slots.values()),
-            messages=tally.latency.count,
+            messages=self.latency.count,
             errors=self._errors(),
         )
 
@@ -451,7 +453,7 @@ class LoadEngine:
         if self._schedule is not None:
             due = self._due()
             sent = due - tally.unsent
-        answered = tally.latency.count
+        answered = self.latency.count
         return PartialResult(
             connections=self.config.connections,
             connected=len(self.slots),
@@ -462,7 +464,7 @@ class LoadEngine:
             measure_start_ns=self._measure_start,
             measure_end_ns=self._measure_end,
             cpu_s=self._cpu_end - self._cpu_start,
-            latency=tally.latency.histogram.encode(),
+            latency=self.latency.histogram.encode(),
             connect_latency=self.connect_latency.histogram.encode(),
             mismatch_kinds=dict(tally.mismatch_kinds),
             sent=answered + tally.timed_out + tally.unanswered if sent is None else sent,
@@ -556,7 +558,7 @@ class LoadEngine:
         self._start_ticker()
 
     def _record_latencies(self) -> None:
-        for second, counts in self.tally.latency.flush():
+        for second, counts in self.latency.flush():
             if self._timeline is not None:
                 self._timeline.record(second, counts)
 

@@ -14,7 +14,7 @@ import asyncio
 import math
 from time import monotonic_ns
 
-from .connection import OpenLoopConnection
+from ..core import OpenLoopConnection
 
 NS_PER_S = 1_000_000_000
 # The pacer's shortest sleep. Messages due within it go out together, each

@@ -6,8 +6,9 @@ lowercase letters fill it to ``--size``. A reply can then only match the one
 request it answers, and a wrong one says what it is: the reply to another
 connection's request (swapped), to a later request of this one (the ones in
 between were dropped), to one already answered (duplicate), or to none sent
-(extra). Both numbers are fixed-width decimals, so every request has the
-same size; digits are the same upper- and lowercase.
+(extra); ``aioecho.core`` names these kinds. Both numbers are fixed-width
+decimals, so every request has the same size; digits are the same upper- and
+lowercase.
 """
 
 from __future__ import annotations
@@ -24,14 +25,6 @@ LETTERS = string.ascii_lowercase.encode()
 # connection is more than any run sends, so they never wrap in practice.
 MAX_SEQUENCE_DIGITS = 16
 SEPARATOR = b":"
-
-# What a reply that is not the expected one turned out to be.
-SWAPPED = "swapped"  # the reply to another connection's request
-DROPPED = "dropped"  # the reply to a later request: the ones before it never came
-DUPLICATE = "duplicate"  # the reply to a request already answered
-EXTRA = "extra"  # a reply to no request sent
-WRONG = "wrong"  # not the reply to any request of the run
-KINDS = (SWAPPED, DROPPED, DUPLICATE, EXTRA, WRONG)
 
 
 @dataclass(frozen=True)
@@ -90,6 +83,11 @@ class Payload:
         """Connection ``connection``'s request and reply templates (``% sequence``)."""
         upper = self.expect == "upper-sb"
         return self._format(connection, upper=False), self._format(connection, upper=upper)
+
+    @property
+    def sequence_offset(self) -> int:
+        """Where a request's (and its reply's) sequence number starts."""
+        return self.connection_digits + len(SEPARATOR) if self.unique else 0
 
     @property
     def modulus(self) -> int:

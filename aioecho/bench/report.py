@@ -35,7 +35,8 @@ def to_table(result: BenchResult) -> str:
         *_schedule(result),
         f"connecting  {result.connect_s:.2f} s" + _memory(result),
         f"sources     {_sources(result.source_addresses)}",
-        f"client cpu  {result.client_cpu:.0%} of a core per process   "
+        f"client cpu  {result.client_cpu:.0%} of a core per process, "
+        f"{_us(result.client_cpu_us_per_rt)} µs per round trip   "
         f"loop lag p99 {_ms(result.loop_lag_us.get('p99'))} ms, "
         f"max {_ms(result.loop_lag_us.get('max'))} ms",
         *(f"  client-bound: {reason}" for reason in result.client_limits),
@@ -143,6 +144,10 @@ def _steps(result: BenchResult) -> list[str]:
 
 def _ms(value_us: int | None) -> str:
     return "-" if value_us is None else f"{value_us / 1000:,.1f}"
+
+
+def _us(value_us: float | None) -> str:
+    return "-" if value_us is None else f"{value_us:,.1f}"
 
 
 def _reasons(counts: dict[str, int]) -> str:

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import MAX_EXAMPLES
 from .config import BenchConfig, Mode
-from .connection import MAX_EXAMPLES
 from .histogram import Histogram, Summary
 from .payload import Payload
 from .timeline import Second, merge_timelines
 
 NS_PER_S = 1_000_000_000
+US_PER_S = 1_000_000
 # Signs that the client, not the server, was the limit: a client process
 # this busy; an event loop this late, and late by a large share of the latency.
 SATURATED_CPU = 0.9
@@ -74,7 +75,9 @@ class BenchResult:
     reason in ``error_reasons``; ``connect_errors`` counts those that never
     opened. ``client_cpu`` is how busy the client processes were while
     measuring, in cores per process: near 1.0, the harness itself may be
-    what limits the numbers.
+    what limits the numbers. ``client_cpu_us_per_rt`` is what the client
+    processes together spent per round trip, to hold against the server's
+    own CPU per round trip: the larger of the two is the likelier limit.
     """
 
     target: str
@@ -94,6 +97,7 @@ class BenchResult:
     rps: float
     bytes_per_s: float
     client_cpu: float
+    client_cpu_us_per_rt: float | None
     latency_us: Summary
     connect_latency_us: Summary
     errors: int
@@ -246,6 +250,9 @@ def merge(
         rps=round(rps, 1),
         bytes_per_s=round(rps * (request_size + reply_size), 1),
         client_cpu=round(client_cpu, 3),
+        client_cpu_us_per_rt=(
+            round(client_cpu * len(parts) / rps * US_PER_S, 2) if rps and client_cpu else None
+        ),
         latency_us=latency.summary(),
         connect_latency_us=connect_latency.summary(),
         errors=sum(lost.values()),

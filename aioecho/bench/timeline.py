@@ -13,7 +13,7 @@ trailing seconds of round trips.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,12 +55,12 @@ class Timeline:
     # Running totals (errors, connections, connects) at the end of each second.
     _totals: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def record(self, second: int, counts: Counter[int]) -> None:
+    def record(self, second: int, counts: Mapping[int, int]) -> None:
         """Latencies in microseconds (value: how many) of replies that came in ``second``."""
         coarse = self._latency.setdefault(second, Counter())
         for value_us, count in counts.items():
             coarse[_coarse(value_us)] += count
-        self._trips[second] += counts.total()
+        self._trips[second] += sum(counts.values())
 
     def advance(self, now: int, *, errors: int, connections: int, connects: int) -> None:
         """Close the seconds that ended by ``now``; the counters are running totals."""

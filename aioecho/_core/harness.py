@@ -1,9 +1,10 @@
-"""One benchmark connection: an asyncio Protocol that sends numbered requests
+"""One benchmark connection: a buffered protocol that sends numbered requests
 and verifies every reply byte for byte.
 
-The hot path is one ``data_received`` per reply: a single bytes comparison
-with the expected reply, one list append for the latency, one write for the
-next request. Anything else (a reply split over reads, several replies in
+The hot path is one ``buffer_updated`` per reply: the read compared with the
+expected reply where it landed, one latency counted, the next request and
+its expected reply numbered, one write. Compiled (``harness.pxd``), all of
+it runs in C. Anything else (a reply split over reads, several replies in
 one read, a wrong byte) takes the slower path, which verifies incrementally
 against the expected reply without buffering what it already checked.
 
@@ -23,11 +24,14 @@ import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from time import monotonic_ns
-from typing import cast
+from typing import Protocol, cast
 
-from .failures import classify
-from .histogram import LatencyRecorder
-from .payload import DROPPED, DUPLICATE, EXTRA, SWAPPED, WRONG, Payload
+from .latency import LatencyCounts
+
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from . import nocython as cython
 
 # Mismatches are counted without limit; only the first few are described.
 MAX_EXAMPLES = 5
@@ -42,6 +46,51 @@ LATE_NS = 10_000_000
 NS_PER_S = 1_000_000_000
 # Why a connection was given up: its oldest request got no reply in time.
 REPLY_TIMEOUT = "reply_timeout"
+# The most one read takes; a larger reply is verified over several reads.
+RECEIVE_BUFFER_SIZE = 256 * 1024
+
+# What a reply that is not the expected one turned out to be.
+SWAPPED = "swapped"  # the reply to another connection's request
+DROPPED = "dropped"  # the reply to a later request: the ones before it never came
+DUPLICATE = "duplicate"  # the reply to a request already answered
+EXTRA = "extra"  # a reply to no request sent
+WRONG = "wrong"  # not the reply to any request of the run
+KINDS = (SWAPPED, DROPPED, DUPLICATE, EXTRA, WRONG)
+
+
+class Tagged(Protocol):
+    """Whose request a reply answers, and which one (``Payload.identify``)."""
+
+    @property
+    def connection(self) -> int: ...
+
+    @property
+    def sequence(self) -> int: ...
+
+
+class Payload(Protocol):
+    """What the harness needs of ``aioecho.bench.payload.Payload``."""
+
+    @property
+    def wide(self) -> bool: ...
+
+    @property
+    def modulus(self) -> int: ...
+
+    @property
+    def sequence_offset(self) -> int: ...
+
+    def templates(self, connection: int) -> tuple[bytes, bytes]: ...
+
+    def requests(self, connection: int) -> Callable[[int], bytes]: ...
+
+    def replies(self, connection: int) -> Callable[[int], bytes]: ...
+
+    def identify(self, reply: bytes) -> Tagged | None: ...
+
+
+# Names why a connection was lost (``aioecho.bench.failures.classify``).
+Classify = Callable[[BaseException | None], str]
 
 
 class Tally:
@@ -56,6 +105,7 @@ class Tally:
 
     __slots__ = (
         "all_closed",
+        "classify",
         "examples",
         "late",
         "latency",
@@ -65,6 +115,8 @@ class Tally:
         "next_second_at",
         "open",
         "payload",
+        "receive_buffer",
+        "receive_view",
         "second_ns",
         "send_until",
         "timed_out",
@@ -74,10 +126,15 @@ class Tally:
         "window_start",
     )
 
-    def __init__(self, payload: Payload, second_ns: int = NS_PER_S) -> None:
+    def __init__(self, payload: Payload, classify: Classify, second_ns: int = NS_PER_S) -> None:
         self.payload = payload
+        self.classify = classify
         self.second_ns = second_ns
-        self.latency = LatencyRecorder()
+        self.latency = LatencyCounts()
+        # Every connection reads into this one buffer: each read is taken
+        # in full before the loop reads again.
+        self.receive_buffer = bytearray(RECEIVE_BUFFER_SIZE)
+        self.receive_view = memoryview(self.receive_buffer)
         self.mismatches = 0
         self.mismatch_kinds: Counter[str] = Counter()
         self.examples: list[str] = []
@@ -132,7 +189,7 @@ def describe_mismatch(connection: int, reply: int, kind: str, expected: bytes, g
 DoneCallback = Callable[["BenchConnection", int], None]
 
 
-class BenchConnection(asyncio.Protocol):
+class BenchConnection:
     """The parts shared by closed- and open-loop connections.
 
     ``sequence`` numbers the next request, ``reply_sequence`` the request
@@ -143,8 +200,11 @@ class BenchConnection(asyncio.Protocol):
     __slots__ = (
         "_done",
         "_expected",
+        "_latency",
         "_matched",
         "_on_done",
+        "_receive_buffer",
+        "_receive_view",
         "_record",
         "_reply_of",
         "_request_of",
@@ -171,10 +231,13 @@ class BenchConnection(asyncio.Protocol):
         self._expected = self._reply_of(first_sequence)
         self._matched = 0  # bytes of the expected reply already verified
         self._tally = tally
-        self._record = tally.latency.samples.append
+        self._latency = tally.latency
+        self._record = tally.latency.samples.append  # pure Python's way to count one
+        self._receive_buffer = tally.receive_buffer
+        self._receive_view = tally.receive_view
         self._on_done = on_done
         self._done = False
-        self._write: Callable[[bytes], object] = self._not_connected
+        self._write: Callable[[bytes], object] = _not_connected
         self.transport: asyncio.Transport | None = None
         self.is_open = False  # connected, and neither lost nor closed by us
         self.closed = False  # connection_lost has run
@@ -198,8 +261,18 @@ class BenchConnection(asyncio.Protocol):
         self.is_open = True
         self._tally.open += 1
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._receive_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """A read, compiled: the protocol is a buffered one (see ``ClosedLoopProtocol``)."""
+        self._on_read(bytes(self._receive_view[:nbytes]), monotonic_ns())
+
     def data_received(self, data: bytes) -> None:
-        now = monotonic_ns()
+        """A read, in pure Python: the protocol is a plain one."""
+        self._on_read(data, monotonic_ns())
+
+    def _on_read(self, data: bytes, now: int) -> None:
         if data == self._expected and not self._matched and self.times:
             self._answer(now)
             self._after_replies(1, now)
@@ -211,12 +284,13 @@ class BenchConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._tally.open -= 1
-        if not self._tally.open:
-            self._tally.all_closed.set()
+        tally = self._tally
+        tally.open -= 1
+        if not tally.open:
+            tally.all_closed.set()
         if self.is_open:
             self.is_open = False
-            self._tally.lost[classify(exc)] += 1
+            tally.lost[tally.classify(exc)] += 1
         self.give_up(0)
         self._finish(monotonic_ns())
 
@@ -283,7 +357,7 @@ class BenchConnection(asyncio.Protocol):
         if tally.window_start <= sent_at < tally.window_end:
             if now >= tally.next_second_at:
                 tally.next_second(now)
-            self._record(now - sent_at)
+            self._latency.record(now - sent_at)
         self.reply_sequence += 1
         self._expected = self._reply_of(self.reply_sequence)
 
@@ -352,9 +426,9 @@ class BenchConnection(asyncio.Protocol):
         else:
             self._write(b"".join(request_of(n) for n in range(first, first + count)))
 
-    @staticmethod
-    def _not_connected(data: bytes) -> None:
-        raise RuntimeError("not connected")
+
+def _not_connected(data: bytes) -> None:
+    raise RuntimeError("not connected")
 
 
 ChurnCallback = Callable[["ClosedLoopConnection"], None]
@@ -371,9 +445,11 @@ class ClosedLoopConnection(BenchConnection):
 
     __slots__ = (
         "_limit",
+        "_numbered",
         "_on_churn",
-        "_reply_template",
-        "_request_template",
+        "_reply_form",
+        "_request_form",
+        "_sequence_at",
         "churn_at",
         "pipeline",
         "stop_at",
@@ -395,7 +471,18 @@ class ClosedLoopConnection(BenchConnection):
         self.churn_at = UNLIMITED if churn is None else first_sequence + churn
         self.limit = UNLIMITED
         self._on_churn = on_churn
-        self._request_template, self._reply_template = tally.payload.templates(index)
+        payload = tally.payload
+        # Requests too short for every digit of a sequence number take the
+        # general path, which wraps the numbers.
+        self._numbered = payload.wide
+        # Pure Python formats the next request (and reply) from a template
+        # with "%"; compiled, the hot path copies request (reply) 0 and writes
+        # the sequence number's digits at _sequence_at.
+        if cython.compiled:
+            self._request_form, self._reply_form = self._request_of(0), self._reply_of(0)
+        else:
+            self._request_form, self._reply_form = payload.templates(index)
+        self._sequence_at = payload.sequence_offset
 
     @property
     def limit(self) -> int:
@@ -407,34 +494,64 @@ class ClosedLoopConnection(BenchConnection):
         self._limit = value
         self.stop_at = min(value, self.churn_at)
 
+    # The harness's hot path: the common reply (one whole reply in one read,
+    # while more may be sent) costs one comparison, one latency counted, two
+    # numberings and one write. Everything else takes the general path.
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """A read, compiled: the reply compared where it landed, all in C (harness.pxd)."""
+        now = monotonic_clock_ns()  # type: ignore[name-defined]  # noqa: F821
+        whole = same_bytes(  # type: ignore[name-defined]  # noqa: F821
+            self._receive_buffer, nbytes, self._expected
+        )
+        if not (whole and self._step(now)):
+            self._verify(bytes(self._receive_view[:nbytes]), now)
+
     def data_received(self, data: bytes) -> None:
-        # The harness's hot path, inlined: the common reply (one whole reply
-        # in one read, while more may be sent) costs one comparison, one
-        # latency append, two formats and one write. Everything else takes
-        # the general path. Payload.wide guarantees the plain "%" is right.
+        """A read, in pure Python: a new bytes object, compared with one C call."""
         now = monotonic_ns()
+        if not (data == self._expected and self._step(now)):
+            self._verify(data, now)
+
+    def _step(self, now: int) -> bool:
+        """Take the expected reply that came whole and send the next request, if that
+        is all there is to do; False for the general path."""
         times, tally = self.times, self._tally
         sequence = self.sequence
-        if (
-            data == self._expected
+        if not (
+            self._numbered
             and times
             and sequence < self.stop_at
             and now < tally.send_until
             and not self._matched
         ):
-            sent_at = times.popleft()
-            if tally.window_start <= sent_at < tally.window_end:
-                if now >= tally.next_second_at:
-                    tally.next_second(now)
+            return False
+        sent_at = times.popleft()
+        if tally.window_start <= sent_at < tally.window_end:
+            if now >= tally.next_second_at:
+                tally.next_second(now)
+            if cython.compiled:
+                self._latency.record(now - sent_at)
+            else:
                 self._record(now - sent_at)
-            answered = self.reply_sequence + 1
-            self.reply_sequence = answered
-            self._expected = self._reply_template % answered
-            times.append(now)
-            self.sequence = sequence + 1
-            self._write(self._request_template % sequence)
+        answered = self.reply_sequence + 1
+        self.reply_sequence = answered
+        times.append(now)
+        self.sequence = sequence + 1
+        if cython.compiled:
+            at = self._sequence_at
+            self._expected = with_number(  # type: ignore[name-defined]  # noqa: F821
+                self._reply_form, at, answered
+            )
+            self._write(
+                with_number(  # type: ignore[name-defined]  # noqa: F821
+                    self._request_form, at, sequence
+                )
+            )
         else:
-            self._verify(data, now)
+            self._expected = self._reply_form % answered
+            self._write(self._request_form % sequence)
+        return True
 
     def start(self) -> None:
         """Fill the pipeline."""
@@ -483,15 +600,6 @@ class ClosedLoopConnection(BenchConnection):
             self._finish(now)
 
 
-class NarrowClosedLoopConnection(ClosedLoopConnection):
-    """A closed-loop connection for requests too short for 16-digit sequence
-    numbers: every reply takes the general path, which wraps them."""
-
-    __slots__ = ()
-
-    data_received = BenchConnection.data_received
-
-
 class OpenLoopConnection(BenchConnection):
     """Sends when the schedule says, whatever the server does.
 
@@ -525,11 +633,13 @@ class OpenLoopConnection(BenchConnection):
         self._send(1)
 
     def overdue(self, deadline: int) -> bool:
-        return super().overdue(deadline) or (bool(self.owed) and self.owed[0] < deadline)
+        return BenchConnection.overdue(self, deadline) or (
+            bool(self.owed) and self.owed[0] < deadline
+        )
 
     def give_up(self, deadline: int) -> None:
         self._drop_owed()
-        super().give_up(deadline)
+        BenchConnection.give_up(self, deadline)
 
     def stop_sending(self) -> None:
         self._drop_owed()
@@ -568,3 +678,21 @@ class OpenLoopConnection(BenchConnection):
         self._tally.late += self._tally.in_window(t for t in sending if now - t > LATE_NS)
         self.times.extend(sending)
         self._send(count)
+
+
+# Compiled, a buffered protocol: replies are compared where they landed. In
+# pure Python a plain one: a new bytes object per read costs the loop less
+# than a Python get_buffer() call per read costs the interpreter.
+ReadingProtocol = asyncio.BufferedProtocol if cython.compiled else asyncio.Protocol
+
+
+class ClosedLoopProtocol(ClosedLoopConnection, ReadingProtocol):  # type: ignore[valid-type,misc]
+    """A closed-loop connection as an asyncio protocol."""
+
+    __slots__ = ()
+
+
+class OpenLoopProtocol(OpenLoopConnection, ReadingProtocol):  # type: ignore[valid-type,misc]
+    """An open-loop connection as an asyncio protocol."""
+
+    __slots__ = ()

@@ -1,0 +1,105 @@
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcmp
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+from .latency cimport LatencyCounts
+
+
+cdef class Tally:
+    cdef public object payload
+    cdef public object classify
+    cdef public long long second_ns
+    cdef public LatencyCounts latency
+    cdef public bytearray receive_buffer
+    cdef public object receive_view
+    cdef public long long mismatches
+    cdef public object mismatch_kinds
+    cdef public list examples
+    cdef public object lost
+    cdef public long long open
+    cdef public object all_closed
+    cdef public long long window_start
+    cdef public long long window_end
+    cdef public long long send_until
+    cdef public long long next_second_at
+    cdef public long long timed_out
+    cdef public long long unanswered
+    cdef public long long unsent
+    cdef public long long late
+
+    cpdef next_second(self, long long now)
+
+
+cdef class BenchConnection:
+    cdef public Py_ssize_t index
+    cdef object _request_of
+    cdef object _reply_of
+    cdef public long long first_sequence
+    cdef public long long sequence
+    cdef public long long reply_sequence
+    cdef bytes _expected
+    cdef Py_ssize_t _matched
+    cdef Tally _tally
+    cdef LatencyCounts _latency
+    cdef bytearray _receive_buffer
+    cdef object _receive_view
+    cdef object _record
+    cdef object _on_done
+    cdef bint _done
+    cdef object _write
+    cdef public object transport
+    cdef public bint is_open
+    cdef public bint closed
+    cdef public object times
+
+    cpdef buffer_updated(self, Py_ssize_t nbytes)
+
+
+cdef class ClosedLoopConnection(BenchConnection):
+    @cython.locals(now=cython.longlong, whole=bint)
+    cpdef buffer_updated(self, Py_ssize_t nbytes)
+    @cython.locals(sent_at=cython.longlong, sequence=cython.longlong,
+                   answered=cython.longlong, at=Py_ssize_t)
+    cdef bint _step(self, long long now) except -1
+
+    cdef long long _limit
+    cdef bint _numbered
+    cdef object _on_churn
+    cdef bytes _reply_form
+    cdef bytes _request_form
+    cdef Py_ssize_t _sequence_at
+    cdef public long long churn_at
+    cdef public long long pipeline
+    cdef public long long stop_at
+
+
+cdef class OpenLoopConnection(BenchConnection):
+    cdef public long long cap
+    cdef public bint finishing
+    cdef public object owed
+    cdef public bint paused
+
+
+cdef inline bint same_bytes(bytearray buffer, Py_ssize_t size, bytes expected):
+    """Whether the first ``size`` bytes of ``buffer`` are ``expected``, compared in place."""
+    return size == len(expected) and memcmp(<char*>buffer, <char*>expected, size) == 0
+
+
+@cython.cdivision(True)
+cdef inline bytes with_number(bytes template, Py_ssize_t at, unsigned long long number):
+    """A copy of ``template`` with ``number`` as the 16 digits at ``at``."""
+    cdef Py_ssize_t digit
+    numbered = PyBytes_FromStringAndSize(<char*>template, len(template))
+    cdef char* out = PyBytes_AS_STRING(numbered) + at
+    for digit in range(15, -1, -1):
+        out[digit] = 48 + number % 10
+        number //= 10
+    return numbered
+
+
+cdef inline long long monotonic_clock_ns() noexcept nogil:
+    """time.monotonic_ns() without a Python call: the same clock, CLOCK_MONOTONIC."""
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1_000_000_000 + now.tv_nsec
