@@ -369,6 +369,20 @@ def test_recorder_counts_microseconds_and_nothing_after_close() -> None:
     assert recorder.count == 7
 
 
+def test_the_hot_paths_bound_append_counts_across_flushes() -> None:
+    # Pure Python's hot path binds samples.append once per connection: every
+    # value appended through it, before or after any flush, must count.
+    recorder = LatencyRecorder()
+    append = recorder.counts.samples.append
+    for round_number in range(3):
+        for nanoseconds in (2_000, 2_500, 70_000_000):
+            append(nanoseconds)
+        assert recorder.count == 3 * round_number + 3
+        recorder.flush()
+    assert recorder.histogram.count == 9
+    assert recorder.histogram.summary()["p50"] == 2
+
+
 def test_counted_latencies_fold_into_the_histogram_every_value_would_make() -> None:
     # The counts are per microsecond, in an array below 65.5 ms and a dict
     # above; folded with their counts, the histogram must equal one that

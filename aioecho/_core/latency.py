@@ -41,6 +41,11 @@ class LatencyCounts:
         self.samples: list[int] = []
 
     @property
+    def marked(self) -> bool:
+        """Whether values of an earlier label wait to be drained."""
+        return bool(self._groups)
+
+    @property
     def pending(self) -> int:
         """Values recorded since the last drain."""
         return self._recorded + len(self.samples)
@@ -71,9 +76,12 @@ class LatencyCounts:
         return [(label, counts) for label, counts in groups if counts]
 
     def _take(self) -> Counts:
-        if self.samples:  # equal values first: one _add() per distinct value
-            samples, self.samples = self.samples, []
-            for micros, count in Counter([sample // 1000 for sample in samples]).items():
+        samples = self.samples
+        if samples:  # equal values first: one _add() per distinct value
+            # Emptied in place: the hot path holds this list's append.
+            counted = Counter([sample // 1000 for sample in samples])
+            samples.clear()
+            for micros, count in counted.items():
                 self._add(max(micros, 0), count)
         small = self._small
         counts = {micros: small[micros] for micros in self._touched}

@@ -55,10 +55,12 @@ CONNECT_CONCURRENCY = 256
 # If this many attempts failed and none succeeded, the target is not there:
 # stop instead of waiting out a timeout for every remaining connection.
 GIVE_UP_AFTER = 100
-# How often pending latencies are folded into the histogram (bounding memory);
-# also the period of the loop-lag probe.
+# The period of the ticker: the loop-lag probe, timeouts, the timeline,
+# progress. Latencies are folded into the histogram once a second of the
+# window is over: each fold costs a Python call per distinct value, and at
+# 1,000 connections nearly every reply of a tenth of a second has its own.
 FLUSH_INTERVAL = 0.1
-PROGRESS_EVERY = 5  # flushes: one progress report per half second
+PROGRESS_EVERY = 5  # ticks: one progress report per half second
 # How often unanswered requests are checked against --timeout: a quarter of
 # it, within these bounds (a check walks every connection).
 SWEEP_MIN_S, SWEEP_MAX_S = FLUSH_INTERVAL, 1.0
@@ -541,7 +543,8 @@ class LoadEngine:
             self.connect_loop_lag.record(lag_us)
         if phases & {"warmup", "measuring"}:
             self.loop_lag.record(lag_us)
-        self._record_latencies()
+        if self.tally.latency.marked or now >= self.tally.next_second_at:
+            self._record_latencies()  # a second is over: its latencies go to the timeline
         if self.phase in ("warmup", "measuring", "draining") and now >= self._next_sweep:
             self._next_sweep = now + self._sweep_ns
             self._sweep(now)
