@@ -1,6 +1,5 @@
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcmp
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .latency cimport LatencyCounts
@@ -11,8 +10,6 @@ cdef class Tally:
     cdef public object classify
     cdef public long long second_ns
     cdef public LatencyCounts latency
-    cdef public bytearray receive_buffer
-    cdef public object receive_view
     cdef public long long mismatches
     cdef public object mismatch_kinds
     cdef public list examples
@@ -42,8 +39,6 @@ cdef class BenchConnection:
     cdef Py_ssize_t _matched
     cdef Tally _tally
     cdef LatencyCounts _latency
-    cdef bytearray _receive_buffer
-    cdef object _receive_view
     cdef object _record
     cdef object _on_done
     cdef bint _done
@@ -53,12 +48,12 @@ cdef class BenchConnection:
     cdef public bint closed
     cdef public object times
 
-    cpdef buffer_updated(self, Py_ssize_t nbytes)
+    cpdef data_received(self, data)
 
 
 cdef class ClosedLoopConnection(BenchConnection):
-    @cython.locals(now=cython.longlong, whole=bint)
-    cpdef buffer_updated(self, Py_ssize_t nbytes)
+    @cython.locals(now=cython.longlong)
+    cpdef data_received(self, data)
     @cython.locals(sent_at=cython.longlong, sequence=cython.longlong,
                    answered=cython.longlong, at=Py_ssize_t)
     cdef bint _step(self, long long now) except -1
@@ -79,11 +74,6 @@ cdef class OpenLoopConnection(BenchConnection):
     cdef public bint finishing
     cdef public object owed
     cdef public bint paused
-
-
-cdef inline bint same_bytes(bytearray buffer, Py_ssize_t size, bytes expected):
-    """Whether the first ``size`` bytes of ``buffer`` are ``expected``, compared in place."""
-    return size == len(expected) and memcmp(<char*>buffer, <char*>expected, size) == 0
 
 
 @cython.cdivision(True)
