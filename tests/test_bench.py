@@ -18,9 +18,13 @@ import pytest
 import aioecho
 from aioecho import EchoServer
 from aioecho.bench import BenchConfig, BenchConfigError, BenchResult, run_async
+from aioecho.bench.failures import classify
 from aioecho.bench.histogram import Histogram, LatencyRecorder
 from aioecho.bench.payload import Payload, Tagged
 from aioecho.bench.runner import split
+from aioecho.core import ClosedLoopProtocol, Tally
+
+from .support import until
 
 Transform = Callable[[bytes], bytes]
 
@@ -402,6 +406,38 @@ def test_counted_latencies_fold_into_the_histogram_every_value_would_make() -> N
     assert recorder.histogram.count == every.count == len(values)
     assert recorder.histogram.encode() == every.encode()
     assert recorder.histogram.summary() == every.summary()
+
+
+async def read_exactly(sock: socket.socket, size: int) -> bytes:
+    loop, data = asyncio.get_running_loop(), b""
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        assert chunk, "closed"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("first", [0, 99, 10**15 - 2, 10**16 - 4])
+async def test_each_next_request_is_the_one_the_payload_numbers(first: int) -> None:
+    # The hot path numbers requests itself (compiled: by writing digits into
+    # a copy of request 0). Played against by hand over a socket pair, the
+    # connection must send exactly the payload's requests, digits carried.
+    payload = Payload.build(64, "upper-sb", "_SB", connections=1000)
+    tally = Tally(payload, classify)
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    _, connection = await asyncio.get_running_loop().create_connection(
+        lambda: ClosedLoopProtocol(7, tally, lambda *_: None, 1, first_sequence=first),
+        sock=ours,
+    )
+    connection.start()
+    for sequence in range(first, first + 4):
+        assert await read_exactly(theirs, 64) == payload.request(7, sequence)
+        await asyncio.get_running_loop().sock_sendall(theirs, payload.reply(7, sequence))
+    await until(lambda: connection.reply_sequence == first + 4)
+    assert (tally.mismatches, connection.reply_sequence) == (0, first + 4)
+    connection.abort()
+    theirs.close()
 
 
 def test_every_request_of_a_run_is_unique() -> None:

@@ -77,14 +77,16 @@ cdef class OpenLoopConnection(BenchConnection):
 
 
 @cython.cdivision(True)
-cdef inline bytes with_number(bytes template, Py_ssize_t at, unsigned long long number):
-    """A copy of ``template`` with ``number`` as the 16 digits at ``at``."""
-    cdef Py_ssize_t digit
-    numbered = PyBytes_FromStringAndSize(<char*>template, len(template))
-    cdef char* out = PyBytes_AS_STRING(numbered) + at
-    for digit in range(15, -1, -1):
-        out[digit] = 48 + number % 10
+cdef inline bytes with_number(bytes zeros, Py_ssize_t at, unsigned long long number):
+    """A copy of ``zeros`` (numbered 0) with ``number`` in the 16 digits at ``at``."""
+    numbered = PyBytes_FromStringAndSize(<char*>zeros, len(zeros))
+    cdef char* digit = PyBytes_AS_STRING(numbered) + at + 15
+    cdef int left = 16  # never past the 16 digits, whatever the number
+    while number and left:  # the leading zeros are the copy's
+        digit[0] = 48 + number % 10
         number //= 10
+        digit -= 1
+        left -= 1
     return numbered
 
 

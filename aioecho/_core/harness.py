@@ -492,7 +492,7 @@ class ClosedLoopConnection(BenchConnection):
         sequence = self.sequence
         if not (
             self._numbered
-            and times
+            and len(times)
             and sequence < self.stop_at
             and now < tally.send_until
             and not self._matched
