@@ -1,3 +1,5 @@
+cimport cython
+
 cdef class LatencyCounts:
     cdef long long[::1] _small
     cdef list _touched
@@ -8,5 +10,6 @@ cdef class LatencyCounts:
     cdef public list samples
 
     cpdef record(self, long long nanoseconds)
-    cdef _add(self, long long micros, long long count)
+    @cython.locals(shift=int)
+    cdef _add(self, unsigned long long micros, long long count)
     cdef dict _take(self)
