@@ -53,7 +53,9 @@ C_SERVER = "C server"
 LOADS = (Load(10, 64, 1), Load(1000, 64, 1), Load(10, 16384, 16))
 CLIENT_LOADS = (Load(10, 64, 1), Load(1000, 64, 1), Load(10_000, 64, 1))
 # One connection each: callgrind counts the server's work, not the kernel's.
-COUNTED_LOADS = ((Load(1, 64, 1), 2000), (Load(1, 16384, 16), 320))
+# How 16 KiB lines fall into reads varies from run to run, and with it the
+# work: many lines make that vary less than the per-line work adds up.
+COUNTED_LOADS = ((Load(1, 64, 1), 2000), (Load(1, 16384, 16), 1600))
 
 
 @dataclass(frozen=True)
