@@ -87,7 +87,6 @@ ChunkEchoProtocol = protocol.ChunkEchoProtocol
 EchoConnection = protocol.EchoConnection
 EchoProtocol = protocol.EchoProtocol
 LineEchoProtocol = protocol.LineEchoProtocol
-SinkFactory = protocol.SinkFactory
 ERROR_LINGER_SECONDS = protocol.ERROR_LINGER_SECONDS
 MAX_CONNECTIONS_ERROR = protocol.MAX_CONNECTIONS_ERROR
 MAX_CONNECTIONS_PER_IP_ERROR = protocol.MAX_CONNECTIONS_PER_IP_ERROR

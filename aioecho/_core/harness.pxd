@@ -52,12 +52,6 @@ cdef class BenchConnection:
 
 
 cdef class ClosedLoopConnection(BenchConnection):
-    @cython.locals(now=cython.longlong)
-    cpdef data_received(self, data)
-    @cython.locals(sent_at=cython.longlong, sequence=cython.longlong,
-                   answered=cython.longlong, at=Py_ssize_t)
-    cdef bint _step(self, long long now) except -1
-
     cdef long long _limit
     cdef bint _numbered
     cdef object _on_churn
@@ -67,6 +61,12 @@ cdef class ClosedLoopConnection(BenchConnection):
     cdef public long long churn_at
     cdef public long long pipeline
     cdef public long long stop_at
+
+    @cython.locals(now=cython.longlong)
+    cpdef data_received(self, data)
+    @cython.locals(sent_at=cython.longlong, sequence=cython.longlong,
+                   answered=cython.longlong, at=Py_ssize_t)
+    cdef bint _step(self, long long now) except -1
 
 
 cdef class OpenLoopConnection(BenchConnection):

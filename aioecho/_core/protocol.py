@@ -57,7 +57,6 @@ CLIENT_MEMORY_ERROR = b"ERR client memory limit\n"
 ERROR_LINGER_SECONDS = 2.0
 
 
-
 class EchoConnection:
     """What every echo connection shares: bookkeeping, backpressure, fairness, closing.
 
@@ -352,7 +351,7 @@ class LineConnection(EchoConnection):
         self._pending: bytes | bytearray = b""
         self._owed = 0
         # The longest read answered at once: it can neither hold an overlong
-        # line nor owe more than a slice of replies. None with a sink: every
+        # line nor owe more than a slice of replies. 0 with a sink: every
         # reply goes through it.
         self._fast_read = 0 if sink is not None else min(echo.max_line + 1, slice_input(echo))
         self._fast_limit = self._fast_read  # 0 while anything is held or closing
