@@ -35,7 +35,7 @@ JSON_KEYS = {
     "bytes_per_s", "latency_us", "connect_latency_us", "errors", "mismatches", "mode",
     "rate", "target", "processes",
 }  # fmt: skip
-PERCENTILE_KEYS = {"p50", "p90", "p99", "p999", "p9999", "max"}
+PERCENTILE_KEYS = {"p50", "p90", "p95", "p99", "p999", "p9999", "max"}
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -142,7 +142,7 @@ def test_client_limits_name_cpu_and_loop_lag() -> None:
     [cpu] = client_limits(0.95, calm, {"p99": 2000}, calm, {"p99": 500})
     assert "CPU at 95%" in cpu
     [lag] = client_limits(0.5, {"p99": 8000}, {"p99": 20_000}, calm, {"p99": 500})
-    assert "lag p99 8.0 ms" in lag
+    assert "lag p99 8.00 ms" in lag
     assert "held the cores" not in lag
     [starved] = client_limits(0.1, {"p99": 8000}, {"p99": 20_000}, calm, {"p99": 500})
     assert "at 10% CPU: other processes held the cores" in starved
@@ -150,3 +150,12 @@ def test_client_limits_name_cpu_and_loop_lag() -> None:
     assert client_limits(0.5, {"p99": 8000}, {"p99": 900_000}, calm, {"p99": 500}) == []
     [connect] = client_limits(0.5, calm, {"p99": 2000}, {"p99": 20_000}, {"p99": 23_000})
     assert "while connecting" in connect
+
+
+def test_a_late_pacer_names_the_client() -> None:
+    calm = {"p99": 100}
+    # Within the pacer's precision, or a small share of the latency: not the client.
+    assert client_limits(0.5, calm, {"p99": 300}, calm, calm, {"p99": 90}) == []
+    assert client_limits(0.5, calm, {"p99": 9000}, calm, calm, {"p99": 2000}) == []
+    [late] = client_limits(0.5, calm, {"p99": 1200}, calm, calm, {"p99": 700})
+    assert "send lag p99 0.70 ms against latency p99 1.20 ms" in late

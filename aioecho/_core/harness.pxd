@@ -10,6 +10,11 @@ cdef class Tally:
     cdef public object classify
     cdef public long long second_ns
     cdef public LatencyCounts latency
+    cdef public LatencyCounts uncorrected
+    cdef public LatencyCounts send_lag
+    cdef public LatencyCounts unsent_age
+    cdef public bint by_due
+    cdef public long long second_at
     cdef public long long mismatches
     cdef public object mismatch_kinds
     cdef public list examples
@@ -25,7 +30,7 @@ cdef class Tally:
     cdef public long long unsent
     cdef public long long late
 
-    cpdef next_second(self, long long now)
+    cpdef next_second(self, long long instant)
 
 
 cdef class BenchConnection:
@@ -65,7 +70,7 @@ cdef class ClosedLoopConnection(BenchConnection):
     @cython.locals(now=cython.longlong)
     cpdef data_received(self, data)
     @cython.locals(sent_at=cython.longlong, sequence=cython.longlong,
-                   answered=cython.longlong, at=Py_ssize_t)
+                   answered=cython.longlong, at=Py_ssize_t, filed=cython.longlong)
     cdef bint _step(self, long long now) except -1
 
 
@@ -73,6 +78,7 @@ cdef class OpenLoopConnection(BenchConnection):
     cdef public long long cap
     cdef public bint finishing
     cdef public object owed
+    cdef public object written
     cdef public bint paused
 
 

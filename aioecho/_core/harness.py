@@ -14,7 +14,11 @@ due in open loop); a request whose instant falls in the measurement window
 ends as exactly one of: answered (its latency recorded), timed out (no reply
 within ``--timeout``), or unanswered (its connection was lost, or a wrong
 reply came first). An open-loop message due in the window that never went
-out is unsent.
+out is unsent, and its age when it was given up counts as its latency.
+
+Open loop also times each message from when it was written (the uncorrected
+latency, wrk2's other view) and how late it was written (its send lag): a
+pacer that falls behind shows in the second, not as server latency.
 """
 
 from __future__ import annotations
@@ -97,12 +101,14 @@ class Tally:
     ``window_start``/``window_end`` bound the measurement: a request counts
     if the instant its latency counts from falls in ``[start, end)``.
     Closed-loop connections send nothing at or after ``send_until``.
-    Replies are filed by the second of the window they arrived in; a second
-    lasts ``second_ns`` (shorter only where a test compresses time).
+    Replies are filed by the second of the window they arrived in, or with
+    ``by_due`` by the second their latency counts from; a second lasts
+    ``second_ns`` (shorter only where a test compresses time).
     """
 
     __slots__ = (
         "all_closed",
+        "by_due",
         "classify",
         "examples",
         "late",
@@ -113,11 +119,15 @@ class Tally:
         "next_second_at",
         "open",
         "payload",
+        "second_at",
         "second_ns",
+        "send_lag",
         "send_until",
         "timed_out",
         "unanswered",
+        "uncorrected",
         "unsent",
+        "unsent_age",
         "window_end",
         "window_start",
     )
@@ -126,7 +136,11 @@ class Tally:
         self.payload = payload
         self.classify = classify
         self.second_ns = second_ns
-        self.latency = LatencyCounts()
+        self.latency = LatencyCounts()  # from the instant latency counts from
+        self.uncorrected = LatencyCounts()  # open loop: from the write
+        self.send_lag = LatencyCounts()  # open loop: from due to written
+        self.unsent_age = LatencyCounts()  # open loop: due, never written
+        self.by_due = False
         self.mismatches = 0
         self.mismatch_kinds: Counter[str] = Counter()
         self.examples: list[str] = []
@@ -134,7 +148,8 @@ class Tally:
         self.open = 0  # transports not yet closed
         self.all_closed = asyncio.Event()
         self.window_start = self.window_end = self.send_until = NEVER
-        self.next_second_at = NEVER  # when the next second of the window begins
+        # Where the second that replies are being filed in begins, and ends.
+        self.second_at = self.next_second_at = NEVER
         self.timed_out = 0
         self.unanswered = 0
         self.unsent = 0
@@ -143,13 +158,22 @@ class Tally:
     def open_window(self, start: int, end: int) -> None:
         """Measure the requests whose latency counts from an instant in ``[start, end)``."""
         self.window_start, self.window_end = start, end
-        self.next_second_at = start
+        self.second_at = self.next_second_at = start
 
-    def next_second(self, now: int) -> None:
-        """A reply of a new second of the window is about to be recorded: file it there."""
-        second = (now - self.window_start) // self.second_ns
+    def next_second(self, instant: int) -> None:
+        """A reply filed at ``instant``, outside the current second, is about to be
+        recorded: file it in its own second."""
+        second = (instant - self.window_start) // self.second_ns
         self.latency.mark(second)
-        self.next_second_at = self.window_start + (second + 1) * self.second_ns
+        self.second_at = self.window_start + second * self.second_ns
+        self.next_second_at = self.second_at + self.second_ns
+
+    def count_unsent(self, due: int, now: int) -> None:
+        """A message due at ``due`` is given up unsent ``now``: if it belongs to the
+        window, its age at the window's end (or now, if sooner) is its latency."""
+        if self.window_start <= due < self.window_end:
+            self.unsent += 1
+            self.unsent_age.record(min(now, self.window_end) - due)
 
     def in_window(self, instants: Iterable[int]) -> int:
         """How many of ``instants`` fall in the measurement window."""
@@ -333,8 +357,9 @@ class BenchConnection:
         tally = self._tally
         sent_at = self.times.popleft()
         if tally.window_start <= sent_at < tally.window_end:
-            if now >= tally.next_second_at:
-                tally.next_second(now)
+            filed = sent_at if tally.by_due else now
+            if not tally.second_at <= filed < tally.next_second_at:
+                tally.next_second(filed)
             self._latency.record(now - sent_at)
         self.reply_sequence += 1
         self._expected = self._reply_of(self.reply_sequence)
@@ -500,8 +525,9 @@ class ClosedLoopConnection(BenchConnection):
             return False
         sent_at = times.popleft()
         if tally.window_start <= sent_at < tally.window_end:
-            if now >= tally.next_second_at:
-                tally.next_second(now)
+            filed = sent_at if tally.by_due else now
+            if not tally.second_at <= filed < tally.next_second_at:
+                tally.next_second(filed)
             if cython.compiled:
                 self._latency.record(now - sent_at)
             else:
@@ -582,27 +608,44 @@ class OpenLoopConnection(BenchConnection):
     silently lowering the load.
     """
 
-    __slots__ = ("cap", "finishing", "owed", "paused")
+    __slots__ = ("cap", "finishing", "owed", "paused", "written")
 
     def __init__(self, index: int, tally: Tally, on_done: DoneCallback, cap: int | None) -> None:
         super().__init__(index, tally, on_done)
         self.cap = UNLIMITED if cap is None else cap
         self.owed: deque[int] = deque()
+        # When each request in ``times`` was written, in the same order.
+        self.written: deque[int] = deque()
         self.paused = False
         self.finishing = False  # the schedule has nothing more for this connection
 
     def send_at(self, intended: int, now: int) -> None:
         """Send one request whose latency counts from ``intended`` (monotonic ns)."""
         if not self.is_open:
-            self._tally.unsent += self._tally.in_window((intended,))
+            self._tally.count_unsent(intended, now)
             return
         if self.paused or self.owed or len(self.times) >= self.cap:
             self.owed.append(intended)
             return
-        if now - intended > LATE_NS:
-            self._tally.late += self._tally.in_window((intended,))
-        self.times.append(intended)
+        self._sending(intended, now)
         self._send(1)
+
+    def _sending(self, intended: int, now: int) -> None:
+        """Account for the request due at ``intended`` being written ``now``."""
+        tally = self._tally
+        if tally.window_start <= intended < tally.window_end:
+            tally.send_lag.record(now - intended)
+            if now - intended > LATE_NS:
+                tally.late += 1
+        self.times.append(intended)
+        self.written.append(now)
+
+    def _answer(self, now: int) -> None:
+        written = self.written.popleft()
+        tally = self._tally
+        if tally.window_start <= self.times[0] < tally.window_end:
+            tally.uncorrected.record(now - written)
+        BenchConnection._answer(self, now)
 
     def overdue(self, deadline: int) -> bool:
         return BenchConnection.overdue(self, deadline) or (
@@ -611,6 +654,7 @@ class OpenLoopConnection(BenchConnection):
 
     def give_up(self, deadline: int) -> None:
         self._drop_owed()
+        self.written.clear()
         BenchConnection.give_up(self, deadline)
 
     def stop_sending(self) -> None:
@@ -632,7 +676,9 @@ class OpenLoopConnection(BenchConnection):
 
     def _drop_owed(self) -> None:
         """Messages due but never written are unsent."""
-        self._tally.unsent += self._tally.in_window(self.owed)
+        now = monotonic_ns()
+        for intended in self.owed:
+            self._tally.count_unsent(intended, now)
         self.owed.clear()
 
     def _after_replies(self, count: int, now: int) -> None:
@@ -646,9 +692,8 @@ class OpenLoopConnection(BenchConnection):
         count = min(len(owed), self.cap - len(self.times))
         if count <= 0 or self.paused or not self.is_open:
             return
-        sending = [owed.popleft() for _ in range(count)]
-        self._tally.late += self._tally.in_window(t for t in sending if now - t > LATE_NS)
-        self.times.extend(sending)
+        for _ in range(count):
+            self._sending(owed.popleft(), now)
         self._send(count)
 
 

@@ -21,6 +21,8 @@ EXPECTS: tuple[Expect, ...] = ("upper-sb", "echo")
 
 Mode = Literal["closed", "open"]
 
+TimelineBy = Literal["reply", "due"]
+
 # Used when neither --duration nor --messages says when to stop.
 DEFAULT_DURATION = 10.0
 # Each step of --find-max-rate measures this long unless --duration says.
@@ -87,6 +89,12 @@ class BenchConfig:
     )
     ramp: float | None = option(None, "seconds the ramp to --rate-to takes, from measuring", "S")
     churn: int | None = option(None, "closed loop: reconnect every N requests", "N")
+    timeline_by: TimelineBy = option(
+        "reply",
+        "file each round trip of the per-second timeline by when its reply came, or by "
+        "when it was due (sent, in closed loop): a server stall then shows in the second "
+        "it began",
+    )
     find_max_rate: float | None = option(
         None,
         "search, in open-loop steps, the highest rate with p99 under P99_MS and nothing timed out",

@@ -31,6 +31,7 @@ US_PER_MS = 1000.0
 PERCENTILES: dict[str, float] = {
     "p50": 50.0,
     "p90": 90.0,
+    "p95": 95.0,
     "p99": 99.0,
     "p999": 99.9,
     "p9999": 99.99,
@@ -56,6 +57,13 @@ class Histogram:
     def record(self, value_us: int, count: int = 1) -> None:
         """Record ``value_us`` ``count`` times; values past the top are clamped."""
         self._hdr.record_value(min(max(value_us, 0), HIGHEST_US), count)
+
+    def record_corrected(self, value_us: int, interval_us: int) -> None:
+        """Record ``value_us`` from a probe meant to run every ``interval_us``, with
+        the values the probes it missed would have seen (HdrHistogram's
+        expected-interval correction): a 250 ms stall of a 1 ms probe counts
+        as the 250 probes it held up, not as one."""
+        self._hdr.record_corrected_value(min(max(value_us, 0), HIGHEST_US), interval_us)
 
     def add(self, other: Histogram) -> None:
         """Merge ``other`` into this histogram."""

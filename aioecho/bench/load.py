@@ -42,6 +42,7 @@ from .config import BenchConfig
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
 from .histogram import Histogram, LatencyRecorder
 from .memory import rss_bytes
+from .hiccups import HiccupProbe
 from .pacer import Pacer, Schedule
 from .payload import Payload
 from .result import NS_PER_S, PartialResult
@@ -55,10 +56,10 @@ CONNECT_CONCURRENCY = 256
 # If this many attempts failed and none succeeded, the target is not there:
 # stop instead of waiting out a timeout for every remaining connection.
 GIVE_UP_AFTER = 100
-# The period of the ticker: the loop-lag probe, timeouts, the timeline,
-# progress. Latencies are folded into the histogram once a second of the
-# window is over: each fold costs a Python call per distinct value, and at
-# 1,000 connections nearly every reply of a tenth of a second has its own.
+# The period of the ticker: timeouts, the timeline, progress. Latencies are
+# folded into the histogram once a second of the window is over: each fold
+# costs a Python call per distinct value, and at 1,000 connections nearly
+# every reply of a tenth of a second has its own.
 FLUSH_INTERVAL = 0.1
 PROGRESS_EVERY = 5  # ticks: one progress report per half second
 # How often unanswered requests are checked against --timeout: a quarter of
@@ -114,7 +115,11 @@ class LoadEngine:
         self.payload = Payload.build(config.size, config.expect, config.suffix, total)
         self._tls = client_context(config.tls_ca, config.tls_insecure) if config.tls else None
         self.tally = Tally(self.payload, classify, second_ns)
+        self.tally.by_due = config.timeline_by == "due"
         self.latency = LatencyRecorder(self.tally.latency)
+        self.uncorrected = LatencyRecorder(self.tally.uncorrected)
+        self.send_lag = LatencyRecorder(self.tally.send_lag)
+        self.unsent_age = LatencyRecorder(self.tally.unsent_age)
         self.slots: dict[int, BenchConnection] = {}  # connection number -> its current connection
         self.connects = 0  # connections opened, reconnects included
         self.connect_errors: Counter[str] = Counter()
@@ -133,12 +138,11 @@ class LoadEngine:
         self._rss_before = self._rss_after = 0
         self._ticker: asyncio.TimerHandle | None = None
         self._end_timer: asyncio.TimerHandle | None = None
-        self._tick_phase: Phase = "idle"
-        self._tick_due = 0
         self._ticks = 0
         self._next_sweep = 0
         self._timeout_ns = int(config.timeout * NS_PER_S)
         self._sweep_ns = int(min(max(config.timeout / 4, SWEEP_MIN_S), SWEEP_MAX_S) * NS_PER_S)
+        self.hiccups = HiccupProbe()  # how late the loop ran a 1 ms timer
         self.loop_lag = Histogram()  # while traffic flows
         self.connect_loop_lag = Histogram()  # while connecting
         self._schedule: Schedule | None = None
@@ -158,6 +162,7 @@ class LoadEngine:
         self.phase = "connecting"
         self._rss_before = rss_bytes() or 0
         self._start_ticker()
+        self.hiccups.start()
         indices = iter(range(self.first_index, self.first_index + self.config.connections))
         slots = itertools.count()
         started = self._connect_start = monotonic_ns()
@@ -182,6 +187,8 @@ class LoadEngine:
         # The loop may now pause until every process has connected: a tick
         # left pending would count that wait as lag. Traffic starts a new one.
         self._stop_ticker()
+        self.hiccups.stop()
+        self.connect_loop_lag.add(self.hiccups.take())
         self._connect_end = monotonic_ns()
         self._rss_after = rss_bytes() or 0
         self.connect_latency.flush()
@@ -259,6 +266,7 @@ class LoadEngine:
             return
         self.phase = "warmup"
         self._start_ticker()
+        self.hiccups.start()
         # CPU counts from the first request: a loop too busy to end its
         # warm-up on time still reports how busy it was.
         self._cpu_start, self._cpu_wall_start = time.process_time(), monotonic_ns()
@@ -382,12 +390,14 @@ class LoadEngine:
     async def _drain(self) -> None:
         """Stop sending; wait for the replies to the window's requests, up to
         ``--timeout`` (the sweep expires the late ones), then account for all."""
+        now = monotonic_ns()
         if self._pacer is not None:
             self._pacer.stop()
             # Window messages the pacer never got to (it fell behind) are unsent too.
             first = self._schedule_index(self.tally.window_start)
-            self.tally.unsent += max(0, first + self._due() - max(first, self._pacer.scheduled))
-        now = monotonic_ns()
+            assert self._schedule is not None
+            for message in range(max(first, self._pacer.scheduled), first + self._due()):
+                self.tally.count_unsent(self._schedule.due(message), now)
         for connection in self.slots.values():
             connection.stop_sending()
         for connection in list(self.slots.values()):
@@ -400,6 +410,7 @@ class LoadEngine:
         for connection in self.slots.values():
             connection.give_up(deadline)
         self._record_latencies()
+        self._take_hiccups()
         self.phase = "done"
 
     # -- churn ---------------------------------------------------------------
@@ -468,6 +479,10 @@ class LoadEngine:
             cpu_s=self._cpu_end - self._cpu_start,
             latency=self.latency.histogram.encode(),
             connect_latency=self.connect_latency.histogram.encode(),
+            uncorrected=self.uncorrected.histogram.encode(),
+            send_lag=self.send_lag.histogram.encode(),
+            unsent_age=self.unsent_age.histogram.encode(),
+            pacer_precise=self._pacer is not None and self._pacer.precise,
             mismatch_kinds=dict(tally.mismatch_kinds),
             sent=answered + tally.timed_out + tally.unanswered if sent is None else sent,
             answered=answered,
@@ -506,6 +521,7 @@ class LoadEngine:
         self._end()
         self.phase = "closing"
         self._stop_ticker()
+        self.hiccups.stop()
         for task in list(self._reopening):
             task.cancel()
         for connection in self.slots.values():
@@ -524,8 +540,6 @@ class LoadEngine:
     # -- the ticker: latencies, timeouts, loop lag, timeline, progress --------
 
     def _start_ticker(self) -> None:
-        self._tick_phase = self.phase
-        self._tick_due = monotonic_ns() + int(FLUSH_INTERVAL * NS_PER_S)
         self._ticker = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._tick)
 
     def _stop_ticker(self) -> None:
@@ -535,14 +549,6 @@ class LoadEngine:
 
     def _tick(self) -> None:
         now = monotonic_ns()
-        # A tick is late for what ran since it was set: a loop busy for the
-        # whole run may fire its first traffic tick only when draining.
-        lag_us = max(0, now - self._tick_due) // 1000
-        phases = {self._tick_phase, self.phase}
-        if self._tick_phase == "connecting":
-            self.connect_loop_lag.record(lag_us)
-        if phases & {"warmup", "measuring"}:
-            self.loop_lag.record(lag_us)
         if self.tally.latency.marked or now >= self.tally.next_second_at:
             self._record_latencies()  # a second is over: its latencies go to the timeline
         if self.phase in ("warmup", "measuring", "draining") and now >= self._next_sweep:
@@ -564,6 +570,13 @@ class LoadEngine:
         for second, counts in self.latency.flush():
             if self._timeline is not None:
                 self._timeline.record(second, counts)
+        for recorder in (self.uncorrected, self.send_lag, self.unsent_age, self.connect_latency):
+            recorder.flush()
+
+    def _take_hiccups(self) -> None:
+        """The loop's hiccups while traffic flowed (a busy loop reports them late)."""
+        if self.phase in ("warmup", "measuring", "draining"):
+            self.loop_lag.add(self.hiccups.take())
 
     def _sweep(self, now: int) -> None:
         """Give up on connections whose oldest request is older than --timeout."""

@@ -10,16 +10,13 @@ uvloop poll with a zero timeout, which is a busy spin).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from time import monotonic_ns
 
 from ..core import OpenLoopConnection
+from .alarm import Alarm
 
 NS_PER_S = 1_000_000_000
-# The pacer's shortest sleep. Messages due within it go out together, each
-# timed from its own due instant, as wrk2 does.
-MIN_TICK_S = 0.001
 
 
 class Schedule:
@@ -104,7 +101,8 @@ class Pacer:
         self._schedule = schedule
         self._total = total
         self._next = 0
-        self._handle: asyncio.TimerHandle | None = None
+        self._alarm: Alarm | None = None
+        self.precise = False
 
     @property
     def scheduled(self) -> int:
@@ -112,12 +110,16 @@ class Pacer:
         return self._next
 
     def start(self) -> None:
+        """Send what is due, and the rest as it falls due (on the running loop)."""
+        self._alarm = Alarm(self._tick)
+        # Whether it wakes to the microsecond (see Alarm), for the report.
+        self.precise = self._alarm.precise
         self._tick()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if self._alarm is not None:
+            self._alarm.close()
+            self._alarm = None
 
     def _tick(self) -> None:
         now = monotonic_ns()
@@ -133,8 +135,9 @@ class Pacer:
             message += 1
         self._next = message
         if stop is not None and message >= stop:
+            self.stop()
             for connection in connections:
                 connection.finish_schedule()
             return
-        delay = max(MIN_TICK_S, (schedule.due(message) - monotonic_ns()) / NS_PER_S)
-        self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
+        if self._alarm is not None:
+            self._alarm.at(schedule.due(message))

@@ -8,7 +8,7 @@ from .failures import describe
 from .histogram import SUMMARY_KEYS, Summary
 from .result import BenchResult
 
-COLUMN_TITLES = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9", "p9999": "p99.99"}
+COLUMN_TITLES = {"p999": "p99.9", "p9999": "p99.99"}
 COLUMN_WIDTH = 10
 # The pacer counts as behind when it sent fewer than this share of the due messages.
 ON_SCHEDULE = 0.97
@@ -37,12 +37,12 @@ def to_table(result: BenchResult) -> str:
         f"sources     {_sources(result.source_addresses)}",
         f"client cpu  {result.client_cpu:.0%} of a core per process, "
         f"{_us(result.client_cpu_us_per_rt)} µs per round trip   "
-        f"loop lag p99 {_ms(result.loop_lag_us.get('p99'))} ms, "
+        f"hiccups (1 ms timer) p99 {_ms(result.loop_lag_us.get('p99'))} ms, "
         f"max {_ms(result.loop_lag_us.get('max'))} ms",
         *(f"  client-bound: {reason}" for reason in result.client_limits),
         "",
         " " * 12 + "".join(COLUMN_TITLES.get(key, key).rjust(COLUMN_WIDTH) for key in SUMMARY_KEYS),
-        _percentile_row("latency µs", result.latency_us),
+        *_latency_rows(result),
         _percentile_row("connect µs", result.connect_latency_us),
         "",
         f"errors      {result.errors:,}" + _reasons(result.error_reasons),
@@ -50,8 +50,22 @@ def to_table(result: BenchResult) -> str:
     ]
     lines += [f"  {example}" for example in result.mismatch_examples]
     lines += _steps(result)
+    lines += [f"warning     {warning}" for warning in result.warnings]
     lines.append(verdict(result))
     return "\n".join(lines)
+
+
+def _latency_rows(result: BenchResult) -> list[str]:
+    """Closed loop: one latency. Open loop: from due (what a user waits), from the
+    write (what the server took), and the send lag between the two."""
+    if result.send_lag_us is None or result.uncorrected_latency_us is None:
+        return [_percentile_row("latency µs", result.latency_us)]
+    return [
+        _percentile_row("latency µs", result.latency_us) + "   from due",
+        _percentile_row("  written", result.uncorrected_latency_us) + "   from the write",
+        _percentile_row("send lag", result.send_lag_us) + "   due to written"
+        + ("" if result.pacer_precise else " (loop timer: ~1 ms)"),
+    ]  # fmt: skip
 
 
 def verdict(result: BenchResult) -> str:
@@ -61,8 +75,16 @@ def verdict(result: BenchResult) -> str:
             return "FAILED: no rate passed"
         return f"OK: max rate {result.max_rate:,g} msg/s"
     if result.ok:
+        if result.warnings:
+            count = len(result.warnings)
+            return f"OK, with {count} warning{'s' if count > 1 else ''} (above)"
         return "OK"
     problems = []
+    if result.unsent:
+        problems.append(
+            f"{result.unsent:,} due messages never sent "
+            f"({(result.behind or 0):.1%} behind the asked rate)"
+        )
     if result.timed_out:
         problems.append(f"{result.timed_out:,} requests timed out")
     if result.mismatches:
@@ -108,14 +130,14 @@ def _schedule(result: BenchResult) -> list[str]:
 
 
 def _memory(result: BenchResult) -> str:
+    """Memory per connection; the server's only where the harness started it."""
     parts = []
     for side, value in (
         ("client", result.client_bytes_per_connection),
         ("server", result.server_bytes_per_connection),
     ):
-        if value is not None:
-            parts.append(f"{side} {value / 1024:,.1f} KiB")
-    return f"   memory per connection: {', '.join(parts)}" if parts else ""
+        parts.append(f"{side} " + ("not measured" if value is None else f"{value / 1024:,.1f} KiB"))
+    return f"   memory per connection: {', '.join(parts)}"
 
 
 def _sources(counts: dict[str, int]) -> str:

@@ -12,15 +12,23 @@ from ..core import MAX_EXAMPLES
 from .config import BenchConfig, Mode
 from .histogram import Histogram, Summary
 from .payload import Payload
+from .stalls import stall_warnings
 from .timeline import Second, merge_timelines
 
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000
 # Signs that the client, not the server, was the limit: a client process
-# this busy; an event loop this late, and late by a large share of the latency.
+# this busy; an event loop this late (its 1 ms timer, p99), and late by a
+# large share of the latency; an open-loop pacer writing this late.
 SATURATED_CPU = 0.9
-LAG_LIMIT_US = 5_000
+LAG_LIMIT_US = 1_000
 LAG_SHARE = 0.25
+# Opening a connection keeps the loop busy (a socket, a connect, a protocol):
+# a few milliseconds late while connecting is the work itself.
+CONNECT_LAG_LIMIT_US = 5_000
+# Send lag within this is the pacer's precision (a timerfd's wake-up), not a
+# client falling behind: against an 80 µs round trip, 25% would be 20 µs.
+SEND_LAG_FLOOR_US = 100
 # A lagging loop whose process used less CPU than this was waiting for a core.
 STARVED_CPU = 0.5
 
@@ -62,15 +70,23 @@ class PartialResult:
     rss_after: int = 0
     timeline: list[Second] = field(default_factory=list)
     connects: int = 0
+    uncorrected: bytes = b""
+    send_lag: bytes = b""
+    unsent_age: bytes = b""
+    pacer_precise: bool = False
 
 
 @dataclass(frozen=True)
 class BenchResult:
     """The outcome of a benchmark run; :meth:`to_dict` is the ``--json`` object.
 
-    ``latency_us`` and ``connect_latency_us`` map ``p50``, ``p90``, ``p99``,
-    ``p999``, ``p9999`` and ``max`` to microseconds (``None`` when nothing
-    was measured). ``bytes_per_s`` counts request and reply bytes, both
+    ``latency_us`` and ``connect_latency_us`` map ``p50``, ``p90``, ``p95``,
+    ``p99``, ``p999``, ``p9999`` and ``max`` to microseconds (``None`` when
+    nothing was measured). In open loop ``latency_us`` counts from the
+    instant each message was due (wrk2's corrected latency), and messages
+    due in the window but never sent count with their age at the window's
+    end; ``uncorrected_latency_us`` counts from the write, ``send_lag_us``
+    is how late the writes were. ``bytes_per_s`` counts request and reply bytes, both
     directions. ``errors`` counts connections lost after they opened, by
     reason in ``error_reasons``; ``connect_errors`` counts those that never
     opened. ``client_cpu`` is how busy the client processes were while
@@ -136,16 +152,21 @@ class BenchResult:
     max_rate: float | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     latency_histogram: str = field(default="", repr=False)
+    uncorrected_latency_us: Summary | None = None
+    send_lag_us: Summary | None = None
+    pacer_precise: bool | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Every connection opened and stayed up, every reply was right and in
-        time, something was measured."""
+        time, every message due was sent, something was measured."""
         return (
             self.connected == self.connections
             and self.errors == 0
             and self.mismatches == 0
             and self.timed_out == 0
+            and not self.unsent
             and self.messages > 0
         )
 
@@ -190,6 +211,7 @@ def merge(
     """
     latency, connect_latency = Histogram(), Histogram()
     lag, connect_lag = Histogram(), Histogram()
+    uncorrected, send_lag, unsent_age = Histogram(), Histogram(), Histogram()
     connect_errors: Counter[str] = Counter()
     lost: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -198,7 +220,13 @@ def merge(
     for part in parts:
         latency.add(Histogram.decode(part.latency))
         connect_latency.add(Histogram.decode(part.connect_latency))
-        for histogram, encoded in ((lag, part.loop_lag), (connect_lag, part.connect_loop_lag)):
+        for histogram, encoded in (
+            (lag, part.loop_lag),
+            (connect_lag, part.connect_loop_lag),
+            (uncorrected, part.uncorrected),
+            (send_lag, part.send_lag),
+            (unsent_age, part.unsent_age),
+        ):
             if encoded:
                 histogram.add(Histogram.decode(encoded))
         connect_errors.update(part.connect_errors)
@@ -215,6 +243,7 @@ def merge(
     )
     duration = window_ns / NS_PER_S
     messages = latency.count
+    latency.add(unsent_age)  # the messages never sent are the latest of all
     rps = messages / duration if duration else 0.0
     cpu_wall = sum(part.cpu_wall_s for part in parts)
     client_cpu = sum(part.cpu_s for part in parts) / cpu_wall if cpu_wall else 0.0
@@ -230,8 +259,9 @@ def merge(
     summaries = {"lag": lag.summary(), "connect_lag": connect_lag.summary()}
     limits = client_limits(
         client_cpu, summaries["lag"], latency.summary(), summaries["connect_lag"],
-        connect_latency.summary(),
+        connect_latency.summary(), send_lag.summary() if open_loop else None,
     )  # fmt: skip
+    timeline = merge_timelines([part.timeline for part in parts])
     return BenchResult(
         target=target,
         server=server,
@@ -283,8 +313,12 @@ def merge(
         source_addresses=dict(sorted(sources.items())),
         connect_s=round(connect_s, 6),
         client_bytes_per_connection=round(grown / connected) if connected and grown > 0 else None,
-        timeline=merge_timelines([part.timeline for part in parts]),
+        timeline=timeline,
         latency_histogram=latency.encode().decode("ascii"),
+        uncorrected_latency_us=uncorrected.summary() if open_loop else None,
+        send_lag_us=send_lag.summary() if open_loop else None,
+        pacer_precise=all(part.pacer_precise for part in parts) if open_loop else None,
+        warnings=stall_warnings(latency.summary(), timeline, duration),
     )
 
 
@@ -294,18 +328,25 @@ def client_limits(
     latency: Summary,
     connect_lag: Summary,
     connect_latency: Summary,
+    send_lag: Summary | None = None,
 ) -> list[str]:
     """Why the client, not the server, may have been the limit (empty: no sign of it)."""
     reasons = []
     if cpu >= SATURATED_CPU:
         reasons.append(f"client CPU at {cpu:.0%} of a core per process")
+    if send_lag is not None and _pacer_late(send_lag, latency):
+        reasons.append(
+            f"send lag p99 {_ms(send_lag['p99'])} ms against latency p99 "
+            f"{_ms(latency['p99'])} ms: messages left the client late, the latency is "
+            "largely the client's"
+        )
     if _lagging(lag, latency):
         reasons.append(
             f"client event loop lag p99 {_ms(lag['p99'])} ms against latency p99 "
             f"{_ms(latency['p99'])} ms: the latency includes queueing in the client"
             + _starved(cpu)
         )
-    if _lagging(connect_lag, connect_latency):
+    if _lagging(connect_lag, connect_latency, CONNECT_LAG_LIMIT_US):
         reasons.append(
             f"client event loop lag p99 {_ms(connect_lag['p99'])} ms while connecting: "
             "connect latency includes queueing in the client (try --connect-rate)"
@@ -320,12 +361,19 @@ def _starved(cpu: float) -> str:
     return f" (at {cpu:.0%} CPU: other processes held the cores)"
 
 
-def _lagging(lag: Summary, latency: Summary) -> bool:
+def _pacer_late(send_lag: Summary, latency: Summary) -> bool:
+    late, typical = send_lag.get("p99"), latency.get("p99")
+    if late is None or late <= SEND_LAG_FLOOR_US:
+        return False
+    return typical is None or late > LAG_SHARE * typical
+
+
+def _lagging(lag: Summary, latency: Summary, limit_us: int = LAG_LIMIT_US) -> bool:
     worst, typical = lag.get("p99"), latency.get("p99")
-    if worst is None or worst < LAG_LIMIT_US:
+    if worst is None or worst < limit_us:
         return False
     return typical is None or worst >= LAG_SHARE * typical
 
 
 def _ms(value_us: int | None) -> str:
-    return "-" if value_us is None else f"{value_us / 1000:,.1f}"
+    return "-" if value_us is None else f"{value_us / 1000:,.2f}"

@@ -75,10 +75,15 @@ def run(
     descriptors = usable_descriptors()
     interrupted = Interruption()
     with open_target(config) as (target, server):
+        # Server memory per connection means something only on a server the
+        # harness started, before a first run left its allocations behind.
+        fresh = server is not None
 
         def measure(step: BenchConfig) -> BenchResult:
+            nonlocal fresh
             processes = plan_processes(step, target, descriptors, local_server=server is not None)
-            memory = ServerMemory.of_local_port(target.port) if target.is_local else None
+            memory = ServerMemory.of_local_port(target.port) if fresh else None
+            fresh = False
             if processes == 1:
                 single = _run_engine(
                     step, target, on_progress, handle_interrupt, memory, interrupted
