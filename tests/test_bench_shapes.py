@@ -8,13 +8,14 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from aioecho.bench import BenchConfig, BenchResult
 from aioecho.bench.pacer import NS_PER_S, Schedule
 from aioecho.bench.result import client_limits
-from aioecho.bench.search import find_max_rate, next_rate
+from aioecho.bench.search import SearchRefused, find_max_rate, judge, next_rate
 from aioecho.bench.timeline import Timeline, merge_timelines
 
 START = 10 * NS_PER_S
@@ -42,9 +43,11 @@ def test_a_ramp_is_due_along_the_area_under_the_rate() -> None:
     assert dues == sorted(dues)
 
 
-def result_at(rate: float, p99_us: int, *, timed_out: int = 0) -> BenchResult:
+def result_at(
+    rate: float, p99_us: int, *, timed_out: int = 0, **changes: Any
+) -> BenchResult:
     """A result as a step at ``rate`` would report it."""
-    return BenchResult(
+    result = BenchResult(
         target="model", server=None, mode="open", rate=rate, connections=10, connected=10,
         connect_errors={}, processes=1, loop="model", size=64, pipeline=None, warmup_s=0,
         duration_s=1.0, messages=int(rate), rps=rate, bytes_per_s=0, client_cpu=0.1,
@@ -54,6 +57,7 @@ def result_at(rate: float, p99_us: int, *, timed_out: int = 0) -> BenchResult:
         sent=int(rate), answered=int(rate) - timed_out, timed_out=timed_out,
         due=int(rate), unsent=0, sent_rate=rate,
     )  # fmt: skip
+    return dataclasses.replace(result, **changes)
 
 
 def model_target(knee: float) -> tuple[list[float], Callable[[BenchConfig], BenchResult]]:
@@ -73,15 +77,70 @@ def test_the_search_doubles_then_bisects_to_within_five_percent() -> None:
     asked, measure = model_target(knee=10_000)
     config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
     result = find_max_rate(config, measure, stopped=lambda: False)
-    assert asked[:5] == [1000, 2000, 4000, 8000, 16000]
-    assert asked[5:] == [12000, 10000, 11000, 10500]
+    assert asked[:6] == [200, 1000, 2000, 4000, 8000, 16000]  # the floor first
+    # Bisection, then the last pass and the first failure once more each.
+    assert asked[6:] == [12000, 10000, 11000, 10500, 10000, 10500]
     assert result.max_rate == 10_000
+    assert result.bracket == [10_000, 10_500]
+    assert result.search_limit == "server"
     assert result.rate == 10_000  # the result is the best passing step's
-    assert [step["passed"] for step in result.steps] == [
-        True, True, True, True, False, False, True, False, False,
+    assert [step["verdict"] for step in result.steps] == [
+        "pass", "pass", "pass", "pass", "pass", "fail", "fail", "pass", "fail", "fail",
+        "pass", "fail",
     ]  # fmt: skip
-    assert "p99 1,000,000 µs over 10,000 µs" in result.steps[4]["why"]
+    assert "p99 1,000,000 µs over 10,000 µs" in result.steps[5]["why"]
     assert all(math.isclose(s["rate"], r) for s, r in zip(result.steps, asked, strict=True))
+
+
+def test_a_pass_that_does_not_repeat_moves_the_bracket_down() -> None:
+    asked, measure = model_target(knee=10_000)
+    runs: Counter[float] = Counter()
+
+    def lucky_once(config: BenchConfig) -> BenchResult:
+        assert config.rate is not None
+        runs[config.rate] += 1
+        if config.rate == 10_500 and runs[config.rate] == 1:
+            return result_at(config.rate, 1_000)  # passed once, by luck
+        return measure(config)
+
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
+    result = find_max_rate(config, lucky_once, stopped=lambda: False)
+    assert runs[10_500] == 2
+    assert result.max_rate == 10_000
+    assert result.bracket == [10_000, 10_500]
+
+
+def test_a_client_bound_step_is_inconclusive_not_a_failure() -> None:
+    def client_bound_above(config: BenchConfig) -> BenchResult:
+        assert config.rate is not None
+        if config.rate <= 5000:
+            return result_at(config.rate, 1_000)
+        return result_at(config.rate, 30_000, client_cpu=0.97)
+
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
+    result = find_max_rate(config, client_bound_above, stopped=lambda: False)
+    verdicts = {step["rate"]: step["verdict"] for step in result.steps}
+    assert verdicts[8000] == "inconclusive"
+    assert "client's CPU was at 97%" in result.steps[5]["why"]
+    assert "fail" not in verdicts.values()
+    assert result.search_limit == "client"
+    assert result.max_rate is not None
+    assert 4750 <= result.max_rate <= 5000
+
+
+def test_a_step_whose_latency_climbs_fails() -> None:
+    seconds = [{"p50_us": p50} for p50 in (2000, 4200, 7700)]
+    climbing = result_at(1000, 19_200, timeline=seconds, duration_s=3.0)
+    assert judge(climbing, 20_000) == ("fail", "queue growing: p50 2,000 → 4,200 → 7,700 µs by second")
+    steady = result_at(1000, 19_200, timeline=seconds[:1] * 3, duration_s=3.0)
+    assert judge(steady, 20_000) == ("pass", None)
+
+
+def test_a_bound_below_the_floor_is_refused() -> None:
+    _, measure = model_target(knee=10_000)
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.5)  # 500 µs < 1 ms
+    with pytest.raises(SearchRefused, match=r"the floor here is p99 1,000 µs at 200 msg/s"):
+        find_max_rate(config, measure, stopped=lambda: False)
 
 
 def test_a_step_with_a_timeout_fails_even_under_the_bound() -> None:
@@ -97,14 +156,14 @@ def test_a_step_with_a_timeout_fails_even_under_the_bound() -> None:
     result = find_max_rate(config, with_timeouts, stopped=lambda: False)
     assert result.max_rate is not None
     assert 2000 <= result.max_rate <= 3000
-    assert "timed out" in result.steps[2]["why"]
+    assert "timed out" in result.steps[3]["why"]
 
 
 def test_the_search_stops_when_interrupted() -> None:
     asked, measure = model_target(knee=10_000)
     config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
     result = find_max_rate(config, measure, stopped=lambda: True)
-    assert asked == [1000]
+    assert asked == [200]
     assert len(result.steps) == 1
 
 

@@ -73,16 +73,25 @@ def main(options: argparse.Namespace) -> int:
     try:
         from . import report, runner
         from .progress import ProgressLine
+        from .search import SearchRefused
         from .target import TargetError
     except ImportError as exc:
         print(f"aioecho bench: {EXTRA_MISSING} ({exc})", file=sys.stderr)
         return 1
     progress = ProgressLine(sys.stdout, config.connections) if sys.stdout.isatty() else None
     try:
-        result = runner.run(config, on_progress=progress, handle_interrupt=True)
+        result = runner.run(
+            config,
+            on_progress=progress,
+            handle_interrupt=True,
+            command=["python", "-m", "aioecho", *sys.argv[1:]],
+        )
     except (TargetError, runner.WorkerError) as exc:
         print(f"aioecho bench: {exc}", file=sys.stderr)
         return 1
+    except SearchRefused as exc:
+        print(f"aioecho bench: --find-max-rate: {exc}", file=sys.stderr)
+        return 2
     finally:
         if progress is not None:
             progress.clear()

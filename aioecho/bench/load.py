@@ -479,6 +479,7 @@ class LoadEngine:
             cpu_s=self._cpu_end - self._cpu_start,
             latency=self.latency.histogram.encode(),
             connect_latency=self.connect_latency.histogram.encode(),
+            connects_timed=self.connect_latency.count,
             uncorrected=self.uncorrected.histogram.encode(),
             send_lag=self.send_lag.histogram.encode(),
             unsent_age=self.unsent_age.histogram.encode(),
@@ -500,6 +501,7 @@ class LoadEngine:
             rss_before=self._rss_before,
             rss_after=self._rss_after,
             timeline=[] if self._timeline is None else list(self._timeline.seconds),
+            second_ns=self.tally.second_ns,
             connects=self.connects,
         )
 

@@ -71,9 +71,7 @@ def _latency_rows(result: BenchResult) -> list[str]:
 def verdict(result: BenchResult) -> str:
     """``OK``, or ``FAILED:`` and what went wrong."""
     if result.steps:
-        if result.max_rate is None:
-            return "FAILED: no rate passed"
-        return f"OK: max rate {result.max_rate:,g} msg/s"
+        return _search_verdict(result)
     if result.ok:
         if result.warnings:
             count = len(result.warnings)
@@ -96,6 +94,21 @@ def verdict(result: BenchResult) -> str:
     if not result.messages:
         problems.append("no round trip completed while measuring")
     return "FAILED: " + ", ".join(problems)
+
+
+def _search_verdict(result: BenchResult) -> str:
+    low, high = result.bracket or (None, None)
+    above = ""
+    if high is not None:
+        side = "the client was the limit" if result.search_limit == "client" else "the server failed"
+        above = f"; at {high:,g} msg/s {side}"
+    if result.max_rate is None:
+        return "FAILED: no rate passed" + above
+    return f"OK: max rate {result.max_rate:,g} msg/s (bracket [{low:,g}, {_rate(high)}]{above})"
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:,g}"
 
 
 def _load(result: BenchResult) -> str:
@@ -153,13 +166,15 @@ def _steps(result: BenchResult) -> list[str]:
     """The saturation search, one line per step."""
     if not result.steps:
         return []
-    lines = ["", "search      rate msg/s      sent/s         p99 µs  verdict"]
+    lines = ["", "search      rate msg/s      sent/s         p99 µs   lag p99 µs  verdict"]
     for step in result.steps:
         p99 = "-" if step["p99_us"] is None else f"{step['p99_us']:,}"
+        lag = "-" if step["send_lag_p99_us"] is None else f"{step['send_lag_p99_us']:,}"
         sent = "-" if step["sent_rate"] is None else f"{step['sent_rate']:,.0f}"
+        why = "" if step["why"] is None else f": {step['why']}"
         lines.append(
-            f"            {step['rate']:>10,g}  {sent:>10}  {p99:>13}  "
-            + ("pass" if step["passed"] else f"fail: {step['why']}")
+            f"            {step['rate']:>10,g}  {sent:>10}  {p99:>13}  {lag:>11}  "
+            f"{step['verdict']}{why}"
         )
     return lines
 

@@ -74,6 +74,8 @@ class PartialResult:
     send_lag: bytes = b""
     unsent_age: bytes = b""
     pacer_precise: bool = False
+    second_ns: int = NS_PER_S  # how long a second of the timeline lasts
+    connects_timed: int = 0
 
 
 @dataclass(frozen=True)
@@ -151,11 +153,23 @@ class BenchResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     max_rate: float | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # [last pass, first step that did not pass], and which side that step's
+    # shortfall was on: "server", or "client" (inconclusive about the server).
+    bracket: list[float | None] | None = None
+    search_limit: str | None = None
     latency_histogram: str = field(default="", repr=False)
     uncorrected_latency_us: Summary | None = None
     send_lag_us: Summary | None = None
     pacer_precise: bool | None = None
     warnings: list[str] = field(default_factory=list)
+    connects: int = 0  # connections opened, reconnects (--churn) included
+    connect_latency_count: int = 0  # connects timed in connect_latency_us
+    # -- provenance (aioecho.bench.provenance)
+    schema_version: int = 0
+    tool: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    machine: dict[str, Any] = field(default_factory=dict)
+    command: list[str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -183,10 +197,11 @@ class BenchResult:
         return self.unsent / self.due
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary of every field but the encoded histogram
-        (``--hgrm`` writes it out), plus ``ok``, ``client_bound`` and ``behind``."""
+        """A JSON-ready dictionary of every field, plus ``ok``, ``client_bound`` and
+        ``behind``; result.schema.json describes it. ``latency_histogram`` is the
+        HDR histogram, compressed and base64-encoded: results merge exactly
+        with :func:`merge_latency`."""
         fields = dataclasses.asdict(self)
-        del fields["latency_histogram"]
         return {**fields, "ok": self.ok, "client_bound": self.client_bound, "behind": self.behind}
 
     def latency(self) -> Histogram:
@@ -257,11 +272,13 @@ def merge(
     connect_s = (connect_end - min(started)) / NS_PER_S if started else 0.0
     grown = sum(part.rss_after - part.rss_before for part in parts if part.rss_after)
     summaries = {"lag": lag.summary(), "connect_lag": connect_lag.summary()}
+    summary = latency.summary()
     limits = client_limits(
-        client_cpu, summaries["lag"], latency.summary(), summaries["connect_lag"],
+        client_cpu, summaries["lag"], summary, summaries["connect_lag"],
         connect_latency.summary(), send_lag.summary() if open_loop else None,
     )  # fmt: skip
     timeline = merge_timelines([part.timeline for part in parts])
+    whole_seconds = window_ns // parts[0].second_ns if parts else 0
     return BenchResult(
         target=target,
         server=server,
@@ -283,7 +300,7 @@ def merge(
         client_cpu_us_per_rt=(
             round(client_cpu * len(parts) / rps * US_PER_S, 2) if rps and client_cpu else None
         ),
-        latency_us=latency.summary(),
+        latency_us=summary,
         connect_latency_us=connect_latency.summary(),
         errors=sum(lost.values()),
         error_reasons=dict(lost),
@@ -318,8 +335,22 @@ def merge(
         uncorrected_latency_us=uncorrected.summary() if open_loop else None,
         send_lag_us=send_lag.summary() if open_loop else None,
         pacer_precise=all(part.pacer_precise for part in parts) if open_loop else None,
-        warnings=stall_warnings(latency.summary(), timeline, duration),
+        warnings=stall_warnings(summary, timeline[:whole_seconds]),
+        connects=sum(part.connects for part in parts),
+        connect_latency_count=sum(part.connects_timed for part in parts),
     )
+
+
+def merge_latency(results: Sequence[BenchResult | dict[str, Any]]) -> Histogram:
+    """The latency histogram of several runs together, from results or their JSON:
+    exactly the histogram of every round trip of all of them."""
+    merged = Histogram()
+    for result in results:
+        encoded = (
+            result["latency_histogram"] if isinstance(result, dict) else result.latency_histogram
+        )
+        merged.add(Histogram.decode(encoded.encode("ascii")))
+    return merged
 
 
 def client_limits(

@@ -27,6 +27,7 @@ from .config import BenchConfig, BenchConfigError
 from .load import LoadEngine, Progress, ProgressCallback
 from .memory import ServerMemory
 from .payload import Payload
+from .provenance import provenance
 from .result import NS_PER_S, BenchResult, PartialResult, merge
 from .search import find_max_rate
 from .target import Target, open_target, resolve, usable_descriptors
@@ -57,8 +58,11 @@ def run(
     *,
     on_progress: ProgressCallback | None = None,
     handle_interrupt: bool = False,
+    command: Sequence[str] | None = None,
 ) -> BenchResult:
     """Run a benchmark to completion and return its result (blocking).
+
+    ``command`` is recorded in the result as the command line that asked for it.
 
     Starts the local server when ``config`` names no target. With
     ``handle_interrupt``, SIGINT ends the measurement early and the result
@@ -73,6 +77,7 @@ def run(
     """
     loop = resolve_loop(config.loop)
     descriptors = usable_descriptors()
+    origin = provenance(command)
     interrupted = Interruption()
     with open_target(config) as (target, server):
         # Server memory per connection means something only on a server the
@@ -93,7 +98,7 @@ def run(
                 parts = _fan_out(
                     step, target, processes, on_progress, handle_interrupt, memory, interrupted
                 )
-            result = _merge(parts, step, target, server, loop.name)
+            result = dataclasses.replace(_merge(parts, step, target, server, loop.name), **origin)
             if memory is None:
                 return result
             per_connection = memory.per_connection(result.connected)
@@ -118,13 +123,14 @@ async def run_async(config: BenchConfig, *, second: float = 1.0) -> BenchResult:
     if not second > 0:
         raise BenchConfigError(f"second must be positive, not {second}")
     host, port = config.host or "127.0.0.1", config.port or 0
+    origin = provenance()
     usable_descriptors()
     target = await asyncio.to_thread(resolve, host, port, config.connections)
     second_ns = int(second * NS_PER_S)
     part = await _run_engine(config, target, None, False, None, Interruption(), second_ns=second_ns)
     running: Any = asyncio.get_running_loop()
     loop = "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
-    return _merge([part], config, target, None, loop)
+    return dataclasses.replace(_merge([part], config, target, None, loop), **origin)
 
 
 def plan_processes(

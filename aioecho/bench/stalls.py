@@ -25,12 +25,10 @@ STALL_FACTOR = 10
 STALL_MIN_US = 10_000
 
 
-def stall_warnings(
-    latency: Summary, timeline: Sequence[dict[str, Any]], duration_s: float
-) -> list[str]:
-    """What suggests the run stalled; empty when nothing does."""
+def stall_warnings(latency: Summary, seconds: Sequence[dict[str, Any]]) -> list[str]:
+    """What suggests the run stalled, from the latency and the whole seconds of
+    the timeline; empty when nothing does."""
     warnings = []
-    seconds = list(timeline[: int(duration_s)])  # whole seconds of the window only
     if len(seconds) >= MIN_SECONDS:
         typical = statistics.median(second["round_trips"] for second in seconds)
         worst = min(seconds, key=lambda second: second["round_trips"])

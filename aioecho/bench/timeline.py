@@ -1,7 +1,8 @@
 """A per-second time series of the measurement window.
 
 Each second gets the round trips verified in it and a small histogram for
-its p50/p99 (filed by the instant each reply arrived, exactly: the
+its p50/p99/max (filed by the instant each reply arrived, or with
+``--timeline-by due`` by the instant its latency counts from, exactly: the
 connections mark where a new second begins), the errors that happened in
 it (connections lost, wrong replies, timed-out requests), the connections
 open at its end, and the connections opened in it (``--churn``). The last
@@ -105,6 +106,7 @@ def merge_timelines(timelines: Sequence[Sequence[Second]]) -> list[dict[str, Any
                 "round_trips": total.round_trips,
                 "p50_us": percentile(total.latency, 50),
                 "p99_us": percentile(total.latency, 99),
+                "max_us": percentile(total.latency, 100),
                 "errors": total.errors,
                 "connections": total.connections,
                 "connects": total.connects,
