@@ -43,9 +43,7 @@ def test_a_ramp_is_due_along_the_area_under_the_rate() -> None:
     assert dues == sorted(dues)
 
 
-def result_at(
-    rate: float, p99_us: int, *, timed_out: int = 0, **changes: Any
-) -> BenchResult:
+def result_at(rate: float, p99_us: int, *, timed_out: int = 0, **changes: Any) -> BenchResult:
     """A result as a step at ``rate`` would report it."""
     result = BenchResult(
         target="model", server=None, mode="open", rate=rate, connections=10, connected=10,
@@ -93,7 +91,7 @@ def test_the_search_doubles_then_bisects_to_within_five_percent() -> None:
 
 
 def test_a_pass_that_does_not_repeat_moves_the_bracket_down() -> None:
-    asked, measure = model_target(knee=10_000)
+    _asked, measure = model_target(knee=10_000)
     runs: Counter[float] = Counter()
 
     def lucky_once(config: BenchConfig) -> BenchResult:
@@ -131,7 +129,10 @@ def test_a_client_bound_step_is_inconclusive_not_a_failure() -> None:
 def test_a_step_whose_latency_climbs_fails() -> None:
     seconds = [{"p50_us": p50} for p50 in (2000, 4200, 7700)]
     climbing = result_at(1000, 19_200, timeline=seconds, duration_s=3.0)
-    assert judge(climbing, 20_000) == ("fail", "queue growing: p50 2,000 → 4,200 → 7,700 µs by second")
+    assert judge(climbing, 20_000) == (
+        "fail",
+        "queue growing: p50 2,000 → 4,200 → 7,700 µs by second",
+    )
     steady = result_at(1000, 19_200, timeline=seconds[:1] * 3, duration_s=3.0)
     assert judge(steady, 20_000) == ("pass", None)
 

@@ -40,9 +40,9 @@ from ..core import (
 from ..tls import client_context
 from .config import BenchConfig
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
+from .hiccups import HiccupProbe
 from .histogram import Histogram, LatencyRecorder
 from .memory import rss_bytes
-from .hiccups import HiccupProbe
 from .pacer import Pacer, Schedule
 from .payload import Payload
 from .result import NS_PER_S, PartialResult
@@ -228,9 +228,7 @@ class LoadEngine:
         self.connects += 1
         return protocol
 
-    def _connection(
-        self, index: int, first_sequence: int
-    ) -> ClosedLoopProtocol | OpenLoopProtocol:
+    def _connection(self, index: int, first_sequence: int) -> ClosedLoopProtocol | OpenLoopProtocol:
         cap = self.config.in_flight_cap
         if self.config.mode == "open":
             return OpenLoopProtocol(index, self.tally, self._on_done, cap)

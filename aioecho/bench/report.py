@@ -100,7 +100,9 @@ def _search_verdict(result: BenchResult) -> str:
     low, high = result.bracket or (None, None)
     above = ""
     if high is not None:
-        side = "the client was the limit" if result.search_limit == "client" else "the server failed"
+        side = (
+            "the client was the limit" if result.search_limit == "client" else "the server failed"
+        )
         above = f"; at {high:,g} msg/s {side}"
     if result.max_rate is None:
         return "FAILED: no rate passed" + above

@@ -374,8 +374,7 @@ def client_limits(
     if _lagging(lag, latency):
         reasons.append(
             f"client event loop lag p99 {_ms(lag['p99'])} ms against latency p99 "
-            f"{_ms(latency['p99'])} ms: the latency includes queueing in the client"
-            + _starved(cpu)
+            f"{_ms(latency['p99'])} ms: the latency includes queueing in the client" + _starved(cpu)
         )
     if _lagging(connect_lag, connect_latency, CONNECT_LAG_LIMIT_US):
         reasons.append(

@@ -75,7 +75,9 @@ class Search:
     @property
     def top(self) -> float | None:
         """The lowest rate that did not pass (failed, or was inconclusive)."""
-        return min((rate for rate, seen in self.verdicts.items() if _fell_short(seen)), default=None)
+        return min(
+            (rate for rate, seen in self.verdicts.items() if _fell_short(seen)), default=None
+        )
 
     @property
     def passing(self) -> float | None:

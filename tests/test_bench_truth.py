@@ -1,0 +1,208 @@
+"""Where a latency is the client's own, or a stall hides behind good
+percentiles, the result says so: send lag apart from server time, unsent
+messages counted at their age, stalls flagged, every connect timed, the
+timeline filed where the time was lost, and a JSON that keeps and merges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from aioecho import EchoServer
+from aioecho.bench import BenchResult, run_async, to_json, to_table
+from aioecho.bench.histogram import Histogram, LatencyRecorder
+from aioecho.bench.result import merge_latency
+
+from .test_bench import LineServer, StallingServer, bench_config, port_of, serve, upper_sb
+
+PERCENTILES = ("p50", "p90", "p95", "p99", "p999", "p9999", "max")
+
+
+def assert_valid(result: BenchResult) -> None:
+    schema = json.loads(resources.files("aioecho.bench").joinpath("result.schema.json").read_text())
+    jsonschema.validate(json.loads(to_json(result)), schema)
+
+
+class SlowServer:
+    """Answers each line ``DELAY`` seconds after it came, one line at a time per
+    connection, and reads nothing more meanwhile: a server that keeps up
+    with a fraction of the load."""
+
+    DELAY = 0.02
+
+    def protocol(self) -> asyncio.Protocol:
+        delay = self.DELAY
+
+        class Slow(LineServer):
+            def data_received(self, data: bytes) -> None:
+                self.transport.pause_reading()
+                *lines, self.buffer = (self.buffer + data).split(b"\n")
+                loop = asyncio.get_running_loop()
+                loop.call_later(delay * max(1, len(lines)), self.answer, lines)
+
+            def answer(self, lines: list[bytes]) -> None:
+                if not self.transport.is_closing():
+                    self.transport.write(b"".join(upper_sb(line) for line in lines))
+                    self.transport.resume_reading()
+
+        return Slow(upper_sb)
+
+
+# -- open loop: send lag apart from the server's time ------------------------------
+
+
+async def test_open_loop_reports_send_lag_beside_both_latencies(server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(server), connections=5, rate=2000, duration=0.3))
+    assert result.ok, to_table(result)
+    assert result.send_lag_us is not None
+    assert result.uncorrected_latency_us is not None
+    assert result.pacer_precise  # Linux: the pacer wakes on a timerfd
+    # Each message's latency from due is its latency from the write plus its
+    # send lag: no percentile of the first can be below the second's.
+    for key in PERCENTILES:
+        assert result.latency_us[key] >= result.uncorrected_latency_us[key], key  # type: ignore[operator]
+    table = to_table(result)
+    assert "send lag" in table
+    assert "from the write" in table
+
+
+async def test_closed_loop_has_one_latency() -> None:
+    async with await serve(lambda: LineServer(upper_sb)) as server:
+        result = await run_async(bench_config(port_of(server), connections=3))
+    assert result.ok, to_table(result)
+    assert result.send_lag_us is None
+    assert result.uncorrected_latency_us is None
+
+
+# -- honest verdicts ------------------------------------------------------------------
+
+
+async def test_messages_never_sent_fail_the_run_with_their_age_as_latency() -> None:
+    # 2 connections, one request in flight each, 20 ms a reply: at most 100
+    # msg/s get out of the 400 asked; the rest wait, unsent, to the end.
+    async with await serve(SlowServer().protocol) as server:
+        config = bench_config(
+            port_of(server), connections=2, pipeline=1, rate=400, duration=0.3, warmup=0
+        )
+        result = await run_async(config)
+    assert result.unsent is not None
+    assert result.due is not None
+    assert result.unsent > result.due / 2, to_table(result)
+    assert not result.ok
+    assert "due messages never sent" in to_table(result).splitlines()[-1]
+    assert result.latency().count == result.answered + result.unsent
+    # The oldest unsent message waited from the window's start to its end.
+    assert result.latency_us["max"] is not None
+    assert result.latency_us["max"] >= 0.2 * 1_000_000
+    assert result.uncorrected_latency_us is not None
+    assert result.uncorrected_latency_us["max"] is not None
+    assert result.uncorrected_latency_us["max"] < result.latency_us["max"]
+
+
+async def test_a_closed_loop_stall_is_flagged() -> None:
+    stalling = StallingServer()
+    stalling.ARMED, stalling.STALL = 0.1, 0.25
+    async with await serve(stalling.protocol) as server:
+        # Time compressed: timeline "seconds" of 50 ms, a window of 10 of them.
+        config = bench_config(port_of(server), connections=4, duration=0.5, warmup=0)
+        result = await run_async(config, second=0.05)
+    assert result.ok
+    assert result.latency_us["p50"] is not None
+    assert result.latency_us["p50"] < 100_000
+    assert any(warning.startswith("stall: second") for warning in result.warnings), result
+    assert to_table(result).splitlines()[-1] == "OK, with 1 warning (above)"
+
+
+@pytest.mark.parametrize("filed_by", ["reply", "due"])
+async def test_the_timeline_files_a_stall_where_asked(filed_by: str) -> None:
+    stalling = StallingServer()
+    stalling.ARMED, stalling.STALL = 0.1, 0.25
+    async with await serve(stalling.protocol) as server:
+        config = bench_config(
+            port_of(server), connections=4, duration=0.5, warmup=0, timeline_by=filed_by
+        )
+        result = await run_async(config, second=0.05)
+    seconds = result.timeline
+    frozen = [s["second"] for s in seconds[:10] if s["round_trips"] == 0]
+    assert frozen, seconds
+    slowest = max(seconds, key=lambda s: s["max_us"] or 0)
+    assert slowest["max_us"] >= 200_000, seconds
+    if filed_by == "due":  # in the second the stalled requests were sent, before the gap
+        assert slowest["second"] < frozen[0], seconds
+    else:  # in the second their replies came, after it
+        assert slowest["second"] > frozen[-1], seconds
+    assert sum(s["round_trips"] for s in seconds) == result.messages
+
+
+async def test_every_reconnect_is_timed() -> None:
+    async with await serve(lambda: LineServer(upper_sb)) as server:
+        config = bench_config(port_of(server), connections=1, churn=5, duration=0.3, warmup=0)
+        result = await run_async(config)
+    assert result.ok, to_table(result)
+    assert result.connects > 10
+    assert result.connect_latency_count == result.connects
+
+
+async def test_server_memory_is_not_measured_on_a_server_the_harness_did_not_start(
+    server: EchoServer,
+) -> None:
+    result = await run_async(bench_config(port_of(server), connections=3))
+    assert result.server_bytes_per_connection is None
+    assert "server not measured" in to_table(result)
+
+
+# -- a JSON to keep -------------------------------------------------------------------
+
+
+async def test_the_json_validates_and_says_where_it_came_from(server: EchoServer) -> None:
+    for options in ({}, {"rate": 1000}):
+        result = await run_async(bench_config(port_of(server), connections=3, **options))
+        assert_valid(result)
+        document = json.loads(to_json(result))
+        assert document["schema_version"] == 2
+        assert document["tool"]["name"] == "aioecho"
+        assert document["machine"]["cpus"]
+        assert document["latency_us"]["p95"] is not None
+
+
+def test_the_schema_rejects_what_it_does_not_describe() -> None:
+    schema = json.loads(resources.files("aioecho.bench").joinpath("result.schema.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"schema_version": 2}, schema)
+
+
+def recorded(values: list[int]) -> Histogram:
+    """``values`` (µs) through the harness's own path: counts folded into HDR."""
+    recorder = LatencyRecorder()
+    for value in values:
+        recorder.record(value * 1000)
+    recorder.flush()
+    return recorder.histogram
+
+
+def as_json(histogram: Histogram) -> dict[str, Any]:
+    return {"latency_histogram": histogram.encode().decode("ascii")}
+
+
+def test_two_runs_merge_exactly_into_the_histogram_of_their_union() -> None:
+    first = [17, 90, 90, 1_234, 65_537, 3_000_000]
+    second = [1, 90, 2_047, 2_049, 123_456_789]
+    merged = merge_latency([as_json(recorded(first)), as_json(recorded(second))])
+    union = recorded(first + second)
+    assert merged.count == union.count == len(first) + len(second)
+    for percent in (0.1, 10, 25, 50, 75, 90, 95, 99, 99.9, 100):
+        assert merged.percentile(percent) == union.percentile(percent), percent
+    assert merged.summary() == union.summary()
+
+
+async def test_results_of_real_runs_merge(server: EchoServer) -> None:
+    runs = [await run_async(bench_config(port_of(server), connections=2)) for _ in range(2)]
+    merged = merge_latency([runs[0], json.loads(to_json(runs[1]))])
+    assert merged.count == runs[0].messages + runs[1].messages
+    assert merged.summary()["max"] == max(run.latency_us["max"] or 0 for run in runs)
