@@ -13,8 +13,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from aioecho.bench.memory import listening_pids, rss_bytes
@@ -84,6 +86,9 @@ def test_without_a_target_it_benchmarks_a_local_server() -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result.keys() >= JSON_KEYS
+    schema = resources.files("aioecho.bench").joinpath("result.schema.json").read_text()
+    jsonschema.validate(result, json.loads(schema))
+    assert result["command"][:4] == ["python", "-m", "aioecho", "bench"]
     assert PERCENTILE_KEYS == result["latency_us"].keys() == result["connect_latency_us"].keys()
     assert result["connected"] == result["connections"] == 40
     assert result["messages"] > 0
@@ -299,6 +304,20 @@ def test_a_missing_ca_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixture[str]) -> None:
     [line] = refusal_in_process(capsys, "bench", "--rate", rate)
     assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:SECONDS")
+
+
+def test_the_timeline_is_printed_on_request(echo_process: ServerProcess) -> None:
+    args = ("--connections", "4", "--duration", "1.2", "--warmup", "0")
+    done = bench(*target_of(echo_process), *args, "--timeline", "--timeline-by", "due")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["second", "round"])
+    rows = [line.split() for line in lines[header + 1 : header + 3]]
+    assert [row[0] for row in rows] == ["0", "1"]
+    trips = sum(int(row[1].replace(",", "")) for row in rows)
+    verified = re.search(r"messages +([0-9,]+) verified", done.stdout)
+    assert verified is not None
+    assert trips == int(verified.group(1).replace(",", ""))
 
 
 def test_a_ramp_and_an_hgrm_file_from_the_command_line(

@@ -36,7 +36,18 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     # --rate also takes a ramp, FROM:TO:SECONDS; main() spreads it over the fields.
     rate = next(action for action in parser._actions if action.dest == "rate")
     rate.type, rate.metavar = _rate_flag, "R|FROM:TO:Ts"
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout (described by aioecho/bench/result.schema.json), "
+        "with the per-second timeline and the encoded latency histogram",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print the per-second timeline: round trips, p50/p99/max, errors, "
+        "open connections and connects of each second (see --timeline-by)",
+    )
     parser.add_argument(
         "--hgrm",
         metavar="FILE",
@@ -102,7 +113,11 @@ def main(options: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"aioecho bench: cannot write {options.hgrm}: {exc.strerror}", file=sys.stderr)
             return 1
-    print(report.to_json(result) if options.json else report.to_table(result))
+    print(
+        report.to_json(result)
+        if options.json
+        else report.to_table(result, timeline=options.timeline)
+    )
     if result.steps:
         return 0 if result.max_rate is not None else 1
     return 0 if result.ok else 1

@@ -19,8 +19,9 @@ def to_json(result: BenchResult) -> str:
     return json.dumps(result.to_dict(), separators=(",", ":"))
 
 
-def to_table(result: BenchResult) -> str:
-    """A human summary: setup, throughput, latency percentiles, failures, verdict."""
+def to_table(result: BenchResult, *, timeline: bool = False) -> str:
+    """A human summary: setup, throughput, latency percentiles, failures, verdict;
+    with ``timeline``, a line per second of the window too."""
     lines = [
         f"target      {result.target}" + (f"  ({result.server})" if result.server else ""),
         f"load        {_load(result)}",
@@ -49,6 +50,8 @@ def to_table(result: BenchResult) -> str:
         f"mismatches  {result.mismatches:,}" + _reasons(result.mismatch_kinds),
     ]
     lines += [f"  {example}" for example in result.mismatch_examples]
+    if timeline:
+        lines += _timeline(result)
     lines += _steps(result)
     lines += [f"warning     {warning}" for warning in result.warnings]
     lines.append(verdict(result))
@@ -94,6 +97,28 @@ def verdict(result: BenchResult) -> str:
     if not result.messages:
         problems.append("no round trip completed while measuring")
     return "FAILED: " + ", ".join(problems)
+
+
+TIMELINE_COLUMNS = (
+    ("second", "second"),
+    ("round_trips", "round trips"),
+    ("p50_us", "p50 µs"),
+    ("p99_us", "p99 µs"),
+    ("max_us", "max µs"),
+    ("errors", "errors"),
+    ("connections", "open"),
+    ("connects", "connects"),
+)
+
+
+def _timeline(result: BenchResult) -> list[str]:
+    """The window second by second (replies drained after it may add seconds)."""
+    width = 12
+    lines = ["", "".join(title.rjust(width) for _, title in TIMELINE_COLUMNS)]
+    for second in result.timeline:
+        cells = ("-" if second[key] is None else f"{second[key]:,}" for key, _ in TIMELINE_COLUMNS)
+        lines.append("".join(cell.rjust(width) for cell in cells))
+    return lines
 
 
 def _search_verdict(result: BenchResult) -> str:
