@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import compileall
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,7 @@ import uvloop
 
 from aioecho import EchoServer
 
-from .support import Certificates, issue_certificates
+from .support import Certificates, ServerProcess, issue_certificates, serve_in_subprocess
 
 if TYPE_CHECKING:
     # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
@@ -83,3 +83,10 @@ async def server(
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A test CA's server certificate for 127.0.0.1, ::1 and localhost, and another CA."""
     return issue_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def echo_process() -> Iterator[ServerProcess]:
+    """One aioecho in a child process for the runs that need a target, not their own."""
+    with serve_in_subprocess() as server:
+        yield server

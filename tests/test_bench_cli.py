@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -68,13 +68,6 @@ def bench_together(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[s
                 process.kill()
                 process.communicate()
     return done
-
-
-@pytest.fixture(scope="module")
-def echo_process() -> Iterator[ServerProcess]:
-    """One aioecho in a child process for the runs that need a target, not their own."""
-    with serve_in_subprocess() as server:
-        yield server
 
 
 def target_of(server: ServerProcess) -> tuple[str, ...]:

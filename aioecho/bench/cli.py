@@ -49,11 +49,52 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "open connections and connects of each second (see --timeline-by)",
     )
     parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N times and report the median and its 95%% bootstrap interval",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="HOST:PORT",
+        help="also measure this server, alternating runs A/B/A/B (--repeat each, default 3)",
+    )
+    parser.add_argument(
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="GATE",
+        help="exit 1 when a figure crosses a limit, like 'p99>5ms' or 'rps<10000' (repeatable)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="a result saved with --json: exit 1 when msg/s fell, or p99 rose, by more "
+        "than --max-regression",
+    )
+    parser.add_argument(
+        "--max-regression",
+        default="10%",
+        metavar="PCT",
+        help="how much worse than --baseline still passes (default: %(default)s)",
+    )
+    parser.add_argument(
         "--hgrm",
         metavar="FILE",
         help="write the latency distribution to FILE in HdrHistogram's percentile format (ms)",
     )
     parser.set_defaults(bench_parser=parser)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def _rate_flag(text: str) -> tuple[float, float | None, float | None]:
@@ -82,42 +123,8 @@ def main(options: argparse.Namespace) -> int:
     except (OSError, ssl.SSLError) as exc:
         parser.error(f"--tls-ca {config.tls_ca}: {exc.strerror or exc}")
     try:
-        from . import report, runner
-        from .progress import ProgressLine
-        from .search import SearchRefused
-        from .target import TargetError
+        from .command import execute
     except ImportError as exc:
         print(f"aioecho bench: {EXTRA_MISSING} ({exc})", file=sys.stderr)
         return 1
-    progress = ProgressLine(sys.stdout, config.connections) if sys.stdout.isatty() else None
-    try:
-        result = runner.run(
-            config,
-            on_progress=progress,
-            handle_interrupt=True,
-            command=["python", "-m", "aioecho", *sys.argv[1:]],
-        )
-    except (TargetError, runner.WorkerError) as exc:
-        print(f"aioecho bench: {exc}", file=sys.stderr)
-        return 1
-    except SearchRefused as exc:
-        print(f"aioecho bench: --find-max-rate: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if progress is not None:
-            progress.clear()
-    if options.hgrm is not None:
-        try:
-            with open(options.hgrm, "wb") as hgrm:
-                result.latency().write_hgrm(hgrm)
-        except OSError as exc:
-            print(f"aioecho bench: cannot write {options.hgrm}: {exc.strerror}", file=sys.stderr)
-            return 1
-    print(
-        report.to_json(result)
-        if options.json
-        else report.to_table(result, timeline=options.timeline)
-    )
-    if result.steps:
-        return 0 if result.max_rate is not None else 1
-    return 0 if result.ok else 1
+    return execute(config, options)
