@@ -206,3 +206,78 @@ async def test_results_of_real_runs_merge(server: EchoServer) -> None:
     merged = merge_latency([runs[0], json.loads(to_json(runs[1]))])
     assert merged.count == runs[0].messages + runs[1].messages
     assert merged.summary()["max"] == max(run.latency_us["max"] or 0 for run in runs)
+
+
+# -- fairness -----------------------------------------------------------------------
+
+
+class Unfair(LineServer):
+    """Answers the connections it accepted second, fourth, ... ``DELAY`` late."""
+
+    DELAY = 0.02
+    accepted = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        Unfair.accepted += 1
+        self.slow = Unfair.accepted % 2 == 0
+
+    def data_received(self, data: bytes) -> None:
+        if self.slow:
+            asyncio.get_running_loop().call_later(self.DELAY, super().data_received, data)
+        else:
+            super().data_received(data)
+
+
+class Holding(LineServer):
+    """Holds the first connection's replies for ``HOLD`` seconds, once, after a while."""
+
+    HOLD = 0.2
+    first: Holding | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if Holding.first is None:
+            Holding.first = self
+            asyncio.get_running_loop().call_later(0.05, self._hold)
+
+    def _hold(self) -> None:
+        self.transport.pause_reading()
+        asyncio.get_running_loop().call_later(self.HOLD, self.transport.resume_reading)
+
+
+async def test_a_fair_server_scores_near_one() -> None:
+    async with await serve(lambda: LineServer(upper_sb)) as server:
+        result = await run_async(bench_config(port_of(server), connections=6, duration=0.3))
+    figures = result.fairness
+    assert figures["connections"] == 6
+    assert figures["jain_index"] >= 0.95, figures
+    assert figures["starved"] == 0
+    assert sum(s["starved"] for s in result.timeline) == 0
+    assert "Jain index" in to_table(result)
+
+
+async def test_an_unfair_server_lowers_the_index_and_the_minimum() -> None:
+    Unfair.accepted = 0
+    async with await serve(lambda: Unfair(upper_sb)) as server:
+        result = await run_async(bench_config(port_of(server), connections=6, duration=0.3))
+    figures = result.fairness
+    trips = figures["round_trips"]
+    assert trips["min"] * 5 < trips["max"], figures  # 20 ms a reply against microseconds
+    assert figures["jain_index"] < 0.7, figures
+    assert figures["longest_gap_us"]["max"] >= 15_000, figures
+
+
+async def test_a_connection_left_waiting_a_whole_second_is_starved() -> None:
+    Holding.first = None
+    async with await serve(lambda: Holding(upper_sb)) as server:
+        # Time compressed: "seconds" of 50 ms; the hold covers three of them.
+        config = bench_config(port_of(server), connections=3, duration=0.4, warmup=0)
+        result = await run_async(config, second=0.05)
+    figures = result.fairness
+    assert figures["starved"] == 1, figures
+    assert figures["longest_gap_us"]["max"] >= 150_000, figures
+    starved = [s["starved"] for s in result.timeline]
+    assert 2 <= sum(starved) <= 4, result.timeline  # one connection, 2-4 whole seconds
+    assert max(starved) == 1
+    assert result.ok

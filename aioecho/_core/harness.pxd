@@ -29,6 +29,7 @@ cdef class Tally:
     cdef public long long unanswered
     cdef public long long unsent
     cdef public long long late
+    cdef public object starved_seconds
 
     cpdef next_second(self, long long instant)
 
@@ -52,8 +53,14 @@ cdef class BenchConnection:
     cdef public bint is_open
     cdef public bint closed
     cdef public object times
+    cdef public long long window_trips
+    cdef public long long last_reply_at
+    cdef public long long longest_gap
+    cdef public bint starved
 
     cpdef data_received(self, data)
+    @cython.locals(since=cython.longlong, gap=cython.longlong)
+    cdef _waited(self, long long now)
 
 
 cdef class ClosedLoopConnection(BenchConnection):

@@ -123,6 +123,7 @@ class Tally:
         "second_ns",
         "send_lag",
         "send_until",
+        "starved_seconds",
         "timed_out",
         "unanswered",
         "uncorrected",
@@ -140,6 +141,8 @@ class Tally:
         self.uncorrected = LatencyCounts()  # open loop: from the write
         self.send_lag = LatencyCounts()  # open loop: from due to written
         self.unsent_age = LatencyCounts()  # open loop: due, never written
+        # Second of the window -> connections that got no reply in all of it.
+        self.starved_seconds: Counter[int] = Counter()
         self.by_due = False
         self.mismatches = 0
         self.mismatch_kinds: Counter[str] = Counter()
@@ -167,6 +170,16 @@ class Tally:
         self.latency.mark(second)
         self.second_at = self.window_start + second * self.second_ns
         self.next_second_at = self.second_at + self.second_ns
+
+    def starve(self, since: int, until: int) -> int:
+        """A connection got no reply from ``since`` to ``until``: count it starved in
+        every whole second of the window in between; how many seconds that is."""
+        start, length = self.window_start, self.second_ns
+        first = -((start - since) // length)  # the first second beginning at or after since
+        end = (min(until, self.window_end) - start) // length  # seconds ended by until
+        for second in range(first, end):
+            self.starved_seconds[second] += 1
+        return max(0, end - first)
 
     def count_unsent(self, due: int, now: int) -> None:
         """A message due at ``due`` is given up unsent ``now``: if it belongs to the
@@ -228,10 +241,14 @@ class BenchConnection:
         "first_sequence",
         "index",
         "is_open",
+        "last_reply_at",
+        "longest_gap",
         "reply_sequence",
         "sequence",
+        "starved",
         "times",
         "transport",
+        "window_trips",
     )
 
     def __init__(
@@ -254,6 +271,12 @@ class BenchConnection:
         self.is_open = False  # connected, and neither lost nor closed by us
         self.closed = False  # connection_lost has run
         self.times: deque[int] = deque()
+        # Fairness: round trips of the window, when the last reply came, the
+        # longest wait between replies, and whether a whole second had none.
+        self.window_trips = 0
+        self.last_reply_at = 0
+        self.longest_gap = 0
+        self.starved = False
 
     @property
     def sent(self) -> int:
@@ -352,6 +375,30 @@ class BenchConnection:
         if not self.times:
             self._finish(now)
 
+    def carry_on(self, old: BenchConnection) -> None:
+        """Take over the fairness figures of ``old``, whose connection number this
+        one carries on (``--churn``)."""
+        self.window_trips = old.window_trips
+        self.last_reply_at = old.last_reply_at
+        self.longest_gap = old.longest_gap
+        self.starved = old.starved
+
+    def close_window(self) -> None:
+        """The window is over: the wait since the last reply counts as a gap too."""
+        self._waited(self._tally.window_end)
+
+    def _waited(self, now: int) -> None:
+        """A reply to a window request came ``now`` (or the window ended): measure
+        the wait since the one before (since the window began, for the first)."""
+        tally = self._tally
+        since = max(self.last_reply_at, tally.window_start)
+        gap = now - since
+        if gap > self.longest_gap:
+            self.longest_gap = gap
+        if gap >= tally.second_ns and tally.starve(since, now):
+            self.starved = True
+        self.last_reply_at = now
+
     def _answer(self, now: int) -> None:
         """The expected reply arrived in full: measure it, expect the next."""
         tally = self._tally
@@ -361,6 +408,8 @@ class BenchConnection:
             if not tally.second_at <= filed < tally.next_second_at:
                 tally.next_second(filed)
             self._latency.record(now - sent_at)
+            self.window_trips += 1
+            self._waited(now)
         self.reply_sequence += 1
         self._expected = self._reply_of(self.reply_sequence)
 
@@ -532,6 +581,8 @@ class ClosedLoopConnection(BenchConnection):
                 self._latency.record(now - sent_at)
             else:
                 self._record(now - sent_at)
+            self.window_trips += 1
+            self._waited(now)
         answered = self.reply_sequence + 1
         self.reply_sequence = answered
         times.append(now)

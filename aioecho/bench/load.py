@@ -432,6 +432,7 @@ class LoadEngine:
             return
         assert isinstance(new, ClosedLoopConnection)
         self.slots[old.index] = new
+        new.carry_on(old)
         new.limit = old.limit
         new.start()
 
@@ -456,9 +457,15 @@ class LoadEngine:
         """This process's measurements, ready to merge."""
         self._record_latencies()
         tally = self.tally
+        connections = list(self.slots.values())
+        for connection in connections:
+            connection.close_window()
         if self._timeline is not None:
             self._timeline.finish(
-                errors=self._errors(), connections=self.tally.open, connects=self.connects
+                errors=self._errors(),
+                connections=self.tally.open,
+                connects=self.connects,
+                starved=tally.starved_seconds,
             )
         due = sent = None
         if self._schedule is not None:
@@ -500,6 +507,9 @@ class LoadEngine:
             rss_after=self._rss_after,
             timeline=[] if self._timeline is None else list(self._timeline.seconds),
             second_ns=self.tally.second_ns,
+            trips_per_connection=[connection.window_trips for connection in connections],
+            longest_gaps_us=[connection.longest_gap // 1000 for connection in connections],
+            starved=sum(connection.starved for connection in connections),
             connects=self.connects,
         )
 

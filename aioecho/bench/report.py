@@ -36,6 +36,7 @@ def to_table(result: BenchResult, *, timeline: bool = False) -> str:
         *_schedule(result),
         f"connecting  {result.connect_s:.2f} s" + _memory(result),
         f"sources     {_sources(result.source_addresses)}",
+        *_fairness(result),
         f"client cpu  {result.client_cpu:.0%} of a core per process, "
         f"{_us(result.client_cpu_us_per_rt)} µs per round trip   "
         f"hiccups (1 ms timer) p99 {_ms(result.loop_lag_us.get('p99'))} ms, "
@@ -108,6 +109,7 @@ TIMELINE_COLUMNS = (
     ("errors", "errors"),
     ("connections", "open"),
     ("connects", "connects"),
+    ("starved", "starved"),
 )
 
 
@@ -167,6 +169,22 @@ def _schedule(result: BenchResult) -> list[str]:
     if result.due and result.sent < ON_SCHEDULE * result.due:
         line += f"  BEHIND the asked {asked:,.0f} msg/s by {(result.behind or 0):.1%}"
     return [line]
+
+
+def _fairness(result: BenchResult) -> list[str]:
+    """Round trips per connection, Jain's index, starved connections, longest gaps."""
+    figures = result.fairness
+    if not figures or not figures["connections"]:
+        return []
+    trips, gaps = figures["round_trips"], figures["longest_gap_us"]
+    jain = figures["jain_index"]
+    return [
+        f"fairness    round trips per connection min {trips['min']:,}, p1 {trips['p1']:,}, "
+        f"median {trips['median']:,}, max {trips['max']:,}   Jain index "
+        + ("-" if jain is None else f"{jain:.4f}"),
+        f"            {figures['starved']:,} starved (a whole second without a reply)   "
+        f"longest gap between replies p99 {_ms(gaps['p99'])} ms, max {_ms(gaps['max'])} ms",
+    ]
 
 
 def _memory(result: BenchResult) -> str:

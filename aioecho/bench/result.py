@@ -10,6 +10,7 @@ from typing import Any
 
 from ..core import MAX_EXAMPLES
 from .config import BenchConfig, Mode
+from .fairness import fairness
 from .histogram import Histogram, Summary
 from .payload import Payload
 from .stalls import stall_warnings
@@ -75,6 +76,9 @@ class PartialResult:
     unsent_age: bytes = b""
     pacer_precise: bool = False
     second_ns: int = NS_PER_S  # how long a second of the timeline lasts
+    trips_per_connection: list[int] = field(default_factory=list)  # in the window
+    longest_gaps_us: list[int] = field(default_factory=list)  # between replies
+    starved: int = 0  # connections with a whole second of the window unanswered
     connects_timed: int = 0
 
 
@@ -164,6 +168,7 @@ class BenchResult:
     warnings: list[str] = field(default_factory=list)
     connects: int = 0  # connections opened, reconnects (--churn) included
     connect_latency_count: int = 0  # connects timed in connect_latency_us
+    fairness: dict[str, Any] = field(default_factory=dict)
     # -- provenance (aioecho.bench.provenance)
     schema_version: int = 0
     tool: dict[str, Any] = field(default_factory=dict)
@@ -338,6 +343,11 @@ def merge(
         warnings=stall_warnings(summary, timeline[:whole_seconds]),
         connects=sum(part.connects for part in parts),
         connect_latency_count=sum(part.connects_timed for part in parts),
+        fairness=fairness(
+            [trips for part in parts for trips in part.trips_per_connection],
+            [gap for part in parts for gap in part.longest_gaps_us],
+            sum(part.starved for part in parts),
+        ),
     )
 
 

@@ -5,7 +5,8 @@ its p50/p99/max (filed by the instant each reply arrived, or with
 ``--timeline-by due`` by the instant its latency counts from, exactly: the
 connections mark where a new second begins), the errors that happened in
 it (connections lost, wrong replies, timed-out requests), the connections
-open at its end, and the connections opened in it (``--churn``). The last
+open at its end, the connections opened in it (``--churn``), and the
+connections that got no reply in all of it (starved). The last
 three are sampled by the harness's 0.1 s ticker, so a loop too busy to run
 its timers files them late. Replies awaited after the window may add
 trailing seconds of round trips.
@@ -33,6 +34,7 @@ class Second:
     errors: int = 0
     connections: int = 0
     connects: int = 0
+    starved: int = 0
     latency: Counter[int] = field(default_factory=Counter)  # coarse µs -> count
 
     def add(self, other: Second) -> None:
@@ -41,6 +43,7 @@ class Second:
         self.errors += other.errors
         self.connections += other.connections
         self.connects += other.connects
+        self.starved += other.starved
 
 
 @dataclass
@@ -68,8 +71,17 @@ class Timeline:
         while now >= self.start + (len(self._totals) + 1) * self.second_ns:
             self._totals.append((errors, connections, connects))
 
-    def finish(self, *, errors: int, connections: int, connects: int) -> None:
-        """Close the last, possibly partial, second and build :attr:`seconds`."""
+    def finish(
+        self,
+        *,
+        errors: int,
+        connections: int,
+        connects: int,
+        starved: Mapping[int, int] | None = None,
+    ) -> None:
+        """Close the last, possibly partial, second and build :attr:`seconds`;
+        ``starved`` counts, by second, the connections that got no reply in it."""
+        starved = starved or {}
         last = max(self._trips, default=-1)
         previous = self._totals[-1] if self._totals else (0, 0, 0)
         if not self._totals or last >= len(self._totals) or errors > previous[0]:
@@ -85,6 +97,7 @@ class Timeline:
                     errors=totals[0] - before[0],
                     connections=totals[1],
                     connects=totals[2] - before[2],
+                    starved=starved.get(number, 0),
                     latency=latency,
                 )
             )
@@ -110,6 +123,7 @@ def merge_timelines(timelines: Sequence[Sequence[Second]]) -> list[dict[str, Any
                 "errors": total.errors,
                 "connections": total.connections,
                 "connects": total.connects,
+                "starved": total.starved,
             }
         )
     return entries
