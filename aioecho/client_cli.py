@@ -118,6 +118,7 @@ def main(options: argparse.Namespace) -> int:
         timeout=config.timeout or None,  # the library's None waits forever
         max_reply=config.reply_limit,
         connect_timeout=config.connect_timeout or None,
+        suffix=config.suffix,
     )
     from .console import OutputClosedError, interactive, pipe
 

@@ -32,6 +32,7 @@ from .rogue import (
     endless_line,
     rogue_server,
     silent,
+    streams_replies,
 )
 from .support import (
     aioecho_command,
@@ -253,6 +254,31 @@ def test_an_early_close_is_exit_1(loop: str) -> None:
     with rogue_server(closes_without_reply) as rogue:
         exited = run_piped("--port", str(rogue.port), "--loop", loop, input=b"one\ntwo\n")
     assert_one_line_error(exited, "the server closed the connection after 0 of 2 replies")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_more_replies_than_lines_is_exit_1(loop: str) -> None:
+    with rogue_server(streams_replies) as rogue:
+        exited = run_piped("--port", str(rogue.port), "--loop", loop, input=b"one\ntwo\n")
+    assert_one_line_error(exited, "the server sent more replies than lines were sent")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_echo_of_an_err_line_is_a_reply(loop: str) -> None:
+    with serve_in_subprocess() as server:
+        lines = b"err not an error\nplain\n"
+        exited = run_piped("--port", str(server.port), "--loop", loop, input=lines)
+    assert exited.returncode == 0, exited.stderr
+    assert exited.stdout == b"ERR NOT AN ERROR_SB\nPLAIN_SB\n"
+
+
+def test_an_err_line_is_told_by_the_missing_suffix() -> None:
+    with serve_in_subprocess("--max-line", "8") as server:
+        lines = b"err line\nerr line too long\n"
+        exited = run_piped("--port", str(server.port), input=lines)
+    assert exited.returncode == 1
+    assert exited.stdout == b"ERR LINE_SB\nERR line too long (max 8 bytes)\n"
+    assert b"2 line(s) sent, 1 answered, 1 error(s)" in exited.stderr
 
 
 @pytest.mark.parametrize("loop", LOOPS)
