@@ -14,6 +14,7 @@ or serve as a program until SIGINT or SIGTERM: ``aioecho.run_server(ServerConfig
 from .client import (
     ConnectionClosedError,
     EchoClient,
+    ExtraReplyError,
     ReplyError,
     ReplyTimeoutError,
     ReplyTooLongError,
@@ -35,6 +36,7 @@ __all__ = [
     "ConnectionClosedError",
     "EchoClient",
     "EchoServer",
+    "ExtraReplyError",
     "ReplyError",
     "ReplyTimeoutError",
     "ReplyTooLongError",

@@ -21,6 +21,11 @@ T = TypeVar("T")
 
 ERROR_PREFIX = b"ERR "
 
+# After the last reply, how long the client waits for the server to close
+# (it does at once once the client half-closes) to see that nothing more
+# comes. A server still open by then is left without the check.
+FINISH_TIMEOUT = 1.0
+
 # Seconds a request may take by default.
 DEFAULT_TIMEOUT = 10.0
 # Seconds to connect, TLS handshake included (as bench's --connect-timeout).
@@ -38,6 +43,19 @@ def reply_bound(max_line: int, suffix: str) -> int:
 
 _SERVER_DEFAULTS = ServerConfig()
 DEFAULT_MAX_REPLY = reply_bound(_SERVER_DEFAULTS.max_line, _SERVER_DEFAULTS.suffix)
+DEFAULT_SUFFIX = _SERVER_DEFAULTS.suffix
+
+
+def is_error_reply(reply: bytes, suffix: bytes) -> bool:
+    """Whether ``reply`` (a line, terminator or not) is the server's ``ERR`` line.
+
+    Error lines start with ``ERR `` and never end with the suffix, so an
+    echo of ``err ...`` (``ERR ..._SB``) is a reply. With an empty suffix
+    the two cannot be told apart: every ``ERR `` line counts as an error.
+    """
+    if not reply.startswith(ERROR_PREFIX):
+        return False
+    return not suffix or not reply.rstrip(b"\r\n").endswith(suffix)
 
 
 class ReplyError(Exception):
@@ -68,6 +86,10 @@ class ConnectionClosedError(ReplyError, ConnectionError):
     """The server closed the connection before the reply was complete."""
 
 
+class ExtraReplyError(ReplyError):
+    """The server sent more replies than lines were sent to it."""
+
+
 class EchoClient:
     """One connection to an echo server; use :func:`connect` to make one.
 
@@ -75,6 +97,7 @@ class EchoClient:
     (``None``: wait forever). After a timeout or an overlong reply the
     client closes the connection: the next reply on it could belong to an
     earlier request, so later requests raise :class:`ConnectionClosedError`.
+    ``suffix`` is the server's: it tells an ``ERR`` line from an echo of one.
     """
 
     def __init__(
@@ -84,11 +107,13 @@ class EchoClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_reply: int = DEFAULT_MAX_REPLY,
+        suffix: str = DEFAULT_SUFFIX,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.timeout = timeout
         self.max_reply = max_reply
+        self.suffix = suffix.encode()
         self._abandoned: str | None = None
 
     async def request(self, line: str | bytes, timeout: float | None = None) -> bytes:
@@ -105,7 +130,7 @@ class EchoClient:
         if b"\n" in body:
             raise ValueError("a request is a single line: it must not contain LF")
         reply = await self._within(timeout, functools.partial(self._exchange, body + b"\n"))
-        if reply.startswith(ERROR_PREFIX):
+        if self.is_error(reply):
             raise ServerError(reply)
         if not reply.endswith(b"\n"):
             raise ConnectionClosedError(closed_during(reply))
@@ -124,9 +149,33 @@ class EchoClient:
         """
         return await self._within(timeout, self._read_line)
 
+    def is_error(self, reply: bytes) -> bool:
+        """Whether ``reply`` is the server's ``ERR`` line (see :func:`is_error_reply`)."""
+        return is_error_reply(reply, self.suffix)
+
     def half_close(self) -> None:
         """Signal end of input; the server answers what it has, then closes."""
         self.writer.write_eof()
+
+    async def finish(self) -> None:
+        """End a conversation whose every line was answered, then close.
+
+        Half-closes and waits up to FINISH_TIMEOUT for the server to close:
+        anything it sends meanwhile answers no line, and raises
+        :class:`ExtraReplyError` (the connection is then aborted). Over TLS,
+        which has no half-close, it only closes.
+        """
+        if self._abandoned is None and self.writer.can_write_eof():
+            try:
+                self.half_close()
+                async with asyncio.timeout(FINISH_TIMEOUT):
+                    extra = await self.reader.read(1)
+            except (TimeoutError, OSError):
+                extra = b""  # still open, or reset: nothing more came to be read
+            if extra:
+                self.abort()
+                raise ExtraReplyError("the server sent more replies than lines were sent")
+        await self.close()
 
     async def close(self) -> None:
         """Close the connection once what was sent is flushed.
@@ -217,6 +266,7 @@ class Endpoint:
         timeout: float | None = DEFAULT_TIMEOUT,
         max_reply: int = DEFAULT_MAX_REPLY,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        suffix: str = DEFAULT_SUFFIX,
     ) -> EchoClient:
         """A client connected to this endpoint (see :func:`connect`)."""
         if max_reply < 2:
@@ -237,7 +287,7 @@ class Endpoint:
             # starts like a TLS record, so the handshake waits for the rest.
             hint = " (is it a TLS server?)" if stage == "TLS handshake" else ""
             raise TimeoutError(f"no {stage} within {connect_timeout:g} s{hint}") from None
-        return EchoClient(reader, writer, timeout=timeout, max_reply=max_reply)
+        return EchoClient(reader, writer, timeout=timeout, max_reply=max_reply, suffix=suffix)
 
     async def _start_tls(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
         try:
@@ -261,6 +311,7 @@ async def connect(
     timeout: float | None = DEFAULT_TIMEOUT,
     max_reply: int = DEFAULT_MAX_REPLY,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    suffix: str = DEFAULT_SUFFIX,
 ) -> EchoClient:
     """Open a connection to an echo server at ``host:port``.
 
@@ -270,6 +321,8 @@ async def connect(
     raising :class:`TimeoutError`; ``None`` waits forever.
     ``max_reply`` is the longest reply accepted, terminator included: the
     default fits a server with the default ``max_line`` and suffix; for
-    others use :func:`reply_bound`.
+    others use :func:`reply_bound`. ``suffix`` is the server's (an ``ERR``
+    line never ends with it, an echo does).
     """
-    return await Endpoint(host, port, unix, ssl).connect(timeout, max_reply, connect_timeout)
+    endpoint = Endpoint(host, port, unix, ssl)
+    return await endpoint.connect(timeout, max_reply, connect_timeout, suffix)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .bounds import MAX_WHOLE, SECONDS, Bounds, check_fields
 from .client import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -46,39 +46,37 @@ class ClientConfig:
     """Where the ``client`` command connects, and the bounds it keeps."""
 
     host: str = option(_SERVER.hosts[0], "server address", "HOST")
-    port: int = option(_SERVER.port, "server port", "PORT")
+    port: int = option(_SERVER.port, "server port", "PORT", check=Bounds(int, 1, 65535))
     unix: str | None = option(None, "connect to this Unix socket instead", "PATH")
     tls: bool = option(False, "speak TLS to the server")
     tls_ca: str | None = option(None, "CA certificate(s) to verify it with", "FILE")
     tls_insecure: bool = option(False, "do not verify its certificate (self-signed)")
     timeout: float = option(
-        DEFAULT_TIMEOUT, "give up on a reply that takes longer; 0 = never", "SECONDS"
+        DEFAULT_TIMEOUT, "give up on a reply that takes longer; 0 = never", "SECONDS", check=SECONDS
     )
     connect_timeout: float = option(
         DEFAULT_CONNECT_TIMEOUT,
         "give up on connecting (TLS handshake included) after this long; 0 = never",
         "SECONDS",
+        check=SECONDS,
     )
     max_line: int = option(
-        _SERVER.max_line, "the server's --max-line; with --suffix it bounds a reply", "BYTES"
+        _SERVER.max_line,
+        "the server's --max-line; with --suffix it bounds a reply",
+        "BYTES",
+        check=Bounds(int, 1, MAX_WHOLE, " bytes"),
     )
     suffix: str = option(_SERVER.suffix, "the server's --suffix", "TEXT")
     max_reply: int | None = option(
-        None, "longest reply accepted, terminator included; default: from --max-line", "BYTES"
+        None,
+        "longest reply accepted, terminator included; default: from --max-line",
+        "BYTES",
+        check=Bounds(int, 2, MAX_WHOLE, " bytes"),
     )
     loop: LoopName = option("auto", "event loop; auto takes uvloop when installed")
 
     def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"port must be 1..65535, not {self.port}")
-        for name in ("timeout", "connect_timeout"):
-            seconds = getattr(self, name)
-            if not (math.isfinite(seconds) and seconds >= 0):
-                raise ConfigError(f"{name} must be a number of seconds >= 0, not {seconds}")
-        if self.max_line < 1:
-            raise ConfigError(f"max_line must be at least 1, not {self.max_line}")
-        if self.max_reply is not None and self.max_reply < 2:
-            raise ConfigError(f"max_reply must be at least 2, not {self.max_reply}")
+        check_fields(self, ConfigError)
         if self.unix is not None and self.uses_tls and not self.tls_insecure:
             # A socket path names no host the certificate could be checked against.
             raise ConfigError("TLS over --unix needs --tls-insecure")
@@ -118,6 +116,7 @@ def main(options: argparse.Namespace) -> int:
         timeout=config.timeout or None,  # the library's None waits forever
         max_reply=config.reply_limit,
         connect_timeout=config.connect_timeout or None,
+        suffix=config.suffix,
     )
     from .console import OutputClosedError, interactive, pipe
 

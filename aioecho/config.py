@@ -6,14 +6,17 @@ generated from this single list instead of repeating it.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
+from .bounds import BYTES, COUNT, MAX_WHOLE, PORT, PROBABILITY, SECONDS, Bounds, Text, check_fields
 from .durations import Duration
 from .faults import FaultPlan, parse_delays
 from .options import option
 from .sizes import MIB, ByteSize
+
+T = TypeVar("T")
 
 Framing = Literal["line", "chunk"]
 FRAMINGS: tuple[Framing, ...] = ("line", "chunk")
@@ -23,6 +26,10 @@ DEFAULT_PORT = 8088
 DEFAULT_MAX_LINE = 65536
 # listen() takes a C int; the kernel caps it further (net.core.somaxconn).
 MAX_BACKLOG = 2**31 - 1
+# Each worker is a whole interpreter (tens of MiB) with its own pipes to the
+# supervisor; more than 256 of them is past any machine's worth of cores
+# (a bound that does not depend on the machine a config is checked on).
+MAX_WORKERS = 256
 # A stats line more often than this is a flood of logs, not a summary.
 MIN_STATS_INTERVAL = 0.1
 
@@ -52,50 +59,86 @@ class ServerConfig:
     host: str | tuple[str, ...] = option(
         DEFAULT_HOST, "address to listen on; repeat the flag for several", "HOST", repeat=True
     )
-    port: int = option(DEFAULT_PORT, "TCP port; 0 picks any free port", "PORT")
+    port: int = option(DEFAULT_PORT, "TCP port; 0 picks any free port", "PORT", check=PORT)
     framing: Framing = option(
         "line", "line: one reply per LF-terminated line; chunk: one reply per read"
     )
-    suffix: str = option("_SB", "text appended to every reply (may be empty)", "TEXT")
-    max_line: int = option(DEFAULT_MAX_LINE, "longest accepted line body, in bytes", "BYTES")
-    backlog: int = option(1024, "listen queue length", "N")
+    suffix: str = option(
+        "_SB", "text appended to every reply (may be empty)", "TEXT", check=Text("'_SB'")
+    )
+    max_line: int = option(
+        DEFAULT_MAX_LINE,
+        "longest accepted line body, in bytes",
+        "BYTES",
+        check=Bounds(int, 1, MAX_WHOLE, " bytes"),
+    )
+    backlog: int = option(1024, "listen queue length", "N", check=Bounds(int, 1, MAX_BACKLOG))
     shutdown_timeout: float = option(
-        5.0, "seconds a graceful stop waits for owed replies to flush", "SECONDS"
+        5.0, "seconds a graceful stop waits for owed replies to flush", "SECONDS", check=SECONDS
     )
     max_connections: int | None = option(
-        None, "open connections allowed at once; default: the open-file limit less a reserve", "N"
+        None,
+        "open connections allowed at once; default: the open-file limit less a reserve",
+        "N",
+        check=Bounds(int, 1, MAX_WHOLE),
     )
     max_connections_per_ip: int = option(
-        0, "open connections allowed from one peer address; 0 = no limit", "N"
+        0, "open connections allowed from one peer address; 0 = no limit", "N", check=COUNT
     )
     max_client_memory: ByteSize = option(
         ByteSize(256 * MIB),
         "bytes held for all clients together (unanswered input, unsent replies) before "
         "the biggest holder is refused; K, M, G suffixes; 0 = no limit",
         "BYTES",
+        check=BYTES,
     )
     line_timeout: float = option(
-        30.0, "a line must be complete this long after its first byte; 0 = never", "SECONDS"
+        30.0,
+        "a line must be complete this long after its first byte; 0 = never",
+        "SECONDS",
+        check=SECONDS,
     )
     idle_timeout: float = option(
-        300.0, "close a connection that sends nothing for this long; 0 = never", "SECONDS"
+        300.0,
+        "close a connection that sends nothing for this long; 0 = never",
+        "SECONDS",
+        check=SECONDS,
     )
     write_timeout: float = option(
-        30.0, "close a connection whose replies are stuck this long; 0 = never", "SECONDS"
+        30.0,
+        "close a connection whose replies are stuck this long; 0 = never",
+        "SECONDS",
+        check=SECONDS,
     )
-    stats_interval: float = option(0.0, "log a stats line this often; 0 = never", "SECONDS")
+    stats_interval: float = option(
+        0.0, "log a stats line this often; 0 = never", "SECONDS", check=SECONDS
+    )
     metrics_port: int | None = option(
-        None, "serve Prometheus metrics at /metrics on this port (extra: metrics)", "PORT"
+        None,
+        "serve Prometheus metrics at /metrics on this port (extra: metrics)",
+        "PORT",
+        check=PORT,
     )
-    unix: str | None = option(None, "listen on this Unix socket path instead of TCP", "PATH")
-    tls_cert: str | None = option(None, "serve TLS with this certificate chain (PEM)", "PEM")
-    tls_key: str | None = option(None, "private key for --tls-cert (PEM)", "PEM")
+    unix: str | None = option(
+        None, "listen on this Unix socket path instead of TCP", "PATH", check=Text("'/run/echo'")
+    )
+    tls_cert: str | None = option(
+        None, "serve TLS with this certificate chain (PEM)", "PEM", check=Text("'cert.pem'")
+    )
+    tls_key: str | None = option(
+        None, "private key for --tls-cert (PEM)", "PEM", check=Text("'key.pem'")
+    )
     tls_handshake_timeout: float = option(
-        3.0, "seconds a client has to finish its TLS handshake", "SECONDS"
+        3.0, "seconds a client has to finish its TLS handshake", "SECONDS", check=SECONDS
     )
-    workers: int = option(1, "worker processes sharing the port; 1 = serve in-process", "N")
+    workers: int = option(
+        1,
+        f"worker processes sharing the port (at most {MAX_WORKERS}); 1 = serve in-process",
+        "N",
+        check=Bounds(int, 1, MAX_WORKERS),
+    )
     worker_timeout: float = option(
-        5.0, "restart a worker that sends no status report for this long", "SECONDS"
+        5.0, "restart a worker that sends no status report for this long", "SECONDS", check=SECONDS
     )
     unicode: bool = option(
         False, "uppercase valid UTF-8 lines by Unicode rules (straße -> STRASSE)"
@@ -106,44 +149,54 @@ class ServerConfig:
         "fault: delay replies, fortio style: 50ms (all), or DELAY:PERCENT pairs such as "
         "150us:10,2ms:5,0.5s:1 (the rest undelayed)",
         "SPEC",
+        check=Text("'50ms' or '150us:10,2ms:5'"),
     )
     jitter: Duration = option(
-        Duration(0), "fault: add a uniform random delay in [0, DURATION) to every reply", "DURATION"
+        Duration(0),
+        "fault: add a uniform random delay in [0, DURATION) to every reply",
+        "DURATION",
+        check=SECONDS,
     )
     bandwidth: ByteSize = option(
-        ByteSize(0), "fault: reply bytes per second per connection; 0 = unlimited", "BYTES"
+        ByteSize(0),
+        "fault: reply bytes per second per connection; 0 = unlimited",
+        "BYTES",
+        check=BYTES,
     )
-    fragment: int = option(0, "fault: write replies in pieces of N bytes; 0 = whole", "N")
-    drop: float = option(0.0, "fault: probability (0..1) a line gets no reply", "P")
-    reset: float = option(0.0, "fault: probability (0..1) a line gets a TCP reset", "P")
+    fragment: int = option(
+        0, "fault: write replies in pieces of N bytes; 0 = whole", "N", check=COUNT
+    )
+    drop: float = option(
+        0.0, "fault: probability (0..1) a line gets no reply", "P", check=PROBABILITY
+    )
+    reset: float = option(
+        0.0, "fault: probability (0..1) a line gets a TCP reset", "P", check=PROBABILITY
+    )
     close_after: ByteSize | None = option(
-        None, "fault: close a connection once this many bytes were sent to it", "BYTES"
+        None, "fault: close a connection once this many bytes were sent to it", "BYTES", check=BYTES
     )
     stall_after: int | None = option(
-        None, "fault: answer N lines, then neither read nor answer (connection stays open)", "N"
+        None,
+        "fault: answer N lines, then neither read nor answer (connection stays open)",
+        "N",
+        check=COUNT,
     )
-    seed: int | None = option(None, "seed for the faults: same seed, same input, same faults", "N")
+    seed: int | None = option(
+        None,
+        "seed for the faults: same seed, same input, same faults",
+        "N",
+        check=Bounds(int, -MAX_WHOLE - 1, MAX_WHOLE),
+    )
 
     def __post_init__(self) -> None:
-        self._read_text_fields()
+        self._check_values()
         self._check_faults()
-        _check(0 <= self.port <= 65535, f"port must be 0..65535, not {self.port}")
         _check(bool(self.hosts) and all(self.hosts), "host must not be empty")
         _check(
             (self.tls_cert is None) == (self.tls_key is None),
             "tls_cert and tls_key go together",
         )
-        _check(self.workers >= 1, f"workers must be at least 1, not {self.workers}")
         _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
-        _check(self.max_line >= 1, f"max_line must be at least 1, not {self.max_line}")
-        _check(
-            1 <= self.backlog <= MAX_BACKLOG,
-            f"backlog must be 1..{MAX_BACKLOG}, not {self.backlog}",
-        )
-        durations = ("shutdown_timeout", "idle_timeout", "write_timeout", "line_timeout")
-        for name in (*durations, "stats_interval", "tls_handshake_timeout", "worker_timeout"):
-            value = getattr(self, name)
-            _check(math.isfinite(value) and value >= 0, f"{name} must be 0 or more, not {value}")
         _check(self.tls_handshake_timeout > 0, "tls_handshake_timeout must be above 0")
         _check(self.worker_timeout >= 1, "worker_timeout must be at least 1 second")
         _check(
@@ -155,44 +208,23 @@ class ServerConfig:
             "unix must be a file path (abstract sockets are not supported)",
         )
         _check(
-            self.max_connections_per_ip >= 0,
-            f"max_connections_per_ip must not be negative, not {self.max_connections_per_ip}",
-        )
-        _check(
-            self.max_client_memory >= 0,
-            f"max_client_memory must not be negative, not {self.max_client_memory}",
-        )
-        _check(
-            self.max_connections is None or self.max_connections >= 1,
-            f"max_connections must be at least 1, not {self.max_connections}",
-        )
-        _check(
-            self.metrics_port is None or 0 <= self.metrics_port <= 65535,
-            f"metrics_port must be 0..65535, not {self.metrics_port}",
-        )
-        _check(
             "\n" not in self.suffix and "\r" not in self.suffix,
             "suffix must not contain CR or LF: it would break line framing",
         )
 
-    def _read_text_fields(self) -> None:
-        """Read the fields a person may write as text (``64M``, ``2ms``) into their types."""
-        try:
-            for name, kind in _TEXT_FIELDS.items():
-                value = getattr(self, name)
-                if value is not None:
-                    object.__setattr__(self, name, kind(value))
-            parse_delays(self.delay)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+    def _check_values(self) -> None:
+        """Check every field's type and range; read text (``64M``, ``2ms``) into its type first."""
+        for name, kind in _TEXT_FIELDS.items():
+            if isinstance(value := getattr(self, name), str):
+                object.__setattr__(self, name, _read(name, kind, value))
+        check_fields(self, ConfigError)
+        for name, kind in _TEXT_FIELDS.items():
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, kind(value))  # a number, in range: its type
+        _read("delay", parse_delays, self.delay)
 
     def _check_faults(self) -> None:
-        """Check the fault fields' ranges, and that the framing can carry faults."""
-        for name in ("drop", "reset"):
-            _check(0 <= getattr(self, name) <= 1, f"{name} must be a probability 0..1")
-        for name in ("bandwidth", "fragment", "close_after", "stall_after"):
-            value = getattr(self, name)
-            _check(value is None or value >= 0, f"{name} must not be negative, not {value}")
+        """Check that the framing can carry the faults asked for."""
         _check(
             self.framing == "line" or not self.faults.active,
             "faults need line framing: a chunk has no reply boundary to fault",
@@ -230,6 +262,15 @@ _TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration]] = {
     "close_after": ByteSize,
     "jitter": Duration,
 }
+
+
+def _read(name: str, parse: Callable[[str], T], text: str) -> T:
+    """``parse(text)``; its ValueError as a ConfigError that names the option."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(name) else f"{name}: {message}") from None
 
 
 def _check(condition: bool, message: str) -> None:

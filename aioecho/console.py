@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, BinaryIO
 
-from .client import ERROR_PREFIX, ConnectionClosedError, EchoClient, closed_during
+from .client import ConnectionClosedError, EchoClient, closed_during
 from .loops import ResolvedLoop
 
 PROMPT = ">>: "
@@ -54,7 +54,7 @@ def interactive(connect: Connector, loop: ResolvedLoop) -> int:
         except BaseException:
             client.abort()  # whatever went wrong, nothing more is owed
             raise
-        runner.run(client.close())
+        runner.run(client.finish())
     return 0
 
 
@@ -67,8 +67,9 @@ async def pipe(connect: Connector, source: int, sink: BinaryIO) -> int:
     reply can be checked for its end. ``ERR`` replies
     are printed, counted, and make the exit code 1 (the server closes after
     one). Anything else that goes wrong raises: a reply that is late
-    (:class:`~aioecho.client.ReplyTimeoutError`), too long, or cut short by
-    a close (:class:`~aioecho.client.ConnectionClosedError`).
+    (:class:`~aioecho.client.ReplyTimeoutError`), too long, cut short by
+    a close (:class:`~aioecho.client.ConnectionClosedError`), or one more
+    than the lines sent (:class:`~aioecho.client.ExtraReplyError`).
     """
     client = await connect()
     progress = _Progress(client)
@@ -85,7 +86,10 @@ async def pipe(connect: Connector, source: int, sink: BinaryIO) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await sending
         _write(sink.flush)
-    await client.close()
+    if progress.errors:
+        await client.close()
+    else:
+        await client.finish()  # every line answered: nothing more may come
     return progress.verdict()
 
 
@@ -163,7 +167,7 @@ class _Progress:
         if not reply.endswith(b"\n"):
             raise ConnectionClosedError(closed_during(reply))
         self.replies += 1
-        self.errors += reply.startswith(ERROR_PREFIX)
+        self.errors += self._client.is_error(reply)
         last = self._newline_added and self.replies == self.lines
         _write(sink.write, reply[:-1] if last else reply)
         return True

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 
+from .bounds import SECONDS, shown
+
 # Longest unit first, so that "ms" is not read as "m" followed by junk.
 _UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(us|µs|ms|s|m)?")
 
 
 class Duration(float):
-    """A non-negative number of seconds, read from ``N`` (seconds) or ``N`` with a unit.
+    """A number of seconds (0 to a year), read from ``N`` (seconds) or ``N`` with a unit.
 
     Units: ``us`` (or ``µs``), ``ms``, ``s``, ``m`` (minutes); ``N`` may have
     a fraction. A ``float`` everywhere it is used; it prints the short form.
@@ -19,8 +21,7 @@ class Duration(float):
     def __new__(cls, value: float | str) -> Duration:
         if isinstance(value, str):
             value = parse_duration(value)
-        if not value >= 0:  # also refuses NaN
-            raise ValueError(f"a duration must not be negative, not {value}")
+        SECONDS.check("a duration", value)
         return super().__new__(cls, value)
 
     def __str__(self) -> str:
@@ -36,4 +37,6 @@ def parse_duration(text: str) -> float:
     if match is None:
         raise ValueError(f"not a duration: {text!r} (use e.g. 150us, 2ms, 0.5s, 1m)")
     number, unit = match.groups()
-    return float(number) * _UNITS[unit or "s"]
+    seconds = float(number) * _UNITS[unit or "s"]  # 400 digits make inf: refused here
+    SECONDS.check(f"duration {shown(text.strip())}", seconds)
+    return seconds

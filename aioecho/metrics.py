@@ -9,7 +9,10 @@ asyncio and uvloop and needs no thread.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import cast
 
@@ -26,14 +29,30 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("metrics need prometheus-client: pip install 'aioecho[metrics]'") from exc
 
 REQUEST_HEAD_LIMIT = 8192
-REQUEST_TIMEOUT = 10.0
+# The whole request head must arrive within this many seconds of the accept.
+# Prometheus and curl send theirs at once; a connection that sends nothing
+# holds a slot only this long.
+REQUEST_DEADLINE = 2.0
+# How often held connections are checked against the deadline (while any are).
+DEADLINE_SWEEP = REQUEST_DEADLINE / 8
 
 # Scrapers at once: Prometheus needs one, a person with curl another. More
 # are refused (closed at once), so that however many connections reach this
 # port, it holds at most this many descriptors, all within the reserve the
 # echo service leaves free (RESERVED_DESCRIPTORS).
 METRICS_MAX_CONNECTIONS = 8
+# Slots one peer address may hold: half, rounded up. However many
+# connections one address opens, the other half stays free for the others
+# (Prometheus scrapes from its own address), and one address alone still
+# gets more than a scraper, a retry and a person with curl need.
+METRICS_MAX_PER_ADDRESS = math.ceil(METRICS_MAX_CONNECTIONS / 2)
 METRICS_BACKLOG = 64
+
+# Why a metrics connection was refused or cut off, as counted on /metrics.
+REFUSED_FULL = "max_connections"
+REFUSED_ADDRESS = "max_connections_per_ip"
+REFUSED_DEADLINE = "request_timeout"
+REFUSED_REASONS = (REFUSED_FULL, REFUSED_ADDRESS, REFUSED_DEADLINE)
 
 
 class StatsCollector(Collector):
@@ -95,6 +114,24 @@ class StatsCollector(Collector):
             yield restarts
 
 
+class RefusedCollector(Collector):
+    """The metrics endpoint's own refusals, by reason."""
+
+    def __init__(self, refused: Mapping[str, int]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "aioecho_metrics_refused",
+            "Connections to /metrics refused or cut off, by reason: every slot held, "
+            "the address's share held, or no request within the deadline.",
+            labels=["reason"],
+        )
+        for reason in REFUSED_REASONS:
+            family.add_metric([reason], self._refused[reason])
+        yield family
+
+
 def registry_for(
     snapshot: Callable[[], Stats], restarts: Callable[[], Mapping[str, int]] | None = None
 ) -> CollectorRegistry:
@@ -109,17 +146,19 @@ async def start_metrics(
     host: str,
     port: int,
     restarts: Callable[[], Mapping[str, int]] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> MetricsServer:
     """Serve ``GET /metrics`` from ``snapshot()`` on ``host:port``; close the server to stop.
 
     ``restarts``: worker restarts by reason, for a supervisor's metrics.
+    ``clock``: what the request deadline is timed by (a test's, to drive it).
     A port that cannot be used raises :class:`BindError` naming the metrics port.
     """
     try:
         sockets = bind_tcp([host], port, METRICS_BACKLOG)
     except BindError as exc:
         raise exc.serving("serve metrics") from exc
-    server = MetricsServer(sockets, registry_for(snapshot, restarts))
+    server = MetricsServer(sockets, registry_for(snapshot, restarts), clock)
     server.start()
     return server
 
@@ -127,17 +166,35 @@ async def start_metrics(
 class MetricsServer:
     """The ``/metrics`` endpoint: at most METRICS_MAX_CONNECTIONS connections at once.
 
-    It accepts with the echo service's accept loop, which survives running
-    out of descriptors with one log line instead of a traceback per accept.
+    One peer address holds at most METRICS_MAX_PER_ADDRESS of them, and a
+    connection whose request has not arrived REQUEST_DEADLINE seconds after
+    its accept is closed; each refusal is counted on /metrics. It accepts
+    with the echo service's accept loop, which survives running out of
+    descriptors with one log line instead of a traceback per accept.
     """
 
-    def __init__(self, sockets: list[socket.socket], registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._registry = registry
+        self._clock = clock
         self._listener = Listener(sockets, self._admit, Counters(), log_prefix="metrics: ")
-        self._held = 0
-        """Connections admitted and not yet closed, those still being set up included."""
         self._scrapes: set[_Scrape] = set()
+        """Connections admitted and not yet closed, those still being set up included."""
+        self._by_address: Counter[str] = Counter()
         self._connecting: set[asyncio.Task[None]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self.refused: Counter[str] = Counter(dict.fromkeys(REFUSED_REASONS, 0))
+        """Connections refused or cut off, by reason (also on /metrics)."""
+        registry.register(RefusedCollector(self.refused))
+
+    @property
+    def held(self) -> int:
+        """Connections held now."""
+        return len(self._scrapes)
 
     @property
     def addresses(self) -> list[Address]:
@@ -150,24 +207,50 @@ class MetricsServer:
     def close(self) -> None:
         """Stop accepting and drop every scrape in progress."""
         self._listener.close()
+        if self._sweep is not None:
+            self._sweep.cancel()
         for task in self._connecting:
             task.cancel()
         for scrape in list(self._scrapes):
             scrape.abort()
 
+    def check_deadlines(self) -> None:
+        """Close every connection whose request is overdue by the clock now."""
+        now = self._clock()
+        for scrape in list(self._scrapes):
+            if not scrape.answered and now - scrape.started >= REQUEST_DEADLINE:
+                self.refused[REFUSED_DEADLINE] += 1
+                scrape.abort()
+
     def _admit(self, sock: socket.socket) -> None:
-        if self._held >= METRICS_MAX_CONNECTIONS:
+        try:
+            address = str(sock.getpeername()[0])
+        except OSError:
+            sock.close()  # the scraper has already left
+            return
+        reason = self._refusal(address)
+        if reason is not None:
+            self.refused[reason] += 1
             sock.close()  # refused: the scraper sees the connection closed
             return
-        self._held += 1
-        task = asyncio.get_running_loop().create_task(self._connect(sock))
+        scrape = _Scrape(self._registry, address, self._clock(), self._closed)
+        self._scrapes.add(scrape)
+        self._by_address[address] += 1
+        self._keep_sweeping()
+        task = asyncio.get_running_loop().create_task(self._connect(sock, scrape))
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
 
-    async def _connect(self, sock: socket.socket) -> None:
+    def _refusal(self, address: str) -> str | None:
+        """Why a connection from ``address`` cannot have a slot now (None: it can)."""
+        if len(self._scrapes) >= METRICS_MAX_CONNECTIONS:
+            return REFUSED_FULL
+        if self._by_address[address] >= METRICS_MAX_PER_ADDRESS:
+            return REFUSED_ADDRESS
+        return None
+
+    async def _connect(self, sock: socket.socket, scrape: _Scrape) -> None:
         loop = asyncio.get_running_loop()
-        scrape = _Scrape(self._registry, self._closed)
-        self._scrapes.add(scrape)
         try:
             await loop.connect_accepted_socket(lambda: scrape, sock)
         except BaseException:
@@ -178,31 +261,56 @@ class MetricsServer:
     def _closed(self, scrape: _Scrape) -> None:
         if scrape in self._scrapes:
             self._scrapes.discard(scrape)
-            self._held -= 1
+            self._by_address[scrape.address] -= 1
+            if not self._by_address[scrape.address]:
+                del self._by_address[scrape.address]
+
+    def _keep_sweeping(self) -> None:
+        """Check the deadlines every DEADLINE_SWEEP while any connection is held."""
+        if self._sweep is None and self._scrapes:
+            self._sweep = asyncio.get_running_loop().call_later(DEADLINE_SWEEP, self._swept)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self.check_deadlines()
+        self._keep_sweeping()
 
 
 class _Scrape(asyncio.Protocol):
     """One HTTP/1.0 request: read its head, answer, close."""
 
-    def __init__(self, registry: CollectorRegistry, on_closed: Callable[[_Scrape], None]) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        address: str,
+        started: float,
+        on_closed: Callable[[_Scrape], None],
+    ) -> None:
         self._registry = registry
+        self.address = address
+        self.started = started
+        """When it was accepted, by the server's clock."""
+        self.answered = False
         self._on_closed = on_closed
         self._head = b""
         self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._aborted = False
 
     def abort(self) -> None:
+        self._aborted = True  # a transport still being made is aborted once made
         if self._transport is not None:
             self._transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT, self.abort)
+        if self._aborted:
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
         self._head += data
         if b"\r\n\r\n" in self._head:
+            self.answered = True
             self._transport.write(_response(self._head, self._registry))
             self._transport.close()
         elif len(self._head) > REQUEST_HEAD_LIMIT:
@@ -212,8 +320,6 @@ class _Scrape(asyncio.Protocol):
         return False  # a request cut short: close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         self._on_closed(self)
 
 

@@ -14,19 +14,29 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from .bounds import Check
+
 T = TypeVar("T")
 
 DEFAULT_HELP = " (default: %(default)s)"
 
 
-def option(default: Any, help: str, metavar: str | None = None, *, repeat: bool = False) -> Any:
+def option(
+    default: Any,
+    help: str,
+    metavar: str | None = None,
+    *,
+    repeat: bool = False,
+    check: Check | None = None,
+) -> Any:
     """A dataclass field whose metadata also describes its command-line flag.
 
     ``repeat``: the flag may be given several times, collecting a tuple.
+    ``check``: what the value may be (:mod:`aioecho.bounds`), checked by the
+    config's ``__post_init__`` through :func:`~aioecho.bounds.check_fields`.
     """
-    return dataclasses.field(
-        default=default, metadata={"help": help, "metavar": metavar, "repeat": repeat}
-    )
+    metadata = {"help": help, "metavar": metavar, "repeat": repeat, "check": check}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def add_flags(parser: argparse.ArgumentParser, config_class: type[Any]) -> None:

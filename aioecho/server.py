@@ -56,7 +56,8 @@ class EchoServer:
     config's addresses (a Unix socket file then stays theirs to remove);
     ``reuse_port`` binds with SO_REUSEPORT, so other processes can serve the
     same port. ``clock`` replaces the loop's clock for the time limits
-    (idle, line and write timeouts), so that a test can drive them: advance
+    (idle, line and write timeouts, the metrics request deadline), so that
+    a test can drive them: advance
     it, then call :meth:`check_timeouts`.
     """
 
@@ -114,7 +115,10 @@ class EchoServer:
                 from .metrics import start_metrics
 
                 self._metrics = await start_metrics(
-                    lambda: self.stats, config.hosts[0], config.metrics_port
+                    lambda: self.stats,
+                    config.hosts[0],
+                    config.metrics_port,
+                    clock=self._connections.clock,
                 )
         except BaseException:
             self._release(sockets)
@@ -173,9 +177,14 @@ class EchoServer:
         await self.shutdown()
 
     def check_timeouts(self) -> None:
-        """Apply the time limits now, by the server's clock, instead of at the next sweep."""
+        """Apply the time limits now, by the server's clock, instead of at the next sweep.
+
+        The metrics endpoint's request deadline included.
+        """
         if self._timeouts is not None:
             self._connections.sweep(self._timeouts)
+        if self._metrics is not None:
+            self._metrics.check_deadlines()
 
     def set_faults(self, **faults: Any) -> None:
         """Change the faults (``delay``, ``reset``, ... as in :class:`ServerConfig`).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .bounds import BYTES, shown
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -12,12 +14,15 @@ _UNITS = {"": 1, "K": KIB, "M": MIB, "G": GIB}
 class ByteSize(int):
     """A number of bytes, read from ``N`` or ``N`` followed by K, M or G (powers of 1024).
 
-    An ``int`` everywhere it is used; it parses and prints the short form.
+    An ``int`` (0 to 2**63-1) everywhere it is used; it parses and prints
+    the short form.
     """
 
     def __new__(cls, value: int | str) -> ByteSize:
+        name = "a byte count"
         if isinstance(value, str):
-            value = _parse(value)
+            name, value = f"byte count {shown(value.strip())}", _parse(value)
+        BYTES.check(name, value)
         return super().__new__(cls, value)
 
     def __str__(self) -> str:

@@ -98,6 +98,14 @@ def answers_in_plain_text(connection: socket.socket, server: RogueServer) -> Non
     _read_until_closed(connection)
 
 
+def streams_replies(connection: socket.socket, server: RogueServer) -> None:
+    """Read nothing; send ``X_SB`` lines until the client goes (or ENDLESS_BOUNDED)."""
+    lines = b"X_SB\n" * (_CHUNK // 5)
+    while server.sent < ENDLESS_BOUNDED:
+        server.sent += connection.send(lines)
+    _read_until_closed(connection)
+
+
 def silent(connection: socket.socket, server: RogueServer) -> None:
     """Read everything, answer nothing, never close."""
     _read_line(connection, server)

@@ -94,3 +94,15 @@ def test_the_script_itself_refuses_a_bad_flag_so() -> None:
     program = (sys.executable, str(ABUSE))
     [line] = refusal_from_a_real_start("--duration", "0", program=program)
     assert line.startswith("abuse.py: error: argument --duration")
+
+
+def test_scrapes_succeed_while_one_address_opens_metrics_connections() -> None:
+    done = abuse("--scenario", "scrapes", "--json", "--duration", "0.5", "--loop", "uvloop")
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    figures = run["figures"]
+    assert run["server_flags"] == ["--metrics-port", "0"]
+    assert figures["scrapes"] >= 1
+    assert figures["scraped"] == figures["scrapes"], figures
+    assert figures["blinder_holding"] == 4  # its share of the 8 slots
+    assert figures["refused"]["max_connections_per_ip"] > 0

@@ -27,6 +27,7 @@ from .rogue import (
     endless_line,
     rogue_server,
     silent,
+    streams_replies,
 )
 from .support import server_options
 
@@ -52,6 +53,34 @@ async def test_an_error_reply_raises_server_error(server: EchoServer) -> None:
         ) as error:
             await client.request("long")
     assert error.value.reply == b"ERR line too long (max 3 bytes)\n"
+
+
+async def test_the_echo_of_an_err_line_is_a_reply(server: EchoServer) -> None:
+    async with await aioecho.connect(*server.addresses[0]) as client:
+        assert await client.request("err not an error") == b"ERR NOT AN ERROR_SB"
+
+
+@server_options(suffix="")
+async def test_without_a_suffix_every_err_line_is_an_error(server: EchoServer) -> None:
+    async with await aioecho.connect(*server.addresses[0], suffix="") as client:
+        with pytest.raises(aioecho.ServerError, match=r"^ERR ECHOED$"):
+            await client.request("err echoed")
+
+
+async def test_finish_after_every_reply_closes_quietly(server: EchoServer) -> None:
+    client = await aioecho.connect(*server.addresses[0])
+    assert await client.request("last") == b"LAST_SB"
+    await client.finish()
+    assert client.writer.transport.is_closing()
+
+
+async def test_a_reply_to_no_line_is_an_error() -> None:
+    with rogue_server(streams_replies) as rogue:
+        client = await aioecho.connect("127.0.0.1", rogue.port)
+        assert await client.request("one") == b"X_SB"
+        with pytest.raises(aioecho.ExtraReplyError, match="more replies than lines"):
+            await client.finish()
+        assert client.writer.transport.is_closing()
 
 
 async def test_raw_access_and_half_close(server: EchoServer) -> None:

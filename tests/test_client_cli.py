@@ -32,6 +32,7 @@ from .rogue import (
     endless_line,
     rogue_server,
     silent,
+    streams_replies,
 )
 from .support import (
     aioecho_command,
@@ -256,6 +257,31 @@ def test_an_early_close_is_exit_1(loop: str) -> None:
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_more_replies_than_lines_is_exit_1(loop: str) -> None:
+    with rogue_server(streams_replies) as rogue:
+        exited = run_piped("--port", str(rogue.port), "--loop", loop, input=b"one\ntwo\n")
+    assert_one_line_error(exited, "the server sent more replies than lines were sent")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_echo_of_an_err_line_is_a_reply(loop: str) -> None:
+    with serve_in_subprocess() as server:
+        lines = b"err not an error\nplain\n"
+        exited = run_piped("--port", str(server.port), "--loop", loop, input=lines)
+    assert exited.returncode == 0, exited.stderr
+    assert exited.stdout == b"ERR NOT AN ERROR_SB\nPLAIN_SB\n"
+
+
+def test_an_err_line_is_told_by_the_missing_suffix() -> None:
+    with serve_in_subprocess("--max-line", "8") as server:
+        lines = b"err line\nerr line too long\n"
+        exited = run_piped("--port", str(server.port), input=lines)
+    assert exited.returncode == 1
+    assert exited.stdout == b"ERR LINE_SB\nERR line too long (max 8 bytes)\n"
+    assert b"2 line(s) sent, 1 answered, 1 error(s)" in exited.stderr
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 def test_a_server_that_never_answers_times_out(loop: str) -> None:
     with rogue_server(silent) as rogue:
         args = ("--port", str(rogue.port), "--loop", loop, "--timeout", "0.2")
@@ -319,11 +345,12 @@ def test_tls_to_a_plain_text_server_fails_at_once(loop: str) -> None:
         (["--port", "70000"], "port must be 1..65535, not 70000"),
         (["--port", "0"], "port must be 1..65535, not 0"),
         (["--port", "http"], "argument --port: invalid int value: 'http'"),
-        (["--timeout", "-1"], "timeout must be a number of seconds >= 0"),
-        (["--timeout", "nan"], "timeout must be a number of seconds >= 0"),
-        (["--connect-timeout", "inf"], "connect_timeout must be a number of seconds >= 0"),
-        (["--max-line", "0"], "max_line must be at least 1"),
-        (["--max-reply", "1"], "max_reply must be at least 2"),
+        (["--timeout", "-1"], "timeout must be 0..31536000 seconds, not -1"),
+        (["--timeout", "nan"], "timeout must be 0..31536000 seconds, not nan"),
+        (["--connect-timeout", "inf"], "connect_timeout must be 0..31536000 seconds"),
+        (["--max-line", "0"], "max_line must be 1..2**63-1 bytes, not 0"),
+        (["--max-reply", "1"], "max_reply must be 2..2**63-1 bytes, not 1"),
+        (["--max-reply", "9" * 400], "max_reply must be 2..2**63-1 bytes, not a number of about"),
         (["--unix", "/tmp/echo.sock", "--tls"], "TLS over --unix needs --tls-insecure"),
         (["--tls-ca", "/nonexistent/ca.pem"], "--tls-ca /nonexistent/ca.pem: No such file"),
     ],

@@ -271,6 +271,51 @@ def test_a_handshake_without_answer_times_out(listener: socket.socket) -> None:
     assert str(caught.value) == f"connect to {target} timed out after 0.2 s"
 
 
+# A TLS record header announcing 16 KiB, then its first bytes: one byte a
+# DRIP_SECONDS, never a whole record, for at most about 20 s.
+HANDSHAKE_DRIP = b"\x16\x03\x03\x40\x00\x02" + bytes(194)
+DRIP_SECONDS = 0.1
+# Ten drips: a timeout that restarts with each byte would never expire.
+DRIP_TIMEOUT = 1.0
+
+
+def drip_a_handshake(listener: socket.socket, stop: threading.Event) -> None:
+    peer, _ = listener.accept()
+    with peer, contextlib.suppress(OSError):
+        for byte in HANDSHAKE_DRIP:
+            if stop.wait(DRIP_SECONDS):
+                return
+            peer.sendall(bytes([byte]))
+
+
+@pytest.mark.parametrize("patched", [True, False], ids=["gevent", "plain"])
+def test_a_dripping_handshake_times_out_within_the_connect_timeout(
+    listener: socket.socket, patched: bool
+) -> None:
+    # In a child: gevent's patches, under which each byte used to restart the timeout.
+    target = target_of(listener, "tls")
+    code = f"""if True:
+        if {patched}:
+            from gevent import monkey
+            monkey.patch_all()
+        from aioecho.locust.wire import ConnectFailed, EchoConnection, Target, Trust
+        try:
+            EchoConnection.open(Target("tls", "{target.host}", {target.port}), {DRIP_TIMEOUT},
+                                Trust(insecure=True))
+        except ConnectFailed as exc:
+            print(exc)
+    """
+    stop = threading.Event()
+    server = threading.Thread(target=drip_a_handshake, args=(listener, stop))
+    server.start()
+    try:
+        printed = run_python(code)
+    finally:
+        stop.set()
+        server.join()
+    assert printed == f"connect to {target} timed out after {DRIP_TIMEOUT:g} s"
+
+
 # --- one connection against a server played by hand ----------------------------
 
 
@@ -409,6 +454,26 @@ def test_a_host_that_is_no_tcp_target_stops_locust_at_startup(
     )
     assert result.returncode == 2, result.stderr
     assert "Echo: --host 'http://127.0.0.1:8088': unsupported scheme 'http'" in result.stderr
+
+
+def test_a_run_without_one_successful_echo_fails(tmp_path: Path, listener: socket.socket) -> None:
+    # The listener's queue completes each connect; no reply ever comes, and
+    # the run ends before any request could time out: 0 requests, 0 failures.
+    host, port = listener.getsockname()[:2]
+    command = locust_command(
+        "--headless",
+        "--users=2",
+        "--spawn-rate=2",
+        "--run-time=1s",
+        "--stop-timeout=0",
+        "--request-timeout=600",
+        f"--host=tcp://{host}:{port}",
+    )
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert "no echo request succeeded: the run failed" in result.stderr
 
 
 @dataclass

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,37 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import aioecho
 from aioecho import EchoServer
+from aioecho.metrics import (
+    METRICS_MAX_CONNECTIONS,
+    METRICS_MAX_PER_ADDRESS,
+    REFUSED_ADDRESS,
+    REFUSED_DEADLINE,
+    REFUSED_FULL,
+    REQUEST_DEADLINE,
+    MetricsServer,
+    start_metrics,
+)
 
-from .support import aioecho_command, log_line, serve_in_subprocess, server_options, until
+from .clock import FakeClock
+from .support import (
+    aioecho_command,
+    log_line,
+    read_to_end,
+    serve_in_subprocess,
+    server_options,
+    until,
+)
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# Loopback is all of 127/8: connections from these addresses are other peers.
+SCRAPER, HOSTILE, OTHER_HOSTILE = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+REFUSED = "aioecho_metrics_refused_total"
 
 
-async def http_get(address: tuple[str, int], path: str) -> tuple[bytes, bytes]:
-    reader, writer = await asyncio.open_connection(*address)
+async def http_get(
+    address: tuple[str, int], path: str, source: str = SCRAPER
+) -> tuple[bytes, bytes]:
+    reader, writer = await asyncio.open_connection(*address, local_addr=(source, 0))
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     response = await reader.read()
     writer.close()
@@ -120,3 +146,100 @@ def test_importing_aioecho_does_not_import_prometheus() -> None:
     code = "import sys, aioecho; print('prometheus_client' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert result.stdout == b"False\n"
+
+
+# -- the metrics endpoint under a hostile client -----------------------------------
+
+
+@pytest.fixture
+async def metrics(server: EchoServer, clock: FakeClock) -> AsyncIterator[MetricsServer]:
+    """A metrics endpoint for ``server``'s stats whose request deadline ``clock`` drives."""
+    endpoint = await start_metrics(lambda: server.stats, "127.0.0.1", 0, clock=clock)
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def hold(metrics: MetricsServer, count: int, source: str) -> list[Connection]:
+    """``count`` silent connections from ``source``, each admitted or refused before it returns."""
+
+    def settled() -> int:
+        return metrics.held + sum(metrics.refused.values())
+
+    connections = []
+    before = settled()
+    for number in range(1, count + 1):
+        connections.append(
+            await asyncio.open_connection(*metrics.addresses[0], local_addr=(source, 0))
+        )
+        await until(lambda: settled() == before + number)  # noqa: B023  (awaited here)
+    return connections
+
+
+def refused(body: bytes, reason: str) -> float:
+    return samples(body)[(REFUSED, (("reason", reason),))]
+
+
+async def test_one_address_holds_half_the_metrics_slots_and_scrapes_go_on(
+    metrics: MetricsServer,
+) -> None:
+    hostile = await hold(metrics, METRICS_MAX_CONNECTIONS, HOSTILE)
+    assert metrics.held == METRICS_MAX_PER_ADDRESS
+    extra = METRICS_MAX_CONNECTIONS - METRICS_MAX_PER_ADDRESS
+    for reader, _ in hostile[METRICS_MAX_PER_ADDRESS:]:
+        assert await read_to_end(reader) == b""  # refused: closed without a word
+    # Every slot the hostile address could not take serves another address.
+    scrapes = [http_get(metrics.addresses[0], "/metrics") for _ in range(extra)]
+    for status, body in await asyncio.gather(*scrapes):
+        assert status == b"HTTP/1.0 200 OK"
+        assert refused(body, REFUSED_ADDRESS) == extra
+    for _, writer in hostile:
+        writer.close()
+
+
+async def test_a_full_endpoint_refuses_and_counts(metrics: MetricsServer) -> None:
+    hostile = [
+        *await hold(metrics, METRICS_MAX_PER_ADDRESS, HOSTILE),
+        *await hold(metrics, METRICS_MAX_CONNECTIONS - METRICS_MAX_PER_ADDRESS, OTHER_HOSTILE),
+    ]
+    assert metrics.held == METRICS_MAX_CONNECTIONS
+    assert await http_get(metrics.addresses[0], "/metrics") == (b"", b"")  # closed at once
+    for _, writer in hostile:
+        writer.close()
+    await until(lambda: metrics.held == 0)
+    status, body = await http_get(metrics.addresses[0], "/metrics")
+    assert status == b"HTTP/1.0 200 OK"
+    assert refused(body, REFUSED_FULL) == 1
+    assert refused(body, REFUSED_ADDRESS) == 0
+
+
+async def test_a_silent_metrics_connection_is_closed_at_the_deadline(
+    metrics: MetricsServer, clock: FakeClock
+) -> None:
+    (early_reader, early_writer), (late_reader, _) = await hold(metrics, 2, HOSTILE)
+    clock.advance(REQUEST_DEADLINE / 2)
+    metrics.check_deadlines()
+    early_writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")  # in time: answered
+    assert (await read_to_end(early_reader)).startswith(b"HTTP/1.0 200 OK\r\n")
+    clock.advance(REQUEST_DEADLINE / 2)
+    metrics.check_deadlines()
+    assert await read_to_end(late_reader) == b""
+    await until(lambda: metrics.held == 0)
+    _, body = await http_get(metrics.addresses[0], "/metrics")
+    assert refused(body, REFUSED_DEADLINE) == 1
+
+
+async def test_the_server_clock_drives_the_metrics_deadline() -> None:
+    clock = FakeClock()
+    config = aioecho.ServerConfig(host="127.0.0.1", port=0, metrics_port=0)
+    async with EchoServer(config, clock=clock) as server:
+        reader, _ = await asyncio.open_connection(*server.metrics_addresses[0])
+        _, body = await http_get(server.metrics_addresses[0], "/metrics")
+        assert refused(body, REFUSED_DEADLINE) == 0  # the silent one is still held
+        clock.advance(REQUEST_DEADLINE)
+        server.check_timeouts()
+        assert await read_to_end(reader) == b""

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 import aioecho
-from aioecho.metrics import METRICS_MAX_CONNECTIONS
+from aioecho import EchoServer
+from aioecho.metrics import METRICS_MAX_PER_ADDRESS
 from aioecho.process.launch import launch_server
 from aioecho.process.readiness import Readiness
 from aioecho.sockets.binding import BindError
 
+from .clock import FakeClock
 from .support import aioecho_command, log_line, read_to_end, serve_in_subprocess, stop
 
 PACKAGE = Path(aioecho.__file__).parent
@@ -175,13 +177,15 @@ def test_run_server_gives_back_the_signal_handlers_it_found(loop: str) -> None:
 
 
 async def test_metrics_hold_a_few_connections_and_refuse_the_rest() -> None:
-    async with await aioecho.start_server(port=0, metrics_port=0) as server:
+    # A clock that stands still: no held connection reaches its request deadline.
+    config = aioecho.ServerConfig(port=0, metrics_port=0)
+    async with EchoServer(config, clock=FakeClock()) as server:
         address = server.metrics_addresses[0]
         extra = 5
         connections = [
-            await asyncio.open_connection(*address) for _ in range(METRICS_MAX_CONNECTIONS + extra)
+            await asyncio.open_connection(*address) for _ in range(METRICS_MAX_PER_ADDRESS + extra)
         ]
-        held, refused = connections[:METRICS_MAX_CONNECTIONS], connections[-extra:]
+        held, refused = connections[:METRICS_MAX_PER_ADDRESS], connections[-extra:]
         for reader, _ in refused:
             assert await read_to_end(reader) == b""  # closed without a word
         for reader, writer in held:  # still open: each gets its answer

@@ -289,8 +289,17 @@ def test_the_readme_fault_examples_pass_on_both_loops(inner: pytest.Pytester) ->
             async def test_bad_value(echo_server: EchoTestServer) -> None:
                 pass
             """,
-            "@pytest.mark.echo_server: max_line must be at least 1, not 0",
+            "@pytest.mark.echo_server: max_line must be 1..2**63-1 bytes, not 0",
             id="bad value",
+        ),
+        pytest.param(
+            """
+            @pytest.mark.echo_server(fragment=0.5)
+            async def test_bad_type(echo_server: EchoTestServer) -> None:
+                pass
+            """,
+            "@pytest.mark.echo_server: fragment must be a whole number 0..2**63-1, not 0.5",
+            id="bad type",
         ),
         pytest.param(
             """

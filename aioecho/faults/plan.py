@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
+from ..bounds import Bounds
 from ..durations import parse_duration
 
 PERCENT = 100.0
+PERCENTAGE = Bounds(float, 0, PERCENT)
 
 
 class Verdict(Enum):
@@ -67,8 +69,7 @@ def _percent(text: str, spec: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"delay {spec!r}: {text!r} is not a percentage") from None
-    if not 0 <= value <= PERCENT:
-        raise ValueError(f"delay {spec!r}: a percentage must be 0..100, not {text}")
+    PERCENTAGE.check(f"delay {spec!r}: a percentage", value)  # nan and inf too
     return value
 
 

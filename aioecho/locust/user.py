@@ -193,5 +193,36 @@ def check_targets(environment: Environment, runner: Runner | None, **_: Any) -> 
             sys.exit(USAGE_ERROR)
 
 
+def fail_without_success(environment: Environment, runner: Runner | None, **_: Any) -> None:
+    """Make a headless run in which no echo request succeeded end with a failure exit code.
+
+    Without this, a run whose users never got a reply (a server that never
+    completes a handshake, say) reported 0 requests and exited 0. Connects
+    do not count: a connection that echoes nothing is no success. Judged as
+    the run quits, after a master's listeners for its workers' final
+    reports (``quitting`` runs its listeners last-added first).
+    """
+    options = environment.parsed_options
+    if isinstance(runner, WorkerRunner) or options is None or not options.headless:
+        return
+    ours = [each for each in environment.user_classes if issubclass(each, EchoUser)]
+    if not ours:
+        return
+    connect_types = {each.connect_type for each in ours}
+
+    def judge(**_: Any) -> None:
+        succeeded = sum(
+            entry.num_requests - entry.num_failures
+            for (_name, method), entry in environment.stats.entries.items()
+            if method not in connect_types
+        )
+        if succeeded == 0 and not environment.process_exit_code:
+            logger.error("no echo request succeeded: the run failed")
+            environment.process_exit_code = options.exit_code_on_error
+
+    environment.events.quitting.add_listener(judge)  # type: ignore[no-untyped-call]
+
+
 # Locust's EventHook.add_listener has no annotations.
 events.init.add_listener(check_targets)  # type: ignore[no-untyped-call]
+events.init.add_listener(fail_without_success)  # type: ignore[no-untyped-call]

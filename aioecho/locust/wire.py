@@ -10,8 +10,10 @@ without either.
 from __future__ import annotations
 
 import functools
+import math
 import random
 import re
+import select
 import socket
 import ssl
 import time
@@ -180,13 +182,48 @@ def _open_tls(target: Target, timeout: float, trust: Trust) -> socket.socket:
         raise ConnectFailed(
             f"connect to {target} failed: cannot load the CA file {trust.ca!r}: {_reason(exc)}"
         ) from None
+    deadline = time.monotonic() + timeout  # for the TCP connect and the handshake together
     sock = _open_tcp(target, timeout, trust)
     try:
-        # The handshake runs here, within the connect timeout still set on the socket.
-        return context.wrap_socket(sock, server_hostname=target.host)
+        tls = context.wrap_socket(sock, server_hostname=target.host, do_handshake_on_connect=False)
     except BaseException:
         sock.close()  # a no-op if wrap_socket took the socket over: it closes that itself
         raise
+    try:
+        _handshake(tls, deadline)
+    except BaseException:
+        tls.close()
+        raise
+    tls.settimeout(timeout)
+    return tls
+
+
+def _handshake(tls: ssl.SSLSocket, deadline: float) -> None:
+    """Finish the TLS handshake by ``deadline`` (``time.monotonic()``), or raise TimeoutError.
+
+    A socket timeout would bound each wait for the server, not the
+    handshake: gevent's sockets restart it after every byte, so a server
+    dripping one byte within each timeout held the handshake forever. Here
+    the socket does not block, and each wait is for what is left until the
+    deadline (``select.poll`` is gevent's own once Locust has patched it).
+    """
+    tls.setblocking(False)
+    while True:
+        try:
+            tls.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            _wait_for(tls, select.POLLIN, deadline)
+        except ssl.SSLWantWriteError:
+            _wait_for(tls, select.POLLOUT, deadline)
+
+
+def _wait_for(sock: socket.socket, events: int, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    poller = select.poll()
+    poller.register(sock.fileno(), events)
+    if remaining <= 0 or not poller.poll(math.ceil(remaining * 1000)):
+        raise TimeoutError("TLS handshake timed out")
 
 
 # One context per trust setting and process, shared by every connection of every
@@ -212,7 +249,8 @@ class EchoConnection:
     def open(cls, target: Target, timeout: float, trust: Trust = Trust()) -> EchoConnection:
         """Connect to ``target`` (and finish a TLS handshake); raises :class:`EchoFailure`.
 
-        ``timeout`` bounds the TCP connect and the TLS handshake, each.
+        ``timeout`` bounds the TCP connect and the TLS handshake together,
+        however slowly the server sends its part.
         """
         try:
             return cls(OPENERS[target.scheme](target, timeout, trust))

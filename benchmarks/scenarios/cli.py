@@ -27,11 +27,12 @@ from . import report, target
 from .beside import PIPELINER, UNICODE
 from .memory import AMPLIFICATION, GLOBAL_MEMORY
 from .model import Scenario, Settings
+from .scrapes import SCRAPES
 from .slowloris import SLOWLORIS
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
-    for scenario in (SLOWLORIS, PIPELINER, AMPLIFICATION, GLOBAL_MEMORY, UNICODE)
+    for scenario in (SLOWLORIS, PIPELINER, AMPLIFICATION, GLOBAL_MEMORY, UNICODE, SCRAPES)
 }
 LOOPS = ("asyncio", "uvloop")
 # (full, --quick) defaults of the size knobs.

@@ -124,6 +124,7 @@ class ServerProcess:
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
         self.port = 0
+        self.metrics_port = 0  # announced by aioecho with --metrics-port, else 0
         self._ready = threading.Event()
         self._log: deque[bytes] = deque(maxlen=LOG_TAIL)
         env = {**os.environ, **spec.env} if spec.env else None
@@ -136,6 +137,7 @@ class ServerProcess:
                 raise ServerError(f"{exc}: {self.last_line()}") from None
             self.process = launched.process
             self.port = launched.address[1]
+            self.metrics_port = launched.ready.metrics[0][1] if launched.ready.metrics else 0
             self._ready.set()
         else:
             self.process = subprocess.Popen(spec.command, **pipes)
