@@ -281,3 +281,45 @@ async def test_a_connection_left_waiting_a_whole_second_is_starved() -> None:
     assert 2 <= sum(starved) <= 4, result.timeline  # one connection, 2-4 whole seconds
     assert max(starved) == 1
     assert result.ok
+
+
+# -- idle connections ---------------------------------------------------------------
+
+
+class ClosesTheSilent(LineServer):
+    """Closes a connection that has not spoken ``AFTER`` seconds after it opened."""
+
+    AFTER = 0.05
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.spoke = False
+        asyncio.get_running_loop().call_later(self.AFTER, self._judge)
+
+    def data_received(self, data: bytes) -> None:
+        self.spoke = True
+        super().data_received(data)
+
+    def _judge(self) -> None:
+        if not self.spoke:
+            self.transport.close()
+
+
+async def test_idle_connections_are_held_and_checked_alive(server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(server), connections=3, idle=40))
+    assert result.ok, to_table(result)
+    assert (result.idle, result.idle_connected, result.idle_alive) == (40, 40, 40)
+    assert result.connected == 3
+    assert result.fairness["connections"] == 3  # the idle ones are not served, by design
+    assert "idle: 40 of 40 held open, 40 alive" in to_table(result)
+    assert_valid(result)
+
+
+async def test_an_idle_connection_that_died_fails_the_run() -> None:
+    async with await serve(lambda: ClosesTheSilent(upper_sb)) as server:
+        config = bench_config(port_of(server), connections=2, idle=5, duration=0.2)
+        result = await run_async(config)
+    assert result.idle_alive == 0
+    assert result.errors == 0  # the active ones spoke in time and stayed
+    assert not result.ok
+    assert "5 of 5 idle connections dead" in to_table(result).splitlines()[-1]

@@ -49,6 +49,12 @@ class BenchConfig:
     )
     port: int | None = option(None, f"target port (default {DEFAULT_PORT} with --host)", "PORT")
     connections: int = option(1000, "concurrent connections", "N")
+    idle: int = option(
+        0,
+        "also hold N connections open and silent beside the active ones, each checked "
+        "alive with one round trip after the window",
+        "N",
+    )
     duration: float | None = option(
         None, f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)", "S"
     )
@@ -107,6 +113,7 @@ class BenchConfig:
             self.port is None or 1 <= self.port <= 65535, f"port must be 1..65535, not {self.port}"
         )
         _check(self.connections >= 1, f"connections must be at least 1, not {self.connections}")
+        _check(self.idle >= 0, f"idle must not be negative, not {self.idle}")
         _check_positive("duration", self.duration)
         _check(self.messages is None or self.messages >= 1, "messages must be at least 1")
         _check(math.isfinite(self.warmup) and self.warmup >= 0, "warmup must not be negative")

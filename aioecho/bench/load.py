@@ -25,8 +25,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from time import monotonic_ns
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ..core import (
     NEVER,
@@ -42,6 +43,7 @@ from .config import BenchConfig
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
 from .hiccups import HiccupProbe
 from .histogram import Histogram, LatencyRecorder
+from .idle import IdleConnection, idle_exchange
 from .memory import rss_bytes
 from .pacer import Pacer, Schedule
 from .payload import Payload
@@ -71,6 +73,7 @@ CLOSE_GRACE = 1.0
 # each source address gets the whole ephemeral range (not the half bind() uses).
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 Phase = Literal["idle", "connecting", "warmup", "measuring", "draining", "done", "closing"]
 
 
@@ -149,6 +152,8 @@ class LoadEngine:
         self._pacer: Pacer | None = None
         self._timeline: Timeline | None = None
         self._reopening: set[asyncio.Task[None]] = set()
+        self.idle_connections: list[IdleConnection] = []
+        self.idle_alive = 0
 
     @property
     def connections(self) -> list[BenchConnection]:
@@ -163,7 +168,9 @@ class LoadEngine:
         self._rss_before = rss_bytes() or 0
         self._start_ticker()
         self.hiccups.start()
-        indices = iter(range(self.first_index, self.first_index + self.config.connections))
+        first, active, idle = self.first_index, self.config.connections, self.config.idle
+        # Idle connections after the active ones; their numbers only pick a source address.
+        indices = iter(range(first, first + active + idle))
         slots = itertools.count()
         started = self._connect_start = monotonic_ns()
         interval = None if self.config.connect_rate is None else NS_PER_S / self.config.connect_rate
@@ -178,11 +185,16 @@ class LoadEngine:
                     continue
                 if interval is not None:
                     await _sleep_until(started + int(next(slots) * interval))
-                connection = await self._open(index, 0)
+                if index >= first + active:
+                    idle_connection = await self._open(index, self._idle_connection)
+                    if idle_connection is not None:
+                        self.idle_connections.append(idle_connection)
+                    continue
+                connection = await self._open(index, partial(self._connection, index, 0))
                 if connection is not None:
                     self.slots[index] = connection
 
-        workers = min(CONNECT_CONCURRENCY, self.config.connections)
+        workers = min(CONNECT_CONCURRENCY, active + idle)
         await asyncio.gather(*(connector() for _ in range(workers)))
         # The loop may now pause until every process has connected: a tick
         # left pending would count that wait as lag. Traffic starts a new one.
@@ -196,7 +208,9 @@ class LoadEngine:
     def _hopeless(self) -> bool:
         return not self.slots and self.connect_errors.total() >= GIVE_UP_AFTER
 
-    async def _open(self, index: int, first_sequence: int) -> BenchConnection | None:
+    async def _open(self, index: int, factory: Callable[[], P]) -> P | None:
+        """Connection ``index`` with the protocol ``factory`` makes; ``None`` if it
+        failed to open (counted by reason)."""
         target, loop = self.target, asyncio.get_running_loop()
         try:
             sock = socket.socket(target.family, socket.SOCK_STREAM)
@@ -214,7 +228,7 @@ class LoadEngine:
                 await loop.sock_connect(sock, target.sockaddr)
                 source = source or _local_address(sock)
                 _, protocol = await loop.create_connection(
-                    lambda: self._connection(index, first_sequence),
+                    factory,
                     sock=sock,
                     ssl=self._tls,
                     server_hostname=target.host if self._tls else None,
@@ -227,6 +241,9 @@ class LoadEngine:
         self.sources[source] += 1
         self.connects += 1
         return protocol
+
+    def _idle_connection(self) -> IdleConnection:
+        return IdleConnection(*idle_exchange(self.config.expect, self.config.suffix))
 
     def _connection(self, index: int, first_sequence: int) -> ClosedLoopProtocol | OpenLoopProtocol:
         cap = self.config.in_flight_cap
@@ -409,7 +426,13 @@ class LoadEngine:
             connection.give_up(deadline)
         self._record_latencies()
         self._take_hiccups()
+        await self._check_idle()
         self.phase = "done"
+
+    async def _check_idle(self) -> None:
+        """One verified round trip on every idle connection: which are still alive."""
+        checks = (idle.check(self.config.timeout) for idle in self.idle_connections)
+        self.idle_alive = sum(await asyncio.gather(*checks))
 
     # -- churn ---------------------------------------------------------------
 
@@ -420,7 +443,7 @@ class LoadEngine:
 
     async def _reopen(self, old: ClosedLoopConnection) -> None:
         """Replace a churned connection by a new one that carries on its numbering."""
-        new = await self._open(old.index, old.sequence)
+        new = await self._open(old.index, partial(self._connection, old.index, old.sequence))
         now = monotonic_ns()
         if new is None or self._finished.is_set():
             if new is not None:
@@ -510,6 +533,9 @@ class LoadEngine:
             trips_per_connection=[connection.window_trips for connection in connections],
             longest_gaps_us=[connection.longest_gap // 1000 for connection in connections],
             starved=sum(connection.starved for connection in connections),
+            idle=self.config.idle,
+            idle_connected=len(self.idle_connections),
+            idle_alive=self.idle_alive,
             connects=self.connects,
         )
 
@@ -545,6 +571,8 @@ class LoadEngine:
         for connection in self.slots.values():
             if not connection.closed:
                 connection.abort()
+        for idle in self.idle_connections:
+            idle.close()
         await asyncio.sleep(0)  # let the aborted transports call connection_lost
 
     # -- the ticker: latencies, timeouts, loop lag, timeline, progress --------

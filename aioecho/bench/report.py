@@ -26,7 +26,8 @@ def to_table(result: BenchResult, *, timeline: bool = False) -> str:
         f"target      {result.target}" + (f"  ({result.server})" if result.server else ""),
         f"load        {_load(result)}",
         f"connected   {result.connected:,} of {result.connections:,}"
-        + _reasons(result.connect_errors),
+        + _reasons(result.connect_errors)
+        + _idle(result),
         f"measured    {result.duration_s:.2f} s after {result.warmup_s:g} s warm-up",
         f"messages    {result.messages:,} verified   "
         f"{result.rps:,.0f} msg/s   {result.bytes_per_s / 1e6:,.1f} MB/s",
@@ -95,6 +96,10 @@ def verdict(result: BenchResult) -> str:
         problems.append(f"{result.connections - result.connected:,} connections failed to open")
     if result.errors:
         problems.append(f"{result.errors:,} connections lost")
+    if result.idle_alive < result.idle:
+        problems.append(
+            f"{result.idle - result.idle_alive:,} of {result.idle:,} idle connections dead"
+        )
     if not result.messages:
         problems.append("no round trip completed while measuring")
     return "FAILED: " + ", ".join(problems)
@@ -169,6 +174,15 @@ def _schedule(result: BenchResult) -> list[str]:
     if result.due and result.sent < ON_SCHEDULE * result.due:
         line += f"  BEHIND the asked {asked:,.0f} msg/s by {(result.behind or 0):.1%}"
     return [line]
+
+
+def _idle(result: BenchResult) -> str:
+    if not result.idle:
+        return ""
+    return (
+        f"   idle: {result.idle_connected:,} of {result.idle:,} held open, "
+        f"{result.idle_alive:,} alive after the window"
+    )
 
 
 def _fairness(result: BenchResult) -> list[str]:

@@ -79,6 +79,9 @@ class PartialResult:
     trips_per_connection: list[int] = field(default_factory=list)  # in the window
     longest_gaps_us: list[int] = field(default_factory=list)  # between replies
     starved: int = 0  # connections with a whole second of the window unanswered
+    idle: int = 0  # idle connections asked for
+    idle_connected: int = 0
+    idle_alive: int = 0  # answered their check after the window
     connects_timed: int = 0
 
 
@@ -169,6 +172,10 @@ class BenchResult:
     connects: int = 0  # connections opened, reconnects (--churn) included
     connect_latency_count: int = 0  # connects timed in connect_latency_us
     fairness: dict[str, Any] = field(default_factory=dict)
+    # -- --idle: connections held silent beside the active ones
+    idle: int = 0
+    idle_connected: int = 0
+    idle_alive: int = 0
     # -- provenance (aioecho.bench.provenance)
     schema_version: int = 0
     tool: dict[str, Any] = field(default_factory=dict)
@@ -186,6 +193,7 @@ class BenchResult:
             and self.mismatches == 0
             and self.timed_out == 0
             and not self.unsent
+            and self.idle_alive == self.idle
             and self.messages > 0
         )
 
@@ -343,6 +351,9 @@ def merge(
         warnings=stall_warnings(summary, timeline[:whole_seconds]),
         connects=sum(part.connects for part in parts),
         connect_latency_count=sum(part.connects_timed for part in parts),
+        idle=sum(part.idle for part in parts),
+        idle_connected=sum(part.idle_connected for part in parts),
+        idle_alive=sum(part.idle_alive for part in parts),
         fairness=fairness(
             [trips for part in parts for trips in part.trips_per_connection],
             [gap for part in parts for gap in part.longest_gaps_us],

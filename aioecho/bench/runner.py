@@ -173,6 +173,7 @@ def split(config: BenchConfig, processes: int) -> list[tuple[BenchConfig, int]]:
         share = dataclasses.replace(
             config,
             connections=connections,
+            idle=_part(config.idle, processes, number),
             processes=1,
             messages=None if config.messages is None else _part(config.messages, processes, number),
             rate=None if config.rate is None else config.rate * fraction,
