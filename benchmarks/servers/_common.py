@@ -15,6 +15,8 @@ import sys
 from typing import NoReturn
 
 SUFFIX = b"_SB"
+# One read takes up to this much: a 16 KiB line in one read, not sixteen.
+RECV_SIZE = 65536
 # The listen queue when --backlog is not given. The benchmark suite passes
 # one --backlog to every server, aioecho included, so that all of them queue
 # a burst of connects alike. The tutorial's listen(5) would make the kernel
@@ -36,6 +38,27 @@ def answer_lines(buffer: bytes) -> tuple[bytes, bytes]:
         return b"", buffer
     lines = buffer[:end].splitlines(keepends=True)
     return b"".join(map(reply, lines)), buffer[end:]
+
+
+def echo_once(conn: socket.socket, pending: dict[socket.socket, bytes]) -> bool:
+    """Read what ``conn`` has and answer its complete lines (``pending`` keeps each
+    connection's unterminated line); False when the peer is gone, so that the
+    caller stops watching it and then calls :func:`forget`."""
+    try:
+        data = conn.recv(RECV_SIZE)
+        if data:
+            replies, pending[conn] = answer_lines(pending[conn] + data)
+            conn.sendall(replies)
+            return True
+    except ConnectionError:
+        pass
+    return False
+
+
+def forget(conn: socket.socket, pending: dict[socket.socket, bytes]) -> None:
+    """Close a connection :func:`echo_once` found ended."""
+    conn.close()
+    del pending[conn]
 
 
 def parse_args(description: str | None, loops: bool = False) -> argparse.Namespace:

@@ -17,9 +17,8 @@ import signal
 from collections.abc import Callable
 from typing import cast
 
-from _common import SUFFIX, parse_args, raise_fd_limit
+from _common import RECV_SIZE, SUFFIX, parse_args, raise_fd_limit
 
-RECV_SIZE = 65536
 LF = b"\n"
 REPLY_LF = SUFFIX + LF
 

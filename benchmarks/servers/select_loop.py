@@ -17,9 +17,7 @@ from __future__ import annotations
 import select
 import socket
 
-from _common import announce, answer_lines, exit_on_sigterm, listen, parse_args, raise_fd_limit
-
-RECV_SIZE = 65536
+from _common import announce, echo_once, exit_on_sigterm, forget, listen, parse_args, raise_fd_limit
 
 
 def serve(server: socket.socket) -> None:
@@ -34,17 +32,9 @@ def serve(server: socket.socket) -> None:
                 read_l.append(conn)
                 pending[conn] = b""
                 continue
-            try:
-                data = ready.recv(RECV_SIZE)
-                if data:
-                    replies, pending[ready] = answer_lines(pending[ready] + data)
-                    ready.sendall(replies)
-                    continue
-            except ConnectionError:
-                pass
-            ready.close()
-            read_l.remove(ready)
-            del pending[ready]
+            if not echo_once(ready, pending):
+                read_l.remove(ready)
+                forget(ready, pending)
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
-from _common import announce, answer_lines, exit_on_sigterm, listen, parse_args, raise_fd_limit
-
-RECV_SIZE = 65536
+from _common import announce, echo_once, exit_on_sigterm, forget, listen, parse_args, raise_fd_limit
 
 sel = selectors.DefaultSelector()
 pending: dict[socket.socket, bytes] = {}  # the unterminated line of each connection
@@ -31,17 +29,9 @@ def accept(server: socket.socket, mask: int) -> None:
 
 
 def read(conn: socket.socket, mask: int) -> None:
-    try:
-        data = conn.recv(RECV_SIZE)
-        if data:
-            replies, pending[conn] = answer_lines(pending[conn] + data)
-            conn.sendall(replies)
-            return
-    except ConnectionError:
-        pass
-    sel.unregister(conn)
-    del pending[conn]
-    conn.close()
+    if not echo_once(conn, pending):
+        sel.unregister(conn)
+        forget(conn, pending)
 
 
 def main() -> None:

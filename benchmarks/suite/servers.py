@@ -113,6 +113,8 @@ SERVERS: dict[str, ServerSpec] = {
         _baseline("streams", "asyncio.start_server + readline()", "streams_readline.py"),
         _baseline("selectors", "tutorial's selectors callbacks (epoll)", "selectors_callbacks.py"),
         _baseline("select", "tutorial's select.select loop", "select_loop.py"),
+        _baseline("poll", "select.poll loop", "poll_loop.py"),
+        _baseline("epoll", "select.epoll loop, level-triggered", "epoll_loop.py"),
         _baseline("threads", "socketserver.ThreadingTCPServer", "threads.py"),
     )
 }
