@@ -299,6 +299,17 @@ def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixt
     assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:SECONDS")
 
 
+def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ServerProcess) -> None:
+    args = ("--connections", "4", "--duration", "0.5", "--warmup", "0.1", "--idle", "20")
+    for processes in ("1", "2"):
+        done = bench(*target_of(echo_process), *args, "--processes", processes, "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["server_cpu_us_per_rt"] > 0, result
+        assert result["server_bytes_per_connection"] is None  # not a server it started
+        assert result["idle_alive"] == 20
+
+
 def test_the_timeline_is_printed_on_request(echo_process: ServerProcess) -> None:
     args = ("--connections", "4", "--duration", "1.2", "--warmup", "0")
     done = bench(*target_of(echo_process), *args, "--timeline", "--timeline-by", "due")

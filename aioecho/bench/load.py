@@ -426,10 +426,9 @@ class LoadEngine:
             connection.give_up(deadline)
         self._record_latencies()
         self._take_hiccups()
-        await self._check_idle()
         self.phase = "done"
 
-    async def _check_idle(self) -> None:
+    async def check_idle(self) -> None:
         """One verified round trip on every idle connection: which are still alive."""
         checks = (idle.check(self.config.timeout) for idle in self.idle_connections)
         self.idle_alive = sum(await asyncio.gather(*checks))

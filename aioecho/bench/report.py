@@ -38,6 +38,7 @@ def to_table(result: BenchResult, *, timeline: bool = False) -> str:
         f"connecting  {result.connect_s:.2f} s" + _memory(result),
         f"sources     {_sources(result.source_addresses)}",
         *_fairness(result),
+        *_server_cpu(result),
         f"client cpu  {result.client_cpu:.0%} of a core per process, "
         f"{_us(result.client_cpu_us_per_rt)} µs per round trip   "
         f"hiccups (1 ms timer) p99 {_ms(result.loop_lag_us.get('p99'))} ms, "
@@ -174,6 +175,12 @@ def _schedule(result: BenchResult) -> list[str]:
     if result.due and result.sent < ON_SCHEDULE * result.due:
         line += f"  BEHIND the asked {asked:,.0f} msg/s by {(result.behind or 0):.1%}"
     return [line]
+
+
+def _server_cpu(result: BenchResult) -> list[str]:
+    if result.server_cpu_us_per_rt is None:
+        return []
+    return [f"server cpu  {result.server_cpu_us_per_rt:,.1f} µs per round trip (from /proc)"]
 
 
 def _idle(result: BenchResult) -> str:

@@ -156,6 +156,7 @@ class BenchResult:
     connect_s: float = 0.0
     client_bytes_per_connection: float | None = None
     server_bytes_per_connection: float | None = None
+    server_cpu_us_per_rt: float | None = None
     # -- exports
     timeline: list[dict[str, Any]] = field(default_factory=list)
     max_rate: float | None = None

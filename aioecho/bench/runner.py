@@ -30,6 +30,7 @@ from .payload import Payload
 from .provenance import provenance
 from .result import NS_PER_S, BenchResult, PartialResult, merge
 from .search import find_max_rate
+from .server_cpu import ServerCpu, ServerProbes
 from .target import Target, open_target, resolve, usable_descriptors
 
 # Traffic starts this long after the last process connected, so that every
@@ -87,22 +88,27 @@ def run(
         def measure(step: BenchConfig) -> BenchResult:
             nonlocal fresh
             processes = plan_processes(step, target, descriptors, local_server=server is not None)
-            memory = ServerMemory.of_local_port(target.port) if fresh else None
+            probes = ServerProbes(
+                ServerMemory.of_local_port(target.port) if fresh else None,
+                ServerCpu.of_local_port(target.port) if target.is_local else None,
+            )
             fresh = False
             if processes == 1:
                 single = _run_engine(
-                    step, target, on_progress, handle_interrupt, memory, interrupted
+                    step, target, on_progress, handle_interrupt, probes, interrupted
                 )
                 parts: Sequence[PartialResult] = [run_on(loop, single)]
             else:
                 parts = _fan_out(
-                    step, target, processes, on_progress, handle_interrupt, memory, interrupted
+                    step, target, processes, on_progress, handle_interrupt, probes, interrupted
                 )
-            result = dataclasses.replace(_merge(parts, step, target, server, loop.name), **origin)
-            if memory is None:
-                return result
-            per_connection = memory.per_connection(result.connected)
-            return dataclasses.replace(result, server_bytes_per_connection=per_connection)
+            result = _merge(parts, step, target, server, loop.name)
+            return dataclasses.replace(
+                result,
+                **origin,
+                server_bytes_per_connection=probes.bytes_per_connection(result.connected),
+                server_cpu_us_per_rt=probes.cpu_us_per_round_trip(result.messages),
+            )
 
         if config.find_max_rate is not None:
             return find_max_rate(config, measure, stopped=lambda: interrupted.happened)
@@ -127,7 +133,10 @@ async def run_async(config: BenchConfig, *, second: float = 1.0) -> BenchResult:
     usable_descriptors()
     target = await asyncio.to_thread(resolve, host, port, config.connections)
     second_ns = int(second * NS_PER_S)
-    part = await _run_engine(config, target, None, False, None, Interruption(), second_ns=second_ns)
+    probes = ServerProbes(None, None)
+    part = await _run_engine(
+        config, target, None, False, probes, Interruption(), second_ns=second_ns
+    )
     running: Any = asyncio.get_running_loop()
     loop = "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
     return dataclasses.replace(_merge([part], config, target, None, loop), **origin)
@@ -212,7 +221,7 @@ async def _run_engine(
     target: Target,
     on_progress: ProgressCallback | None,
     handle_interrupt: bool,
-    memory: ServerMemory | None,
+    probes: ServerProbes,
     interrupted: Interruption,
     *,
     second_ns: int = NS_PER_S,
@@ -227,12 +236,14 @@ async def _run_engine(
     if handle_interrupt:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
-        if memory is not None:
-            memory.before_connecting()
+        probes.before_connecting()
         await engine.connect()
-        if memory is not None:
-            memory.after_connecting()
-        await engine.run()
+        probes.after_connecting()
+        start = monotonic_ns()
+        probes.window_starts_at(start + int(config.warmup * NS_PER_S))
+        await engine.run(start)
+        probes.traffic_over()
+        await engine.check_idle()
         return engine.partial()
     finally:
         await engine.close()
@@ -249,13 +260,12 @@ def _fan_out(
     processes: int,
     on_progress: ProgressCallback | None,
     handle_interrupt: bool,
-    memory: ServerMemory | None,
+    probes: ServerProbes,
     interruption: Interruption,
 ) -> list[PartialResult]:
     context = multiprocessing.get_context("spawn")
     workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
-    if memory is not None:
-        memory.before_connecting()
+    probes.before_connecting()
     try:
         for share, first in split(config, processes):
             ours, theirs = context.Pipe()
@@ -268,7 +278,8 @@ def _fan_out(
             theirs.close()
             workers.append((process, ours))
         with _interrupt_flag(handle_interrupt) as interrupted:
-            parts = _coordinate([pipe for _, pipe in workers], on_progress, interrupted, memory)
+            pipes = [pipe for _, pipe in workers]
+            parts = _coordinate(pipes, on_progress, interrupted, probes, config.warmup)
             interruption.happened = interruption.happened or interrupted()
             return parts
     finally:
@@ -284,12 +295,14 @@ def _coordinate(
     pipes: list[Connection],
     on_progress: ProgressCallback | None,
     interrupted: Callable[[], bool],
-    memory: ServerMemory | None,
+    probes: ServerProbes,
+    warmup_s: float,
 ) -> list[PartialResult]:
-    """Collect "connected" from all, send "go", collect "done" from all."""
+    """Collect "connected" from all, send "go", collect "ran" and "done" from all."""
     active = {pipe: number for number, pipe in enumerate(pipes)}
     progress: dict[int, Progress] = {}
     connected: set[int] = set()
+    ran: set[int] = set()
     results: dict[int, PartialResult] = {}
     stopping = False
     last_report = monotonic_ns()
@@ -313,11 +326,15 @@ def _coordinate(
             elif kind == "connected":
                 connected.add(number)
                 if len(connected) == len(pipes) and not stopping:
-                    if memory is not None:
-                        memory.after_connecting()
+                    probes.after_connecting()
                     start = monotonic_ns() + START_DELAY_NS
+                    probes.window_starts_at(start + int(warmup_s * NS_PER_S))
                     for pipe in pipes:
                         pipe.send(("go", start))
+            elif kind == "ran":
+                ran.add(number)
+                if len(ran) == len(pipes):
+                    probes.traffic_over()
             elif kind == "done":
                 results[number] = payload[0]
                 del active[ready]
@@ -375,6 +392,8 @@ def worker_main(
                 command = pipe.recv()
                 if command[0] == "go":
                     runner.run(_run_until_told(engine, pipe, command[1]))
+                pipe.send(("ran",))
+                runner.run(engine.check_idle())
                 partial = engine.partial()
             finally:
                 runner.run(engine.close())
