@@ -28,7 +28,10 @@ from suite.measure import Probe, choose_client, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
 from suite.servers import BACKLOG, SERVERS, ServerProcess, ServerSpec, running  # noqa: E402
 
-BASELINES = ["streams", "selectors", "select", "poll", "epoll", "threads"]
+BASELINES = [
+    "streams", "selectors", "select", "poll", "epoll", "threads",
+    "trio", "anyio-asyncio", "anyio-trio", "gevent", "twisted",
+]  # fmt: skip
 needs_c_compiler = pytest.mark.skipif(
     cprograms.build() is not None, reason=f"the C load client: {cprograms.build()}"
 )

@@ -94,8 +94,8 @@ def _aioecho(
     return ServerSpec(name, description, ("-m", "aioecho", "serve", *flags), processes, needs_flag)
 
 
-def _baseline(name: str, description: str, file: str) -> ServerSpec:
-    return ServerSpec(name, description, (str(BASELINES / file),))
+def _baseline(name: str, description: str, file: str, *flags: str) -> ServerSpec:
+    return ServerSpec(name, description, (str(BASELINES / file), *flags))
 
 
 SERVERS: dict[str, ServerSpec] = {
@@ -115,6 +115,17 @@ SERVERS: dict[str, ServerSpec] = {
         _baseline("select", "tutorial's select.select loop", "select_loop.py"),
         _baseline("poll", "select.poll loop", "poll_loop.py"),
         _baseline("epoll", "select.epoll loop, level-triggered", "epoll_loop.py"),
+        _baseline("trio", "trio serve_listeners, a task per connection", "trio_server.py"),
+        _baseline("anyio-asyncio", "anyio receive_until, asyncio backend", "anyio_server.py"),
+        _baseline(
+            "anyio-trio",
+            "anyio receive_until, trio backend",
+            "anyio_server.py",
+            "--backend",
+            "trio",
+        ),
+        _baseline("gevent", "gevent StreamServer, a greenlet per connection", "gevent_server.py"),
+        _baseline("twisted", "Twisted LineReceiver, epoll reactor", "twisted_server.py"),
         _baseline("threads", "socketserver.ThreadingTCPServer", "threads.py"),
     )
 }

@@ -1,0 +1,35 @@
+"""Baseline: Twisted, whose echo protocol is the classic first example: a
+``LineReceiver`` on the epoll reactor, one protocol instance per connection.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import epollreactor
+
+epollreactor.install()
+
+from _common import parse_args, raise_fd_limit, reply  # noqa: E402
+from twisted.internet import reactor  # noqa: E402
+from twisted.internet.protocol import Factory  # noqa: E402
+from twisted.protocols.basic import LineReceiver  # noqa: E402
+
+
+class Echo(LineReceiver):
+    delimiter = b"\n"
+    MAX_LENGTH = 65536 + 2  # the protocol's max_line; Twisted's default is 16 KiB
+
+    def lineReceived(self, line: bytes) -> None:
+        self.transport.write(reply(line + b"\n"))
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    raise_fd_limit()
+    factory = Factory.forProtocol(Echo)
+    port = reactor.listenTCP(args.port, factory, backlog=args.backlog, interface=args.host)  # type: ignore[attr-defined]
+    print(f"listening on {args.host}:{port.getHost().port}", flush=True)
+    reactor.run()  # type: ignore[attr-defined]  # SIGTERM stops it
+
+
+if __name__ == "__main__":
+    main()
