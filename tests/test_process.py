@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 import aioecho
 from aioecho.metrics import METRICS_MAX_CONNECTIONS
 from aioecho.process.launch import launch_server
-from aioecho.process.readiness import Readiness
+from aioecho.process.readiness import Readiness, ReadyReport
 from aioecho.sockets.binding import BindError
 
 from .support import aioecho_command, log_line, read_to_end, serve_in_subprocess, stop
@@ -104,6 +107,42 @@ def test_an_unwritable_ready_file_stops_the_service_with_exit_1(tmp_path: Path) 
     assert b"cannot announce that the service is ready" in result.stderr
     assert b"Traceback" not in result.stderr
     assert [path.name for path in tmp_path.iterdir()] == ["ready.json"]  # nothing left over
+
+
+def a_readiness() -> Readiness:
+    return Readiness(os.getpid(), (("127.0.0.1", 8088),), None, (), 1, "asyncio", "line", False)
+
+
+def test_the_ready_file_is_never_written_through_a_planted_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    ready_file = tmp_path / "ready.json"
+    # Where the file used to be written first, and the first name the private file would take.
+    (tmp_path / f"ready.json.{os.getpid()}.tmp").symlink_to(victim)
+    (tmp_path / ".ready.json.planted.tmp").symlink_to(victim)
+    (tmp_path / ".ready.json.reused.tmp").write_text("planted\n")
+    names = iter(["planted", "reused", "mine"])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    ready_file.symlink_to(victim)  # the name itself: replaced, not followed
+
+    ReadyReport(file=str(ready_file)).publish(a_readiness())
+
+    assert victim.read_text() == "precious\n"
+    assert not ready_file.is_symlink()
+    assert Readiness.from_json(ready_file.read_text()) == a_readiness()
+    assert stat.S_IMODE(ready_file.stat().st_mode) == 0o600
+    assert (tmp_path / ".ready.json.reused.tmp").read_text() == "planted\n"
+    assert not (tmp_path / ".ready.json.mine.tmp").exists()  # renamed onto the ready file
+
+
+def test_a_ready_file_that_cannot_be_written_leaves_no_private_file(tmp_path: Path) -> None:
+    ready_file = tmp_path / "ready.json"
+    ready_file.mkdir()  # the rename onto a directory fails
+    with pytest.raises(IsADirectoryError):
+        ReadyReport(file=str(ready_file)).publish(a_readiness())
+    assert [path.name for path in tmp_path.iterdir()] == ["ready.json"]
 
 
 # -- signals --------------------------------------------------------------------
