@@ -12,6 +12,7 @@ from typing import Literal
 
 from .durations import Duration
 from .faults import FaultPlan, parse_delays
+from .filemode import FileMode
 from .options import option
 from .sizes import MIB, ByteSize
 
@@ -88,6 +89,12 @@ class ServerConfig:
         None, "serve Prometheus metrics at /metrics on this port (extra: metrics)", "PORT"
     )
     unix: str | None = option(None, "listen on this Unix socket path instead of TCP", "PATH")
+    unix_mode: FileMode = option(
+        FileMode(0o600),
+        "permissions of the --unix socket file, in octal as chmod takes them (660: the "
+        "file's group may connect too); set whatever the umask",
+        "MODE",
+    )
     tls_cert: str | None = option(None, "serve TLS with this certificate chain (PEM)", "PEM")
     tls_key: str | None = option(None, "private key for --tls-cert (PEM)", "PEM")
     tls_handshake_timeout: float = option(
@@ -224,11 +231,12 @@ class ServerConfig:
         return self.suffix.encode()
 
 
-_TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration]] = {
+_TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration] | type[FileMode]] = {
     "max_client_memory": ByteSize,
     "bandwidth": ByteSize,
     "close_after": ByteSize,
     "jitter": Duration,
+    "unix_mode": FileMode,
 }
 
 

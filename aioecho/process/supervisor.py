@@ -174,7 +174,7 @@ class WorkersService:
         config = self.config
         if config.unix is not None:
             # Unix sockets have no SO_REUSEPORT: one socket, inherited by every worker.
-            sock, self._unix_file = bind_unix(config.unix, config.backlog)
+            sock, self._unix_file = bind_unix(config.unix, config.backlog, config.unix_mode)
             self._sockets = [sock]
             return True
         if REUSE_PORT_BALANCES:
