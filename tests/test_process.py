@@ -21,7 +21,7 @@ import pytest
 import aioecho
 from aioecho.metrics import METRICS_MAX_CONNECTIONS
 from aioecho.process import early
-from aioecho.process.launch import launch_server
+from aioecho.process.launch import LaunchError, launch_server
 from aioecho.process.readiness import Readiness, ReadyReport
 from aioecho.sockets.binding import BindError
 
@@ -110,6 +110,16 @@ def test_an_unwritable_ready_file_stops_the_service_with_exit_1(tmp_path: Path) 
     assert b"cannot announce that the service is ready" in result.stderr
     assert b"Traceback" not in result.stderr
     assert [path.name for path in tmp_path.iterdir()] == ["ready.json"]  # nothing left over
+
+
+def test_a_server_that_fails_to_start_is_reported_with_its_exit_code() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        command = aioecho_command("--port", str(busy.getsockname()[1]))
+        with pytest.raises(LaunchError) as failed:
+            launch_server(command, stderr=subprocess.DEVNULL)
+    # Its ready pipe closes as it exits: the launcher waits for the exit to say so.
+    assert str(failed.value) == "the server exited with code 1 before it was ready"
+    assert failed.value.process.returncode == 1
 
 
 def a_readiness() -> Readiness:
