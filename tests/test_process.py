@@ -272,14 +272,16 @@ def test_a_signal_while_the_program_imports_stops_it_with_exit_0(
     assert b"serving on" not in log
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("flags", [(), ("--workers", "2")])
 def test_a_signal_at_any_time_of_the_start_is_exit_0_and_no_traceback(
-    flags: tuple[str, ...], sig: signal.Signals
+    flags: tuple[str, ...], sig: signal.Signals, loop: str
 ) -> None:
     """Released from its first import of the command line, signalled 0 to 100 ms later."""
     for delay in (0.0, 0.01, 0.05, 0.1):
-        with paused_start("aioecho.cli", "--port", "0", *flags) as (process, release):
+        args = ("--port", "0", "--loop", loop, *flags)
+        with paused_start("aioecho.cli", *args) as (process, release):
             os.write(release, b"x")
             time.sleep(delay)  # where in the start the signal lands, not a wait for an event
             process.send_signal(sig)
