@@ -148,6 +148,7 @@ def test_the_ready_file_is_never_written_through_a_planted_symlink(
     assert stat.S_IMODE(ready_file.stat().st_mode) == 0o600
     assert (tmp_path / ".ready.json.reused.tmp").read_text() == "planted\n"
     assert not (tmp_path / ".ready.json.mine.tmp").exists()  # renamed onto the ready file
+    assert list(names) == []  # both planted names were tried, and passed over
 
 
 def test_a_ready_file_that_cannot_be_written_leaves_no_private_file(tmp_path: Path) -> None:
