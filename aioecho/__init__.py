@@ -9,25 +9,57 @@ running event loop::
             assert await client.request("hello") == b"HELLO_SB"
 
 or serve as a program until SIGINT or SIGTERM: ``aioecho.run_server(ServerConfig())``.
+
+The names below load on first use, so that importing the package costs
+nothing: ``python -m aioecho`` catches the stop signals before it imports
+the server (see :mod:`aioecho.process.early`).
 """
 
-from .client import (
-    ConnectionClosedError,
-    EchoClient,
-    ExtraReplyError,
-    ReplyError,
-    ReplyTimeoutError,
-    ReplyTooLongError,
-    ServerError,
-    connect,
-)
-from .config import ConfigError, ServerConfig
-from .core import COMPILED, CloseReason
-from .process.runner import run_server
-from .server import EchoServer, start_server
-from .stats import Stats
+from __future__ import annotations
+
+# Not typing's: importing typing would cost the start of every program a few
+# milliseconds, during which a stop signal is not caught yet. Type checkers
+# take any TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .client import (
+        ConnectionClosedError,
+        EchoClient,
+        ExtraReplyError,
+        ReplyError,
+        ReplyTimeoutError,
+        ReplyTooLongError,
+        ServerError,
+        connect,
+    )
+    from .config import ConfigError, ServerConfig
+    from .core import COMPILED, CloseReason
+    from .process.runner import run_server
+    from .server import EchoServer, start_server
+    from .stats import Stats
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "ConnectionClosedError": "client",
+    "EchoClient": "client",
+    "ExtraReplyError": "client",
+    "ReplyError": "client",
+    "ReplyTimeoutError": "client",
+    "ReplyTooLongError": "client",
+    "ServerError": "client",
+    "connect": "client",
+    "ConfigError": "config",
+    "ServerConfig": "config",
+    "COMPILED": "core",
+    "CloseReason": "core",
+    "run_server": "process.runner",
+    "EchoServer": "server",
+    "start_server": "server",
+    "Stats": "stats",
+}
 
 __all__ = [
     "COMPILED",
@@ -48,3 +80,17 @@ __all__ = [
     "run_server",
     "start_server",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # looked up once
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

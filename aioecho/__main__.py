@@ -1,5 +1,17 @@
-"""``python -m aioecho``: the command line."""
+"""``python -m aioecho`` and the ``aioecho`` console script: the command line."""
 
-from .cli import main_entry
+from __future__ import annotations
 
-main_entry()
+from .process.early import catch_stop_signals
+
+
+def main() -> None:
+    """Run the command line, with the stop signals caught before anything else is imported."""
+    catch_stop_signals()
+    from .cli import main_entry
+
+    main_entry()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from .bench import cli as bench_cli
 from .config import ConfigError, ServerConfig
 from .loops import LOOP_NAMES, LoopUnavailableError, resolve_loop
 from .options import add_flags, from_flags
+from .process.early import release_stop_signals
 from .process.logs import configure_logging
 from .process.readiness import ReadyReport
 from .process.runner import run_server
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.insert(0, "serve")  # every serve flag works without the word serve
     parser = build_parser()
     options = parser.parse_args(args)
+    if options.command != "serve":
+        release_stop_signals()  # only a service stops on them gracefully
     if options.command == "client":
         return client_cli.main(options)
     if options.command == "bench":

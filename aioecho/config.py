@@ -13,6 +13,7 @@ from typing import Literal, TypeVar
 from .bounds import BYTES, COUNT, MAX_WHOLE, PORT, PROBABILITY, SECONDS, Bounds, Text, check_fields
 from .durations import Duration
 from .faults import FaultPlan, parse_delays
+from .filemode import FileMode
 from .options import option
 from .sizes import MIB, ByteSize
 
@@ -127,6 +128,12 @@ class ServerConfig:
     )
     tls_key: str | None = option(
         None, "private key for --tls-cert (PEM)", "PEM", check=Text("'key.pem'")
+    )
+    unix_mode: FileMode = option(
+        FileMode(0o600),
+        "permissions of the --unix socket file, in octal as chmod takes them (660: the "
+        "file's group may connect too); set whatever the umask",
+        "MODE",
     )
     tls_handshake_timeout: float = option(
         3.0, "seconds a client has to finish its TLS handshake", "SECONDS", check=SECONDS
@@ -256,11 +263,12 @@ class ServerConfig:
         return self.suffix.encode()
 
 
-_TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration]] = {
+_TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration] | type[FileMode]] = {
     "max_client_memory": ByteSize,
     "bandwidth": ByteSize,
     "close_after": ByteSize,
     "jitter": Duration,
+    "unix_mode": FileMode,
 }
 
 

@@ -249,7 +249,7 @@ class EchoServer:
     def _bind(self) -> list[socket.socket]:
         config = self.config
         if config.unix is not None:
-            sock, self._unix_file = bind_unix(config.unix, config.backlog)
+            sock, self._unix_file = bind_unix(config.unix, config.backlog, config.unix_mode)
             return [sock]
         return bind_tcp(config.hosts, config.port, config.backlog, self._reuse_port)
 

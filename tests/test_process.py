@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +21,9 @@ import pytest
 import aioecho
 from aioecho import EchoServer
 from aioecho.metrics import METRICS_MAX_PER_ADDRESS
-from aioecho.process.launch import launch_server
-from aioecho.process.readiness import Readiness
+from aioecho.process import early
+from aioecho.process.launch import LaunchError, launch_server
+from aioecho.process.readiness import Readiness, ReadyReport
 from aioecho.sockets.binding import BindError
 
 from .clock import FakeClock
@@ -108,6 +114,53 @@ def test_an_unwritable_ready_file_stops_the_service_with_exit_1(tmp_path: Path) 
     assert [path.name for path in tmp_path.iterdir()] == ["ready.json"]  # nothing left over
 
 
+def test_a_server_that_fails_to_start_is_reported_with_its_exit_code() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        command = aioecho_command("--port", str(busy.getsockname()[1]))
+        with pytest.raises(LaunchError) as failed:
+            launch_server(command, stderr=subprocess.DEVNULL)
+    # Its ready pipe closes as it exits: the launcher waits for the exit to say so.
+    assert str(failed.value) == "the server exited with code 1 before it was ready"
+    assert failed.value.process.returncode == 1
+
+
+def a_readiness() -> Readiness:
+    return Readiness(os.getpid(), (("127.0.0.1", 8088),), None, (), 1, "asyncio", "line", False)
+
+
+def test_the_ready_file_is_never_written_through_a_planted_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    ready_file = tmp_path / "ready.json"
+    # Where the file used to be written first, and the first name the private file would take.
+    (tmp_path / f"ready.json.{os.getpid()}.tmp").symlink_to(victim)
+    (tmp_path / ".ready.json.planted.tmp").symlink_to(victim)
+    (tmp_path / ".ready.json.reused.tmp").write_text("planted\n")
+    names = iter(["planted", "reused", "mine"])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    ready_file.symlink_to(victim)  # the name itself: replaced, not followed
+
+    ReadyReport(file=str(ready_file)).publish(a_readiness())
+
+    assert victim.read_text() == "precious\n"
+    assert not ready_file.is_symlink()
+    assert Readiness.from_json(ready_file.read_text()) == a_readiness()
+    assert stat.S_IMODE(ready_file.stat().st_mode) == 0o600
+    assert (tmp_path / ".ready.json.reused.tmp").read_text() == "planted\n"
+    assert not (tmp_path / ".ready.json.mine.tmp").exists()  # renamed onto the ready file
+    assert list(names) == []  # both planted names were tried, and passed over
+
+
+def test_a_ready_file_that_cannot_be_written_leaves_no_private_file(tmp_path: Path) -> None:
+    ready_file = tmp_path / "ready.json"
+    ready_file.mkdir()  # the rename onto a directory fails
+    with pytest.raises(IsADirectoryError):
+        ReadyReport(file=str(ready_file)).publish(a_readiness())
+    assert [path.name for path in tmp_path.iterdir()] == ["ready.json"]
+
+
 # -- signals --------------------------------------------------------------------
 
 RUN_SERVER_THEN_SIGNALS = """
@@ -157,6 +210,103 @@ def test_a_signal_while_starting_stops_the_start_and_its_workers() -> None:
     assert b"stopped before it was ready" in log
     assert b"serving on" not in log
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+# ``python -m aioecho ARGS``, paused when it first imports the module named first: an
+# audit hook writes a line to the marker pipe and waits for a byte on the release pipe.
+PAUSED_AT_AN_IMPORT = """
+import os, runpy, sys
+point, marker, release = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def pause(event, args):
+    if event == "import" and args[0] == point:
+        os.write(marker, b"paused\\n")
+        os.read(release, 1)
+
+sys.addaudithook(pause)
+sys.argv = ["aioecho", *sys.argv[4:]]
+runpy.run_module("aioecho", run_name="__main__", alter_sys=True)
+"""
+
+
+@contextlib.contextmanager
+def paused_start(point: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``python -m aioecho ARGS`` paused at its import of ``point``; the process, the release."""
+    marker_read, marker_write = os.pipe()
+    release_read, release_write = os.pipe()
+    command = [sys.executable, "-c", PAUSED_AT_AN_IMPORT, point]
+    command += [str(marker_write), str(release_read), *args]
+    process = subprocess.Popen(
+        command, pass_fds=(marker_write, release_read), stderr=subprocess.PIPE
+    )
+    os.close(marker_write)
+    os.close(release_read)
+    try:
+        with os.fdopen(marker_read, "rb") as marker:
+            assert marker.readline() == b"paused\n", process.communicate()[1]
+        yield process, release_write
+    finally:
+        os.close(release_write)
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+START_IMPORTS = [
+    ("aioecho.cli", ()),  # the command line itself: argparse, the config, the server
+    ("aioecho.process.runner", ()),
+    ("aioecho.server", ()),
+    ("aioecho.process.supervisor", ("--workers", "2")),
+]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(("point", "flags"), START_IMPORTS)
+def test_a_signal_while_the_program_imports_stops_it_with_exit_0(
+    point: str, flags: tuple[str, ...], sig: signal.Signals
+) -> None:
+    with paused_start(point, "--port", "0", *flags) as (process, release):
+        process.send_signal(sig)  # arrives while it is paused in the middle of its imports
+        os.write(release, b"x")
+        _, log = process.communicate(timeout=30)
+    assert process.returncode == 0, log
+    assert b"Traceback" not in log
+    assert b"stopped before it was ready" in log
+    assert b"serving on" not in log
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("flags", [(), ("--workers", "2")])
+def test_a_signal_at_any_time_of_the_start_is_exit_0_and_no_traceback(
+    flags: tuple[str, ...], sig: signal.Signals, loop: str
+) -> None:
+    """Released from its first import of the command line, signalled 0 to 100 ms later."""
+    for delay in (0.0, 0.01, 0.05, 0.1):
+        args = ("--port", "0", "--loop", loop, *flags)
+        with paused_start("aioecho.cli", *args) as (process, release):
+            os.write(release, b"x")
+            time.sleep(delay)  # where in the start the signal lands, not a wait for an event
+            process.send_signal(sig)
+            _, log = process.communicate(timeout=30)
+        assert (delay, process.returncode) == (delay, 0), log
+        assert b"Traceback" not in log, (delay, log)
+
+
+def test_a_command_that_does_not_serve_gets_the_signals_back_and_one_that_came() -> None:
+    heard: list[int] = []
+    original = signal.signal(signal.SIGINT, lambda signum, _: heard.append(signum))
+    try:
+        early.catch_stop_signals()
+        signal.raise_signal(signal.SIGINT)  # caught and remembered, not acted on
+        assert heard == []
+        early.release_stop_signals()
+        assert heard == [signal.SIGINT]  # acted on once given back
+        signal.raise_signal(signal.SIGINT)
+        assert heard == [signal.SIGINT, signal.SIGINT]
+        assert not early.take_stop_request()
+    finally:
+        signal.signal(signal.SIGINT, original)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

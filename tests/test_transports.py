@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
+import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +25,10 @@ from .support import (
     exchange,
     log_line,
     read_to_end,
+    refusal_in_process,
     serve_in_subprocess,
     server_options,
+    stop,
 )
 
 
@@ -169,6 +174,102 @@ async def test_stopping_leaves_a_socket_file_bound_since_by_another_server(
         async with await aioecho.connect(unix=path) as client:
             assert await client.request("second") == b"SECOND_SB"
     assert not Path(path).exists()  # the second server removes its own file
+
+
+def full_listener(path: str) -> tuple[socket.socket, list[socket.socket]]:
+    """A listener at ``path`` that never accepts, and the connections that fill its queue."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(0)
+    queued: list[socket.socket] = []
+    while True:
+        client = socket.socket(socket.AF_UNIX)
+        client.setblocking(False)
+        try:
+            client.connect(path)
+        except BlockingIOError:  # the queue is full: the next connect would block
+            client.close()
+            return listener, queued
+        queued.append(client)
+
+
+async def test_a_socket_whose_listener_is_full_counts_as_in_use(tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    listener, queued = full_listener(path)
+    try:
+        with pytest.raises(BindError) as refused:
+            await aioecho.start_server(unix=path)
+    finally:
+        for sock in (listener, *queued):
+            sock.close()
+    assert (
+        str(refused.value)
+        == f"cannot listen on unix:{path}: in use by a running server (its queue is full)"
+    )
+    assert stat.S_ISSOCK(os.stat(path).st_mode)  # the live listener's file stays
+
+
+def test_a_full_listener_is_one_line_and_exit_1_from_the_command_line(tmp_path: Path) -> None:
+    path = str(tmp_path / "echo.sock")
+    listener, queued = full_listener(path)
+    try:
+        result = subprocess.run(aioecho_command("--unix", path), capture_output=True, timeout=30)
+    finally:
+        for sock in (listener, *queued):
+            sock.close()
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.endswith(b"in use by a running server (its queue is full)")
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Umask 000 for the test: every bit a file is created with stays."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("open_umask")
+@pytest.mark.parametrize(("options", "mode"), [({}, 0o600), ({"unix_mode": 0o660}, 0o660)])
+async def test_the_socket_file_mode_is_set_whatever_the_umask(
+    tmp_path: Path, options: dict[str, int], mode: int
+) -> None:
+    path = str(tmp_path / "echo.sock")
+    async with await aioecho.start_server(unix=path, **options):
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode
+        async with await aioecho.connect(unix=path) as client:
+            assert await client.request("mine") == b"MINE_SB"
+
+
+@pytest.mark.usefixtures("open_umask")  # the server inherits it
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unix_mode_from_the_command_line_under_umask_000(tmp_path: Path, workers: str) -> None:
+    path = str(tmp_path / "echo.sock")
+    with serve_in_subprocess("--unix", path, "--unix-mode", "0640", "--workers", workers) as server:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+        code, log = stop(server)
+    assert code == 0, log
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("999", "not a file mode: '999' (octal, as chmod takes it: 600, 660)"),
+        ("1777", "not a file mode: 0o1777 (0 to 777 in octal)"),
+        ("rw", "not a file mode: 'rw' (octal, as chmod takes it: 600, 660)"),
+        ("0o", "not a file mode: '0o' (octal, as chmod takes it: 600, 660)"),
+    ],
+)
+def test_a_bad_unix_mode_is_one_line_and_exit_2(
+    value: str, complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [line] = refusal_in_process(capsys, "--unix", "x.sock", "--unix-mode", value)
+    assert line.endswith(complaint + " (see --help)")
+    with pytest.raises(aioecho.ConfigError, match=re.escape(complaint)):
+        aioecho.ServerConfig(unix_mode=value)  # type: ignore[arg-type]
 
 
 def test_unix_socket_from_the_command_line(tmp_path: Path) -> None:

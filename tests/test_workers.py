@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,7 +31,6 @@ from aioecho.process.supervisor import (
     RESTART_DELAY_MIN,
     STABLE_UPTIME,
     RestartBackoff,
-    Watchdog,
     next_restart_delay,
 )
 from aioecho.sockets.binding import Address, format_address
@@ -335,20 +335,42 @@ def test_a_hung_worker_is_killed_restarted_logged_and_counted(loop: str) -> None
         stopped_cleanly(server, workers)
 
 
-def test_the_watchdog_names_who_missed_the_deadline_on_its_clock() -> None:
-    now = [100.0]
-    watchdog: Watchdog[str] = Watchdog(lambda: now[0])
-    watchdog.expect("one", within=5.0)
-    watchdog.expect("two", within=5.0)
-    now[0] = 104.0
-    watchdog.expect("two", within=5.0)  # two reported; one did not
-    assert watchdog.overdue() == []
-    now[0] = 105.5
-    assert watchdog.overdue() == ["one"]
-    watchdog.forget("one")
-    assert watchdog.overdue() == []
-    now[0] = 109.5
-    assert watchdog.overdue() == ["two"]
+def log_until_either(process: subprocess.Popen[bytes], *texts: bytes) -> bytes:
+    """Read a server's log up to the first line holding one of ``texts``; all of it."""
+    assert process.stderr is not None
+    seen = b""
+    for line in process.stderr:
+        seen += line
+        if any(text in line for text in texts):
+            return seen
+    raise AssertionError(f"none of {texts!r} in the log: {seen!r}")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("frozen", ["supervisor", "everything"])
+def test_a_stopped_supervisor_kills_no_healthy_worker(loop: str, frozen: str) -> None:
+    """SIGSTOP the parent (alone, or with its workers, as a frozen container) past the timeout."""
+    flags = ("--workers", "2", "--worker-timeout", "1", "--loop", loop)
+    with serve_in_subprocess(*flags) as server:
+        workers = children(server.process.pid)
+        connections = answered_connections(server.port, 4)
+        with closing_all(connections):
+            stopped = [server.process.pid, *(workers if frozen == "everything" else [])]
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            # What the test is about: a stop twice as long as --worker-timeout.
+            time.sleep(2.0)
+            for pid in reversed(stopped):
+                os.kill(pid, signal.SIGCONT)
+            # Logged at its first check after the stop: where it used to kill them.
+            log = log_until_either(server.process, b"was held up", b"sent no status report")
+            assert b"sent no status report" not in log
+            assert re.search(rb"was held up for \d+\.\d s", log)
+            for sock in connections:
+                sock.sendall(b"still here\n")
+                assert receive(sock, 14) == b"STILL HERE_SB\n"
+            assert children(server.process.pid) == workers
+        stopped_cleanly(server, workers)
 
 
 def test_a_busy_metrics_port_is_reported_as_the_metrics_port() -> None:

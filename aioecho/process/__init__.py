@@ -6,11 +6,13 @@ stop gracefully. Imports flow downward in this list, never up:
 
 ``runner``      the blocking entry point, :func:`run_server`
 ``supervisor``  N worker processes: spawn, watch, restart, sum their counters
+``watchdog``    deadlines by which the workers must report, on the supervisor's clock
 ``worker``      the entry of one worker process (``python -m aioecho.process.worker``)
 ``launch``      start ``python -m aioecho`` in a child and wait until it is ready
 ``single``      one in-process :class:`~aioecho.EchoServer` as a service
 ``lifecycle``   start, announce, wait for a signal, stop: the one sequence
 ``signals``     stop signals, with the previous handlers restored afterwards
+``early``       stop signals caught from a program's first line until ``signals`` takes over
 ``readiness``   what a ready service announces: log lines, a JSON line
 ``status``      the worker-to-supervisor status pipe and its record format
 ``spec``        what the supervisor tells a worker it starts

@@ -70,22 +70,25 @@ def launch_server(
         raise
     finally:
         os.close(write_fd)
+    deadline = time.monotonic() + timeout
     try:
-        line = _read_line(read_fd, timeout)
+        line = _read_line(read_fd, deadline)
     finally:
         os.close(read_fd)
     if line:
         return LaunchedServer(process, Readiness.from_json(line))
-    if process.poll() is None:
+    try:
+        # The pipe closed (the server is exiting), or the time ran out.
+        code = process.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise LaunchError(f"the server was not ready within {timeout:g} s", process)
-    raise LaunchError(f"the server exited with code {process.wait()} before it was ready", process)
+        raise LaunchError(f"the server was not ready within {timeout:g} s", process) from None
+    raise LaunchError(f"the server exited with code {code} before it was ready", process)
 
 
-def _read_line(fd: int, timeout: float) -> bytes:
-    """One line from ``fd``; empty if it closed first or the time ran out."""
-    deadline = time.monotonic() + timeout
+def _read_line(fd: int, deadline: float) -> bytes:
+    """One line from ``fd``; empty if it closed first or the monotonic ``deadline`` passed."""
     data = b""
     while not data.endswith(b"\n"):
         remaining = deadline - time.monotonic()

@@ -84,6 +84,8 @@ def _announce(service: Service, announce: Announce, signals: StopSignals) -> int
 
 async def _start(service: Service, signals: StopSignals) -> int | None:
     """Start the service unless a signal comes first; None, or the exit code if it did not."""
+    if signals.requested.is_set():  # before the loop ran: nothing to start or undo
+        return _stopped_before_ready()
     starting = asyncio.ensure_future(service.start())
     stop_requested = asyncio.ensure_future(signals.requested.wait())
     try:
@@ -97,12 +99,16 @@ async def _start(service: Service, signals: StopSignals) -> int | None:
     except asyncio.CancelledError:
         if not signals.requested.is_set():
             raise  # not ours: this coroutine itself is being cancelled
-        logger.info("stopped before it was ready")
-        return 0
+        return _stopped_before_ready()
     except (OSError, ServiceFailed) as exc:
         logger.error("%s", _describe(exc))
         return 1
     return None
+
+
+def _stopped_before_ready() -> int:
+    logger.info("stopped before it was ready")
+    return 0
 
 
 def _describe(exc: BaseException) -> str:

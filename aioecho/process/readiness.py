@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -105,16 +106,31 @@ class ReadyReport:
     """A descriptor inherited from the launcher, written and closed."""
 
     def publish(self, readiness: Readiness) -> None:
+        """Write the JSON line to the file and the descriptor that were asked for."""
         line = readiness.to_json() + "\n"
         if self.file is not None:
-            partial = f"{self.file}.{os.getpid()}.tmp"
-            try:
-                with open(partial, "w") as file:
-                    file.write(line)
-                os.replace(partial, self.file)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(partial)  # left only if the replace failed
+            write_whole(self.file, line)
         if self.fd is not None:
             with open(self.fd, "w", closefd=True) as pipe:
                 pipe.write(line)
+
+
+def write_whole(path: str, text: str) -> None:
+    """Make ``path`` hold ``text``, by renaming a complete private file onto it.
+
+    The file is new and ours alone: :func:`tempfile.mkstemp` creates it with
+    O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, under an unpredictable name in the
+    same directory, so that in a shared directory a symlink or a file planted
+    by someone else is never written through or reused. The rename replaces
+    the name ``path``, never what a symlink there points to.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, partial = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise

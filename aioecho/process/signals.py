@@ -11,14 +11,16 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from types import FrameType, TracebackType
-from typing import Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from .early import STOP_SIGNALS, take_stop_request
+
+if TYPE_CHECKING:
+    from .early import Handler
 
 logger = logging.getLogger("aioecho")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-Handler = Callable[[int, FrameType | None], object] | int | None
 
 AfterStop = Literal["restore", "ignore"]
 """What the stop signals do once the service has stopped: what they did
@@ -44,6 +46,8 @@ class StopSignals:
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.getsignal(sig)
             self._loop.add_signal_handler(sig, self._on_signal)
+        if take_stop_request():  # one came while the program started: it asked for a stop
+            self.request()
         return self
 
     def __exit__(

@@ -110,18 +110,25 @@ class StatusReader:
         os.set_blocking(fd, False)
         self._loop.add_reader(fd, self._read)
 
-    def _read(self) -> None:
+    def drain(self) -> None:
+        """Read every record waiting in the pipe now, without waiting for the loop."""
+        while not self.closed.is_set() and self._read():
+            pass
+
+    def _read(self) -> bool:
+        """Read what the pipe holds; whether there was anything (end of file included)."""
         try:
             data = os.read(self._fd, 64 * RECORD_SIZE)
         except BlockingIOError:
-            return
+            return False
         if not data:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self.closed.set()
-            return
+            return True
         self._pending += data
         complete = len(self._pending) - len(self._pending) % RECORD_SIZE
         if complete:
             self._on_stats(decode_stats(self._pending[complete - RECORD_SIZE : complete]))
             self._pending = self._pending[complete:]
+        return True

@@ -21,9 +21,9 @@ import pickle
 import signal
 import socket
 import sys
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from ..config import ServerConfig
 from ..core import Counters
@@ -34,6 +34,7 @@ from .lifecycle import ServiceFailed
 from .readiness import Readiness
 from .spec import WorkerSpec
 from .status import StatusReader
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from ..metrics import MetricsServer
@@ -62,6 +63,10 @@ START_TIMEOUT = 30.0
 
 # How many times per worker_timeout the watchdog looks at the workers.
 WATCHDOG_CHECKS_PER_TIMEOUT = 4
+# A check this much later than scheduled is worth a log line: the supervisor
+# did not run (SIGSTOP, a debugger, a frozen container); shorter delays are
+# the loop's ordinary lateness, not counted against the workers either.
+WATCHDOG_HELD_UP = 1.0
 
 # -P: no working directory on the path; the workers get the parent's sys.path
 # instead, so that they run the very code the parent runs.
@@ -94,29 +99,6 @@ class RestartBackoff:
         """It exited now: seconds to wait before the next start."""
         self._delay = next_restart_delay(self._delay, self._clock() - self._started)
         return self._delay
-
-
-K = TypeVar("K", bound=Hashable)
-
-
-class Watchdog(Generic[K]):
-    """Deadlines by which each watched party must be heard from again."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._deadlines: dict[K, float] = {}
-
-    def expect(self, party: K, within: float) -> None:
-        """``party`` must be heard from within ``within`` seconds from now."""
-        self._deadlines[party] = self._clock() + within
-
-    def forget(self, party: K) -> None:
-        self._deadlines.pop(party, None)
-
-    def overdue(self) -> list[K]:
-        """The parties whose deadline has passed."""
-        now = self._clock()
-        return [party for party, deadline in self._deadlines.items() if now > deadline]
 
 
 class WorkersService:
@@ -174,7 +156,7 @@ class WorkersService:
         config = self.config
         if config.unix is not None:
             # Unix sockets have no SO_REUSEPORT: one socket, inherited by every worker.
-            sock, self._unix_file = bind_unix(config.unix, config.backlog)
+            sock, self._unix_file = bind_unix(config.unix, config.backlog, config.unix_mode)
             self._sockets = [sock]
             return True
         if REUSE_PORT_BALANCES:
@@ -248,7 +230,9 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._watching: asyncio.Task[None] | None = None
         self._clock = clock or asyncio.get_running_loop().time
-        self._watchdog: Watchdog[_Worker] = Watchdog(self._clock)
+        self._watchdog: Watchdog[_Worker] = Watchdog(
+            self._clock, self._worker_timeout / WATCHDOG_CHECKS_PER_TIMEOUT
+        )
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._failed = asyncio.Event()
@@ -308,8 +292,15 @@ class WorkerPool:
     async def _watch(self) -> None:
         """Kill the workers that missed their reports: _keep_running restarts them."""
         while True:
-            await asyncio.sleep(self._worker_timeout / WATCHDOG_CHECKS_PER_TIMEOUT)
-            for worker in self._watchdog.overdue():
+            await asyncio.sleep(self._watchdog.until_check())
+            overdue = self._watchdog.overdue()
+            if self._watchdog.held_up >= WATCHDOG_HELD_UP:
+                logger.warning(
+                    "the supervisor was held up for %.1f s (stopped or starved): "
+                    "not counted against the workers",
+                    self._watchdog.held_up,
+                )
+            for worker in overdue:
                 self._watchdog.forget(worker)
                 worker.hung = True
                 logger.error(
@@ -365,6 +356,7 @@ class WorkerPool:
             os.close(write_fd)
         self._watchdog.expect(worker, START_TIMEOUT)
         status = StatusReader(read_fd, lambda stats: self._on_status(worker, stats))
+        self._watchdog.listen(worker, status.drain)
         spec = WorkerSpec(
             worker.number,
             self._worker_config,

@@ -9,6 +9,12 @@ its own signal handlers, and reports its counters through the status pipe
 
 from __future__ import annotations
 
+from .early import catch_stop_signals
+
+if __name__ == "__main__":
+    # First: the supervisor's stop signals may come while the imports below run.
+    catch_stop_signals()
+
 import pickle
 import socket
 import sys

@@ -16,6 +16,10 @@ from typing import Any
 
 Address = tuple[str, int]
 
+# How long the probe of an existing socket file may wait for its listener:
+# a live one answers a connect at once, a stale file refuses it at once.
+STALE_PROBE_TIMEOUT = 1.0
+
 
 def format_address(address: Address) -> str:
     """``host:port``, with IPv6 hosts in brackets."""
@@ -115,13 +119,19 @@ class UnixSocketFile:
                 os.unlink(self.path)
 
 
-def bind_unix(path: str, backlog: int) -> tuple[socket.socket, UnixSocketFile]:
-    """A listening Unix socket at ``path`` and its file, replacing a stale one left by a crash."""
+def bind_unix(path: str, backlog: int, mode: int) -> tuple[socket.socket, UnixSocketFile]:
+    """A listening Unix socket at ``path`` and its file, replacing a stale one left by a crash.
+
+    The file gets the permission bits ``mode`` whatever the umask: they are
+    set after the bind and before the listen, and a client can connect only
+    once the socket listens, so none connects under the umask's bits.
+    """
     where = f"unix:{path}"
     _remove_stale_socket(path, where)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
+        os.chmod(path, mode)
         identity = os.stat(path)
         _listen(sock, backlog)
     except OSError as exc:
@@ -131,6 +141,12 @@ def bind_unix(path: str, backlog: int) -> tuple[socket.socket, UnixSocketFile]:
 
 
 def _remove_stale_socket(path: str, where: str) -> None:
+    """Remove the socket file at ``path`` if nothing listens on it; refuse the path otherwise.
+
+    A listener whose queue is full refuses a non-blocking connect at once
+    (EAGAIN): it is alive, only busy, so the path counts as in use. The
+    timeout bounds whatever else could make the probe wait.
+    """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -138,11 +154,19 @@ def _remove_stale_socket(path: str, where: str) -> None:
     if not stat.S_ISSOCK(mode):
         raise BindError(where, "exists and is not a socket; not replacing it")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(STALE_PROBE_TIMEOUT)
         try:
             probe.connect(path)
         except ConnectionRefusedError:
             os.unlink(path)  # nobody listens: left over by a server that crashed
             return
+        except BlockingIOError:
+            raise BindError(where, "in use by a running server (its queue is full)") from None
+        except TimeoutError:
+            why = f"in use: its listener did not answer within {STALE_PROBE_TIMEOUT:g} s"
+            raise BindError(where, why) from None
+        except OSError as exc:
+            raise BindError(where, _reason(exc), exc.errno) from exc
     raise BindError(where, "in use by a running server")
 
 

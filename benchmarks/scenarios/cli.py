@@ -27,12 +27,21 @@ from . import report, target
 from .beside import PIPELINER, UNICODE
 from .memory import AMPLIFICATION, GLOBAL_MEMORY
 from .model import Scenario, Settings
+from .pause import SUPERVISOR_PAUSE
 from .scrapes import SCRAPES
 from .slowloris import SLOWLORIS
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
-    for scenario in (SLOWLORIS, PIPELINER, AMPLIFICATION, GLOBAL_MEMORY, UNICODE, SCRAPES)
+    for scenario in (
+        SLOWLORIS,
+        PIPELINER,
+        AMPLIFICATION,
+        GLOBAL_MEMORY,
+        UNICODE,
+        SCRAPES,
+        SUPERVISOR_PAUSE,
+    )
 }
 LOOPS = ("asyncio", "uvloop")
 # (full, --quick) defaults of the size knobs.
@@ -75,7 +84,7 @@ def parser() -> Parser:
         ("repeats", "pipeliner, unicode: alone/beside pairs, medians reported"),
         ("slow-clients", "slowloris: slow clients"),
         ("max-connections", "slowloris: the server's --max-connections"),
-        ("normal-clients", "slowloris: normal clients trying afterwards"),
+        ("normal-clients", "slowloris: normal clients trying afterwards; pause: clients"),
         ("amplifiers", "amplification: clients that never read"),
         ("holders", "memory: connections holding a partial line"),
     ):
