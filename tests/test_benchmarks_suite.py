@@ -22,7 +22,7 @@ from .support import refusal_from_a_real_start, refusal_in_process
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from suite import cli, cprograms, report  # noqa: E402
+from suite import cli, cprograms, html, report  # noqa: E402
 from suite.matrix import PRESETS  # noqa: E402
 from suite.measure import Probe, choose_client, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
@@ -303,17 +303,65 @@ def test_bad_flags_are_refused_so_by_the_scripts_themselves() -> None:
         assert line.startswith(f"{script}: error: ")
 
 
-def test_smoke_run_writes_every_file(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files of one smoke run of the suite."""
+    out = tmp_path_factory.mktemp("smoke")
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--servers", "aioecho-uvloop",
-         "--duration", "0.1", "--warmup", "0.05", "--out", str(tmp_path)],
+         "--duration", "0.1", "--warmup", "0.05", "--out", str(out)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    names = sorted(path.suffix for path in tmp_path.iterdir())
-    assert names == [".json", ".md", ".png", ".png", ".png", ".png"]
-    (result,) = tmp_path.glob("*.json")
+    return out
+
+
+def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
+    names = sorted(path.suffix for path in smoke_run.iterdir())
+    assert names == [".html", ".json", ".md", ".png", ".png", ".png", ".png"]
+    (result,) = smoke_run.glob("*.json")
     assert json.loads(result.read_text())["cells"][0]["status"] == "ok"
+    (page,) = smoke_run.glob("*.html")
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == 4  # every plot inline
+    assert 'src="http' not in text  # nothing to fetch
+    assert 'href="http' not in text
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no browser on this machine")
+def test_the_html_report_shows_its_charts_in_a_real_browser(
+    smoke_run: Path, tmp_path: Path
+) -> None:
+    (page,) = smoke_run.glob("*.html")
+    assert_renders_charts(page, tmp_path / "screenshot.png")
+
+
+BROWSER = "chromium"
+# matplotlib's first colour, the plots' lines and markers: nothing else on
+# the page is this blue.
+PLOT_BLUE = (0.12, 0.47, 0.71)
+
+
+def assert_renders_charts(page: Path, screenshot: Path) -> None:
+    """A real browser draws the page, and the screenshot shows the charts' blue."""
+    import matplotlib.image
+
+    subprocess.run(
+        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400",
+         f"--screenshot={screenshot}", page.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pixels = matplotlib.image.imread(screenshot)[:, :, :3]
+    distance = abs(pixels - PLOT_BLUE).max(axis=2)
+    assert (distance < 0.08).sum() > 200, "no chart drawn in the screenshot"
+
+
+@pytest.mark.skipif(shutil.which(BROWSER) is None, reason="no browser on this machine")
+def test_a_page_without_its_plots_shows_no_chart(tmp_path: Path) -> None:
+    page = tmp_path / "empty.html"
+    page.write_text(html.to_html("# Nothing\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", "x", tmp_path))
+    with pytest.raises(AssertionError, match="no chart drawn"):
+        assert_renders_charts(page, tmp_path / "screenshot.png")
 
 
 def test_results_go_to_out_or_beside_the_remade_file_or_to_results() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from . import machine, report
+from . import html, machine, report
+from .claims import CLAIMS, run_claims
+from .claims import to_markdown as claims_markdown
 from .matrix import PRESETS, Matrix
 from .measure import choose_client, run_cell
 from .model import AFTER_FAILURE, Cell, Outcome, Run
@@ -46,6 +49,16 @@ def positive_ints(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"must be at least 1: {part!r}")
         values.append(value)
     return tuple(values)
+
+
+def claim_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in CLAIMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown claim {unknown[0]!r}; choose from {', '.join(CLAIMS)}"
+        )
+    return names
 
 
 def server_names(text: str) -> tuple[str, ...]:
@@ -92,6 +105,15 @@ def parser() -> Parser:
     preset = cli.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="reduced matrix, about a minute")
     preset.add_argument("--smoke", action="store_true", help="two servers, seconds (for CI)")
+    preset.add_argument(
+        "--claims",
+        nargs="?",
+        const=",".join(CLAIMS),
+        type=claim_names,
+        metavar="NAMES",
+        help=f"measure the claims of the tutorial and of uvloop, with verdicts "
+        f"(default all: {', '.join(CLAIMS)}); about 10 minutes",
+    )
     cli.add_argument("--servers", type=server_names, help=f"comma list of: {', '.join(SERVERS)}")
     cli.add_argument("--connections", type=positive_ints, help="comma list, e.g. 10,1000")
     cli.add_argument("--sizes", type=positive_ints, help="line sizes in bytes, e.g. 64,1k,16k")
@@ -203,8 +225,37 @@ def write(run: Run, out: Path, stem: str, plots: bool) -> list[Path]:
         from . import plots as plotting  # matplotlib loads only when plots are wanted
 
         images = plotting.write_all(run, out / stem)
-    md_path.write_text(report.to_markdown(run, images))
-    return [json_path, md_path, *images]
+    markdown = report.to_markdown(run, images)
+    md_path.write_text(markdown)
+    html_path = out / f"{stem}.html"
+    html_path.write_text(html.to_html(markdown, f"aioecho benchmarks {stem}", out))
+    return [json_path, md_path, html_path, *images]
+
+
+def write_claims(options: argparse.Namespace, out: Path) -> list[Path]:
+    """Measure the claims; their JSON, Markdown and HTML."""
+    now, where = datetime.now(UTC), machine.describe()
+    started = time.monotonic()
+    claims = run_claims(options.claims, lambda line: print(line, file=sys.stderr, flush=True))
+    stem = now.strftime("%Y%m%d-%H%M%SZ") + "-claims"
+    document = {
+        "machine": where,
+        "started": now.isoformat(timespec="seconds"),
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "claims": [claim.to_dict() for claim in claims],
+    }
+    header = (
+        f"# The claims, measured ({document['started']})\n\n"
+        f"Machine: {machine.label(where)}; commit {where['commit']}; "
+        f"{document['elapsed_s']:.0f} s in all. Each run: the harness, one client process, "
+        "a server in a child process, warm-up 0.5 s, window 2 s.\n"
+    )
+    markdown = claims_markdown(claims, header)
+    paths = [out / f"{stem}.{kind}" for kind in ("json", "md", "html")]
+    paths[0].write_text(json.dumps(document, indent=1) + "\n")
+    paths[1].write_text(markdown)
+    paths[2].write_text(html.to_html(markdown, "aioecho: the claims, measured", out))
+    return paths
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = output_dir(options)
     out.mkdir(parents=True, exist_ok=True)  # fail now, not after half an hour of measuring
+    if options.claims is not None:
+        for path in write_claims(options, out):
+            print(path)
+        return 0
     if options.from_json is not None:
         run, stem = report.from_json(options.from_json.read_text()), options.from_json.stem
     else:
