@@ -19,7 +19,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from aioecho.bench.memory import listening_pids, rss_bytes
+from aioecho.bench.memory import listening_pids
+from aioecho.procfs import rss_bytes
 
 from .support import (
     Certificates,

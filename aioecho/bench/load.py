@@ -38,13 +38,13 @@ from ..core import (
     OpenLoopProtocol,
     Tally,
 )
+from ..procfs import rss_bytes
 from ..tls import client_context
 from .config import BenchConfig
 from .failures import INTERRUPTED, NOT_ATTEMPTED, classify
 from .hiccups import HiccupProbe
 from .histogram import Histogram, LatencyRecorder
 from .idle import IdleConnection, idle_exchange
-from .memory import rss_bytes
 from .pacer import Pacer, Schedule
 from .payload import Payload
 from .result import NS_PER_S, PartialResult

@@ -12,23 +12,14 @@ import contextlib
 import os
 from pathlib import Path
 
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-PROC = Path("/proc")
+from ..procfs import PROC, rss_bytes
+
 TCP_TABLES = ("net/tcp", "net/tcp6")
 LISTEN = "0A"  # the kernel's TCP_LISTEN state, as /proc/net/tcp writes it
 # A server opens its listening sockets at start-up, among its first
 # descriptors: looking at only these keeps the scan cheap beside processes
 # that hold a hundred thousand connections.
 FIRST_DESCRIPTORS = 256
-
-
-def rss_bytes(pid: int | str = "self") -> int | None:
-    """The resident set size of process ``pid``, or ``None`` if it cannot be read."""
-    try:
-        fields = (PROC / str(pid) / "statm").read_text().split()
-        return int(fields[1]) * PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def total_rss(pids: list[int]) -> int | None:

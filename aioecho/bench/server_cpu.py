@@ -10,29 +10,14 @@ event loop running the load is never held up by it.
 
 from __future__ import annotations
 
-import os
 import threading
 from time import monotonic_ns
 
-from .memory import PROC, ServerMemory, listening_pids
+from ..procfs import cpu_seconds
+from .memory import ServerMemory, listening_pids
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU seconds of process ``pid``, or ``None`` if unreadable."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # Fields after the command name, which may itself hold spaces and parentheses.
-    fields = stat.rsplit(")", 1)[1].split()
-    try:
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    except (IndexError, ValueError):
-        return None
 
 
 def total_cpu(pids: list[int]) -> float | None:
