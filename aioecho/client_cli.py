@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import re
 import signal
 import ssl
 import sys
@@ -29,14 +28,12 @@ from .client import (
 from .config import ConfigError, ServerConfig
 from .loops import LoopName, LoopUnavailableError, resolve_loop, run_on
 from .options import add_flags, from_flags, option
-from .tls import client_context
+from .tls import client_context, ssl_reason
 
 INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a Ctrl-C
 
 _SERVER = ServerConfig()
 
-# How the ssl module ends its messages: " (_ssl.c:1006)".
-_SSL_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
 # What OpenSSL reports when the bytes that came back are no TLS record at all.
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 
@@ -142,7 +139,7 @@ def describe(exc: Exception) -> str:
         return f"{exc} (see --max-line and --max-reply)"
     if isinstance(exc, ssl.SSLError):
         hint = " (is it a TLS server?)" if exc.reason in _NOT_TLS else ""
-        return f"TLS failed: {_SSL_SOURCE_LINE.sub('', exc.strerror or str(exc))}{hint}"
+        return f"TLS failed: {ssl_reason(exc)}{hint}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)

@@ -53,6 +53,12 @@ class ConfigError(ValueError):
     """An option has a value the server cannot run with."""
 
 
+class TargetError(ValueError):
+    """A target that cannot be used: a name that does not resolve, an address
+    of the wrong form, or a local server that would not start (the harness's
+    and the Locust integration's alike)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything an :class:`~aioecho.EchoServer` needs to know before it starts."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import ssl
+
+# How the ssl module ends its messages: " (_ssl.c:1006)".
+_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
 
 
 def server_context(cert: str, key: str) -> ssl.SSLContext:
@@ -19,3 +23,9 @@ def client_context(ca: str | None = None, insecure: bool = False) -> ssl.SSLCont
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def ssl_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's words for ``exc``, without the line of C source the ssl module
+    appends: the same text whatever the build, for people and failure counts."""
+    return _SOURCE_LINE.sub("", exc.strerror or str(exc))

@@ -13,6 +13,7 @@ except ImportError:  # pure Python without Cython installed
     from . import nocython as cython
 
 LF = b"\n"
+LF_CODE = LF[0]  # the same, as one byte of a buffer compares: an int
 CR = b"\r"
 CR_CODE = ord(CR)  # an int operand makes ``in`` a plain byte scan: several times faster
 

@@ -15,7 +15,7 @@ from typing import cast
 
 from .connections import ConnectionTracker, Timeouts
 from .counters import CloseReason
-from .framing import LineEcho, upper
+from .framing import LF_CODE, LineEcho, upper
 from .kernel import kernel_unread, kernel_unsent
 from .sink import ReplySink
 
@@ -40,7 +40,6 @@ WRITE_LOW_WATER = 16 * 1024
 # default suffix a whole read still fits in one slice.
 REPLY_SLICE = 128 * 1024
 
-LF = ord("\n")
 
 # Makes the sink of a new connection, given the connection (None: replies
 # go straight to the transport).
@@ -361,7 +360,7 @@ class LineConnection(EchoConnection):
         buffer = self._receive_buffer
         # Ping-pong traffic nearly always takes this path: a short read that
         # ends on a line boundary with nothing held over from the last one.
-        if nbytes <= self._fast_limit and buffer[nbytes - 1] == LF:
+        if nbytes <= self._fast_limit and buffer[nbytes - 1] == LF_CODE:
             # _send() and echo.count_lines() inlined: at this size a Python
             # call costs as much as the kernel's share of the round trip.
             if cython.compiled:
@@ -376,7 +375,7 @@ class LineConnection(EchoConnection):
             if per_line:
                 counters.messages += (len(reply) - nbytes) // per_line
             else:
-                counters.messages += buffer.count(LF, 0, nbytes)
+                counters.messages += buffer.count(LF_CODE, 0, nbytes)
             return
         self.data_received(buffer[:nbytes])
         if nbytes == len(buffer):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import DEFAULT_MAX_LINE, DEFAULT_PORT
+from ..config import TargetError as TargetError  # raised here; the harness's API names it
 from ..process.launch import LaunchError, aioecho_command, launch_server
 from ..sockets.limits import raise_open_file_limit
 from .config import BenchConfig
@@ -41,10 +42,6 @@ SERVER_STOP_TIMEOUT = 10.0
 # Descriptors a client process needs besides its connections: stdio, the
 # loop's epoll and self-pipe, pipes to workers, files of imported modules.
 FD_RESERVE = 64
-
-
-class TargetError(RuntimeError):
-    """The target cannot be resolved, or the local server would not start."""
 
 
 @dataclass(frozen=True)

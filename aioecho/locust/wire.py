@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import random
-import re
 import select
 import socket
 import ssl
@@ -23,7 +22,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..client import ERROR_PREFIX
-from ..tls import client_context
+from ..config import TargetError as TargetError  # raised here, named by the plugin
+from ..tls import client_context, ssl_reason
 
 Payload = Literal["text", "random"]
 PAYLOADS: tuple[Payload, ...] = ("text", "random")
@@ -49,16 +49,9 @@ _SHOWN = 24
 
 _RECV_SIZE = 64 * 1024
 
-# How the ssl module ends its messages: " (_ssl.c:1006)".
-_SSL_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
-
 # settimeout(0) would switch the socket to non-blocking mode instead of
 # timing out at once; a tiny positive timeout raises TimeoutError as wanted.
 _EXPIRED = 1e-9
-
-
-class TargetError(ValueError):
-    """The ``--host`` value does not name a target this integration can reach."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +324,6 @@ def _show(data: bytes) -> str:
 
 def _reason(exc: OSError) -> str:
     if isinstance(exc, ssl.SSLError) and exc.strerror:
-        # OpenSSL's words without the line of C source appended to them: Locust
-        # counts failures by their text, which must not change with the build.
-        return _SSL_SOURCE_LINE.sub("", exc.strerror)
+        # Locust counts failures by their text, which must not change with the build.
+        return ssl_reason(exc)
     return f"[Errno {exc.errno}] {exc.strerror}" if exc.strerror else repr(exc)
