@@ -14,7 +14,7 @@ import uvloop
 
 from aioecho import EchoServer
 
-from .support import Certificates, ServerProcess, issue_certificates, serve_in_subprocess
+from .support import Certificates, ChildServer, issue_certificates, serve_in_subprocess
 
 if TYPE_CHECKING:
     # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
@@ -86,7 +86,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 
 @pytest.fixture(scope="module")
-def echo_process() -> Iterator[ServerProcess]:
+def echo_process() -> Iterator[ChildServer]:
     """One aioecho in a child process for the runs that need a target, not their own."""
     with serve_in_subprocess() as server:
         yield server

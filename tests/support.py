@@ -19,33 +19,17 @@ import trustme
 
 from aioecho import EchoServer, cli
 from aioecho.core import WRITE_HIGH_WATER
-from aioecho.process.launch import LaunchError, launch_server
+from aioecho.process.child import ChildServer
+from aioecho.process.launch import LaunchError
 from aioecho.process.launch import aioecho_command as aioecho_command
-from aioecho.process.readiness import Readiness
 
 Address = tuple[str, int]
-
-
-@dataclass
-class ServerProcess:
-    """``python -m aioecho`` running in a child process, and what it announced."""
-
-    process: subprocess.Popen[bytes]
-    ready: Readiness
-
-    @property
-    def host(self) -> str:
-        return self.ready.addresses[0][0]
-
-    @property
-    def port(self) -> int:
-        return self.ready.addresses[0][1]
 
 
 @contextlib.contextmanager
 def serve_in_subprocess(
     *args: str, env: dict[str, str] | None = None, open_files: int | None = None
-) -> Iterator[ServerProcess]:
+) -> Iterator[ChildServer]:
     """Start the CLI server (on a free port unless ``--unix``); yield once it is ready.
 
     ``open_files`` caps the child's descriptors (soft and hard limit alike).
@@ -58,25 +42,20 @@ def serve_in_subprocess(
 
     port = () if "--unix" in args else ("--port", "0")
     try:
-        launched = launch_server(
+        server = ChildServer.start(
             aioecho_command(*args, *port),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            follow_log=False,
             env={**os.environ, **(env or {})},
             preexec_fn=limit_files,
         )
     except LaunchError as exc:
-        _, log = exc.process.communicate()
-        raise AssertionError(f"{exc}: {log!r}") from None
-    process = launched.process
+        raise AssertionError(str(exc)) from None
     try:
-        yield ServerProcess(process, launched.ready)
+        yield server
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
+        server.kill()
+        assert server.process.stderr is not None
+        server.process.stderr.close()
 
 
 def refusal_from_a_real_start(
@@ -110,7 +89,7 @@ def refusal_in_process(
     return capsys.readouterr().err.splitlines()
 
 
-def stop(server: ServerProcess, sig: signal.Signals = signal.SIGTERM) -> tuple[int, bytes]:
+def stop(server: ChildServer, sig: signal.Signals = signal.SIGTERM) -> tuple[int, bytes]:
     """Signal the server; its exit code and the rest of its log."""
     server.process.send_signal(sig)
     assert server.process.stderr is not None

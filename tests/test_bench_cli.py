@@ -24,7 +24,7 @@ from aioecho.procfs import rss_bytes
 
 from .support import (
     Certificates,
-    ServerProcess,
+    ChildServer,
     aioecho_command,
     refusal_from_a_real_start,
     refusal_in_process,
@@ -71,7 +71,7 @@ def bench_together(*runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[s
     return done
 
 
-def target_of(server: ServerProcess) -> tuple[str, ...]:
+def target_of(server: ChildServer) -> tuple[str, ...]:
     return ("--host", server.host, "--port", str(server.port))
 
 
@@ -91,7 +91,7 @@ def test_without_a_target_it_benchmarks_a_local_server() -> None:
     assert "\r" not in done.stdout  # no progress line when stdout is not a terminal
 
 
-def test_processes_merge_into_one_result(echo_process: ServerProcess) -> None:
+def test_processes_merge_into_one_result(echo_process: ChildServer) -> None:
     server = echo_process
     done = bench(*target_of(server), *QUICK, "--processes", "2", "--rate", "2000", "--json")
     assert done.returncode == 0, done.stderr
@@ -194,7 +194,7 @@ def on_terminal(*args: str, interrupt_when: bytes | None = None) -> tuple[int, b
         return process.wait(timeout=30), output, process.stderr.read()
 
 
-def test_a_terminal_gets_a_live_progress_line(echo_process: ServerProcess) -> None:
+def test_a_terminal_gets_a_live_progress_line(echo_process: ChildServer) -> None:
     # Progress comes every half second: a run that lasts past the first one.
     args = ("--connections", "5", "--rate", "1000", "--duration", "0.8", "--warmup", "0")
     code, output, _ = on_terminal(*target_of(echo_process), *args)
@@ -205,7 +205,7 @@ def test_a_terminal_gets_a_live_progress_line(echo_process: ServerProcess) -> No
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
-def test_ctrl_c_ends_a_long_run_with_a_result(processes: str, echo_process: ServerProcess) -> None:
+def test_ctrl_c_ends_a_long_run_with_a_result(processes: str, echo_process: ChildServer) -> None:
     args = ("--connections", "20", "--duration", "60", "--warmup", "0", "--processes", processes)
     code, output, errors = on_terminal(*target_of(echo_process), *args, interrupt_when=b"msg/s")
     assert code == 0, errors
@@ -230,7 +230,7 @@ def limit_descriptors(count: int) -> Callable[[], None]:
     return apply
 
 
-def test_out_of_descriptors_is_a_reason_not_a_crash(echo_process: ServerProcess) -> None:
+def test_out_of_descriptors_is_a_reason_not_a_crash(echo_process: ChildServer) -> None:
     target = target_of(echo_process)
     done = subprocess.run(
         aioecho_command(
@@ -249,7 +249,7 @@ def test_out_of_descriptors_is_a_reason_not_a_crash(echo_process: ServerProcess)
 
 
 def test_processes_are_added_to_stay_under_the_descriptor_limit(
-    echo_process: ServerProcess,
+    echo_process: ChildServer,
 ) -> None:
     target = target_of(echo_process)
     done = subprocess.run(
@@ -300,7 +300,7 @@ def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixt
     assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:SECONDS")
 
 
-def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ServerProcess) -> None:
+def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ChildServer) -> None:
     args = ("--connections", "4", "--duration", "0.5", "--warmup", "0.1", "--idle", "20")
     for processes in ("1", "2"):
         done = bench(*target_of(echo_process), *args, "--processes", processes, "--json")
@@ -311,7 +311,7 @@ def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ServerProce
         assert result["idle_alive"] == 20
 
 
-def test_the_timeline_is_printed_on_request(echo_process: ServerProcess) -> None:
+def test_the_timeline_is_printed_on_request(echo_process: ChildServer) -> None:
     args = ("--connections", "4", "--duration", "1.2", "--warmup", "0")
     done = bench(*target_of(echo_process), *args, "--timeline", "--timeline-by", "due")
     assert done.returncode == 0, done.stderr
@@ -326,7 +326,7 @@ def test_the_timeline_is_printed_on_request(echo_process: ServerProcess) -> None
 
 
 def test_a_ramp_and_an_hgrm_file_from_the_command_line(
-    tmp_path: Path, echo_process: ServerProcess
+    tmp_path: Path, echo_process: ChildServer
 ) -> None:
     hgrm = tmp_path / "latency.hgrm"
     args = ("--connections", "10", "--duration", "0.1", "--warmup", "0.05")
@@ -348,7 +348,7 @@ def test_a_ramp_and_an_hgrm_file_from_the_command_line(
     assert max_ms == pytest.approx(result["latency_us"]["max"] / 1000, rel=0.01)
 
 
-def test_find_max_rate_refuses_a_bound_below_the_floor(echo_process: ServerProcess) -> None:
+def test_find_max_rate_refuses_a_bound_below_the_floor(echo_process: ChildServer) -> None:
     args = ("--connections", "10", "--duration", "0.2", "--warmup", "0", "--rate", "250")
     # A 1 µs bound no server meets: the floor step shows it, the search stops there.
     done = bench(*target_of(echo_process), *args, "--find-max-rate", "0.001", "--json")
@@ -362,7 +362,7 @@ def test_find_max_rate_refuses_a_bound_below_the_floor(echo_process: ServerProce
     ), line
 
 
-def test_the_server_of_a_local_port_is_found_and_measured(echo_process: ServerProcess) -> None:
+def test_the_server_of_a_local_port_is_found_and_measured(echo_process: ChildServer) -> None:
     server = echo_process
     pids = listening_pids(server.port)
     assert pids == [server.process.pid]

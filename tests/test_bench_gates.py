@@ -15,7 +15,7 @@ from aioecho.bench import BenchConfig, BenchConfigError, BenchResult
 from aioecho.bench.gates import Gate, parse_regression, regressions
 from aioecho.bench.repeats import bootstrap, compare, ratio_of_medians, repeat
 
-from .support import ServerProcess
+from .support import ChildServer
 from .test_bench_cli import bench, target_of
 from .test_bench_shapes import result_at
 
@@ -96,7 +96,7 @@ def test_a_comparison_alternates_the_sides() -> None:
 # -- end to end -----------------------------------------------------------------------
 
 
-def test_repeats_report_medians_and_validate(echo_process: ServerProcess) -> None:
+def test_repeats_report_medians_and_validate(echo_process: ChildServer) -> None:
     done = bench(*target_of(echo_process), *SHORT, "--repeat", "2", "--json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -110,7 +110,7 @@ def test_repeats_report_medians_and_validate(echo_process: ServerProcess) -> Non
     assert total > 0
 
 
-def test_a_comparison_from_the_command_line(echo_process: ServerProcess) -> None:
+def test_a_comparison_from_the_command_line(echo_process: ChildServer) -> None:
     other = f"{echo_process.host}:{echo_process.port}"
     done = bench(*target_of(echo_process), *SHORT, "--compare", other, "--repeat", "2")
     assert done.returncode == 0, done.stderr
@@ -121,7 +121,7 @@ def test_a_comparison_from_the_command_line(echo_process: ServerProcess) -> None
     assert any(line.startswith("B/A rps: ") for line in lines)
 
 
-def test_gates_fail_the_command(echo_process: ServerProcess, tmp_path: Path) -> None:
+def test_gates_fail_the_command(echo_process: ChildServer, tmp_path: Path) -> None:
     target = target_of(echo_process)
     assert bench(*target, *SHORT, "--fail-if", "p99>1m").returncode == 0
     done = bench(*target, *SHORT, "--fail-if", "p99<1m", "--fail-if", "errors>0")
@@ -140,7 +140,7 @@ def test_gates_fail_the_command(echo_process: ServerProcess, tmp_path: Path) -> 
     "flags",
     [("--fail-if", "p99"), ("--repeat", "0"), ("--compare", "nowhere"), ("--baseline", "/nope")],
 )
-def test_wrong_flags_are_one_line(flags: tuple[str, ...], echo_process: ServerProcess) -> None:
+def test_wrong_flags_are_one_line(flags: tuple[str, ...], echo_process: ChildServer) -> None:
     done = bench(*target_of(echo_process), *SHORT, *flags)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) <= 2  # usage line and the error

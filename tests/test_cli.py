@@ -16,7 +16,7 @@ import pytest
 import aioecho
 
 from .support import (
-    ServerProcess,
+    ChildServer,
     aioecho_command,
     log_line,
     never_reading_peer,
@@ -29,7 +29,7 @@ from .support import (
 LOOPS = ["asyncio", "uvloop"]
 
 
-def talk(server: ServerProcess, message: bytes) -> bytes:
+def talk(server: ChildServer, message: bytes) -> bytes:
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(message)
         sock.shutdown(socket.SHUT_WR)

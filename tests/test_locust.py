@@ -41,7 +41,7 @@ from aioecho.locust.wire import (
     parse_target,
 )
 
-from .support import Certificates, ServerProcess, serve_in_subprocess
+from .support import Certificates, ChildServer, serve_in_subprocess
 
 # pytest.importorskip would import Locust, and with it gevent's patches, here.
 if importlib.util.find_spec("locust") is None:
@@ -70,13 +70,13 @@ TIMEOUT = 5.0
 
 
 @pytest.fixture(scope="module")
-def echo_server() -> Iterator[ServerProcess]:
+def echo_server() -> Iterator[ChildServer]:
     with serve_in_subprocess() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def tls_server(certificates: Certificates) -> Iterator[ServerProcess]:
+def tls_server(certificates: Certificates) -> Iterator[ChildServer]:
     with serve_in_subprocess(
         f"--tls-cert={certificates.cert}", f"--tls-key={certificates.key}"
     ) as server:
@@ -170,7 +170,7 @@ def test_check_body_refuses_what_is_not_one_line(body: bytes) -> None:
 @pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize("terminator", [b"\n", b"\r\n"])
 def test_replies_of_the_real_server_pass(
-    echo_server: ServerProcess, payload: str, terminator: bytes
+    echo_server: ChildServer, payload: str, terminator: bytes
 ) -> None:
     target = Target("tcp", echo_server.host, echo_server.port)
     connection = EchoConnection.open(target, TIMEOUT)
@@ -185,7 +185,7 @@ def test_replies_of_the_real_server_pass(
 
 
 def test_a_wrong_suffix_is_a_mismatch_from_the_first_differing_byte(
-    echo_server: ServerProcess,
+    echo_server: ChildServer,
 ) -> None:
     target = Target("tcp", echo_server.host, echo_server.port)
     connection = EchoConnection.open(target, TIMEOUT)
@@ -205,7 +205,7 @@ def test_a_wrong_suffix_is_a_mismatch_from_the_first_differing_byte(
 
 @pytest.mark.parametrize("insecure", [False, True], ids=["ca", "insecure"])
 def test_tls_replies_pass_with_the_ca_or_without_checks(
-    tls_server: ServerProcess, certificates: Certificates, insecure: bool
+    tls_server: ChildServer, certificates: Certificates, insecure: bool
 ) -> None:
     # Insecure gives no CA file: the pass shows the system's CAs were not consulted.
     trust = Trust(insecure=True) if insecure else Trust(str(certificates.ca))
@@ -219,7 +219,7 @@ def test_tls_replies_pass_with_the_ca_or_without_checks(
 
 
 def test_a_certificate_from_another_ca_fails_verification(
-    tls_server: ServerProcess, certificates: Certificates
+    tls_server: ChildServer, certificates: Certificates
 ) -> None:
     target = Target("tls", tls_server.host, tls_server.port)
     with pytest.raises(ConnectFailed) as caught:
@@ -487,7 +487,7 @@ class LocustRun:
         return sum(int(entry["num_failures"]) for entry in self.stats.values())
 
 
-def counting_server(*args: str) -> contextlib.AbstractContextManager[ServerProcess]:
+def counting_server(*args: str) -> contextlib.AbstractContextManager[ChildServer]:
     """A server for a Locust run: it logs its counters for :func:`stop_master_when`."""
     return serve_in_subprocess(f"--stats-interval={STATS_SECONDS}", *args)
 
@@ -498,7 +498,7 @@ COUNTERS = re.compile(rb"stats: .*accepted=(\d+) .*answered=(\d+)")
 
 
 def stop_master_when(
-    enough: Enough, server: ServerProcess, master: subprocess.Popen[bytes]
+    enough: Enough, server: ChildServer, master: subprocess.Popen[bytes]
 ) -> None:
     """SIGTERM the master once the server's logged counters are ``enough``.
 
@@ -516,7 +516,7 @@ def stop_master_when(
 
 def run_locust(
     tmp_path: Path,
-    server: ServerProcess,
+    server: ChildServer,
     enough: Enough,
     *options: str,
     scheme: str = "tcp",

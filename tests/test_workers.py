@@ -37,7 +37,7 @@ from aioecho.sockets.binding import Address, format_address
 from aioecho.stats import Stats, snapshot
 
 from .support import (
-    ServerProcess,
+    ChildServer,
     aioecho_command,
     log_line,
     never_reading_peer,
@@ -110,7 +110,7 @@ def receive(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def stopped_cleanly(server: ServerProcess, workers: list[int]) -> None:
+def stopped_cleanly(server: ChildServer, workers: list[int]) -> None:
     code, log = stop(server)
     assert code == 0
     assert b"Traceback" not in log

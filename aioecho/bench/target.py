@@ -6,18 +6,15 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import math
-import signal
 import socket
-import subprocess
-import threading
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import DEFAULT_MAX_LINE, DEFAULT_PORT
 from ..config import TargetError as TargetError  # raised here; the harness's API names it
-from ..process.launch import LaunchError, aioecho_command, launch_server
+from ..process.child import ChildServer
+from ..process.launch import LaunchError, aioecho_command
 from ..sockets.limits import raise_open_file_limit
 from .config import BenchConfig
 
@@ -134,66 +131,16 @@ def target_port(config: BenchConfig) -> int:
     return DEFAULT_PORT if config.port is None else config.port
 
 
-class LocalServer:
-    """``python -m aioecho`` on a free port in a child process.
-
-    Its stderr is drained by a thread for the whole run: a server whose log
-    pipe fills up would block, and the benchmark would measure that.
-    """
-
-    def __init__(self, config: BenchConfig) -> None:
-        self._command = aioecho_command(
-            "serve",
-            "--host", "127.0.0.1", "--port", "0",
-            "--loop", config.server_loop, "--suffix", config.suffix,
-            # Lines as long as requested must not be refused as too long
-            # (aioecho's default max-line is the smallest it gets).
-            "--max-line", str(max(DEFAULT_MAX_LINE, config.size)),
-        )  # fmt: skip
-        self.loop = config.server_loop
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log: deque[bytes] = deque(maxlen=20)
-        self.description = ""
-
-    def wait_serving(self) -> tuple[str, int]:
-        """Start the server; the host and port it announced once ready."""
-        try:
-            launched = launch_server(
-                self._command,
-                timeout=SERVER_START_TIMEOUT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-        except LaunchError as exc:
-            self.process = exc.process
-            self._drain()
-            raise TargetError(f"the local server did not start: {exc}: {self.last_log()}") from None
-        self.process = launched.process
-        self.description = f"aioecho child process ({launched.ready.details})"
-        threading.Thread(target=self._drain, name="aioecho-bench-server-log", daemon=True).start()
-        return launched.address
-
-    def stop(self) -> None:
-        """SIGTERM, then wait; kill if it does not stop within the timeout."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SERVER_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
-
-    def last_log(self) -> str:
-        return b"".join(self.log).decode(errors="replace").strip() or "no output"
-
-    def _drain(self) -> None:
-        assert self.process is not None
-        assert self.process.stderr is not None
-        with self.process.stderr:
-            for line in self.process.stderr:
-                self.log.append(line)
+def local_server_command(config: BenchConfig) -> list[str]:
+    """``python -m aioecho`` on a free port of 127.0.0.1, as the run asks for it."""
+    return aioecho_command(
+        "serve",
+        "--host", "127.0.0.1", "--port", "0",
+        "--loop", config.server_loop, "--suffix", config.suffix,
+        # Lines as long as requested must not be refused as too long
+        # (aioecho's default max-line is the smallest it gets).
+        "--max-line", str(max(DEFAULT_MAX_LINE, config.size)),
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -205,12 +152,18 @@ def open_target(config: BenchConfig) -> Iterator[tuple[Target, str | None]]:
     if not config.spawns_server:
         yield resolve(config.host or "127.0.0.1", target_port(config), config.connections), None
         return
-    server = LocalServer(config)
     try:
-        host, port = server.wait_serving()
-        yield resolve(host, port, config.connections), server.description
+        server = ChildServer.start(local_server_command(config), timeout=SERVER_START_TIMEOUT)
+    except LaunchError as exc:
+        raise TargetError(f"the local server did not start: {exc}") from None
+    try:
+        host, port = server.address
+        yield (
+            resolve(host, port, config.connections),
+            f"aioecho child process ({server.ready.details})",
+        )
     finally:
-        server.stop()
+        server.stop(SERVER_STOP_TIMEOUT)
 
 
 def usable_descriptors() -> int:

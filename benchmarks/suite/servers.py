@@ -1,8 +1,8 @@
 """The servers of the matrix, and one launcher that runs any of them.
 
 Every server runs in its own process on a free port and announces where it
-listens: aioecho through its readiness pipe (the shared launcher of
-:mod:`aioecho.process.launch`), the baselines by printing
+listens: aioecho through its readiness pipe (the package's own child-server
+launcher, :mod:`aioecho.process.child`), the baselines by printing
 ``listening on HOST:PORT`` on stdout. Both streams are drained for the whole
 run (a full pipe would stall the server) and their tail kept, so that a
 server that dies can be reported with its last words.
@@ -17,13 +17,13 @@ import signal
 import subprocess
 import sys
 import threading
-from collections import deque
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from aioecho.process.launch import LaunchError, launch_server
+from aioecho.process.child import ChildServer, LogTail, stop_process
+from aioecho.process.launch import LaunchError
 
 from . import proc
 
@@ -34,10 +34,10 @@ HOST = "127.0.0.1"
 BACKLOG = 4096
 READY = re.compile(rb"listening on \[?([^\]\s]+?)\]?:(\d+)")
 START_TIMEOUT = 15.0
+READY_POLL_S = 0.05  # how often a start that has not announced is checked for an exit
 STOP_TIMEOUT = 10.0
 # How long a multi-process server gets to start its workers after announcing.
 WORKERS_TIMEOUT = 5.0
-LOG_TAIL = 20
 
 
 class ServerError(RuntimeError):
@@ -139,32 +139,32 @@ class ServerProcess:
         self.port = 0
         self.metrics_port = 0  # announced by aioecho with --metrics-port, else 0
         self._ready = threading.Event()
-        self._log: deque[bytes] = deque(maxlen=LOG_TAIL)
         env = {**os.environ, **spec.env} if spec.env else None
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": env}
         if spec.is_aioecho:
             try:
-                launched = launch_server(spec.command, timeout=START_TIMEOUT, **pipes)
+                child = ChildServer.start(spec.command, timeout=START_TIMEOUT, env=env)
             except LaunchError as exc:
-                self._log.extend(exc.process.communicate()[1].splitlines())
-                raise ServerError(f"{exc}: {self.last_line()}") from None
-            self.process = launched.process
-            self.port = launched.address[1]
-            self.metrics_port = launched.ready.metrics[0][1] if launched.ready.metrics else 0
+                raise ServerError(str(exc)) from None
+            self.process, self.log = child.process, child.log
+            self.port = child.address[1]
+            self.metrics_port = child.ready.metrics[0][1] if child.ready.metrics else 0
             self._ready.set()
-        else:
-            self.process = subprocess.Popen(spec.command, **pipes)
-        self._readers = [
-            threading.Thread(target=self._drain, args=(pipe,), daemon=True)
-            for pipe in (self.process.stdout, self.process.stderr)
-        ]
-        for reader in self._readers:
-            reader.start()
+            return
+        self.log = LogTail(on_line=self._announced)
+        self.process = subprocess.Popen(
+            spec.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        for pipe in (self.process.stdout, self.process.stderr):
+            self.log.follow(pipe)
 
     def wait_ready(self) -> None:
         """Block until the server announced its port and runs all its processes."""
-        if not self._ready.wait(START_TIMEOUT) or not self.port:
-            # An output pipe closed: it is probably exiting.
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._ready.wait(READY_POLL_S):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                break  # exited, or too slow: either way it will not announce
+        if not self.port:
+            self.log.join()  # its last words
             raise ServerError(self.death(1.0) or f"did not announce a port in {START_TIMEOUT:g} s")
         if self.spec.processes > 1 and not self._wait_processes():
             raise ServerError(
@@ -195,20 +195,12 @@ class ServerProcess:
         return f"server died ({how}): {self.last_line()}"
 
     def last_line(self) -> str:
-        lines = [line.strip() for line in self._log if line.strip()]
-        return lines[-1].decode(errors="replace") if lines else "no output"
+        return self.log.last()
 
     def stop(self) -> None:
         """SIGTERM, then wait; kill if it does not stop in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
-        for reader in self._readers:
-            reader.join(timeout=1)
+        stop_process(self.process, STOP_TIMEOUT)
+        self.log.join()
 
     def _wait_processes(self) -> bool:
         waited = threading.Event()
@@ -218,15 +210,11 @@ class ServerProcess:
             waited.wait(0.1)
         return False
 
-    def _drain(self, pipe: IO[bytes] | None) -> None:
-        assert pipe is not None
-        with pipe:
-            for line in pipe:
-                self._log.append(line)
-                if not self._ready.is_set() and (match := READY.search(line)):
-                    self.port = int(match.group(2))
-                    self._ready.set()
-        self._ready.set()  # no announcement can come through this pipe any more
+    def _announced(self, line: bytes) -> None:
+        """A baseline's output line: the one that says where it listens makes it ready."""
+        if not self._ready.is_set() and (match := READY.search(line)):
+            self.port = int(match.group(2))
+            self._ready.set()
 
 
 @contextlib.contextmanager
