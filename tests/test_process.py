@@ -185,8 +185,8 @@ except KeyboardInterrupt:
 
 
 WORKERS_THAT_NEVER_REPORT = """
-import sys, aioecho.process.supervisor as supervisor, aioecho.cli
-supervisor.WORKER_COMMAND = (sys.executable, "-c", "import time; time.sleep(60)")
+import sys, aioecho.process.pool as pool, aioecho.cli
+pool.WORKER_COMMAND = (sys.executable, "-c", "import time; time.sleep(60)")
 sys.exit(aioecho.cli.main(["--workers", "2", "--port", "0"]))
 """
 

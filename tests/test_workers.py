@@ -25,14 +25,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import aioecho
 from aioecho.core import Counters, Fault
-from aioecho.process.status import decode_stats, encode_stats
-from aioecho.process.supervisor import (
+from aioecho.process.backoff import (
     RESTART_DELAY_MAX,
     RESTART_DELAY_MIN,
     STABLE_UPTIME,
     RestartBackoff,
     next_restart_delay,
 )
+from aioecho.process.status import decode_stats, encode_stats
 from aioecho.sockets.binding import Address, format_address
 from aioecho.stats import Stats, snapshot
 
@@ -250,8 +250,8 @@ def test_a_busy_port_is_one_line_and_exit_1() -> None:
 
 def test_a_worker_that_cannot_start_stops_the_service_with_exit_1() -> None:
     program = (
-        "import sys, aioecho.process.supervisor as supervisor, aioecho.cli\n"
-        "supervisor.WORKER_COMMAND = (sys.executable, '-c', 'raise SystemExit(3)')\n"
+        "import sys, aioecho.process.pool as pool, aioecho.cli\n"
+        "pool.WORKER_COMMAND = (sys.executable, '-c', 'raise SystemExit(3)')\n"
         "sys.exit(aioecho.cli.main(['--workers', '3', '--port', '0']))\n"
     )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=30)

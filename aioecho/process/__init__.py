@@ -5,9 +5,12 @@ back if any part fails), announce readiness, wait for SIGINT or SIGTERM,
 stop gracefully. Imports flow downward in this list, never up:
 
 ``runner``      the blocking entry point, :func:`run_server`
-``supervisor``  N worker processes: spawn, watch, restart, sum their counters
+``supervisor``  N worker processes as one service: bind, observe, start and stop the pool
+``pool``        the worker processes: spawn, watch, restart, sum their counters
+``backoff``     when to restart a worker that exited
 ``watchdog``    deadlines by which the workers must report, on the supervisor's clock
 ``worker``      the entry of one worker process (``python -m aioecho.process.worker``)
+``child``       a server in a child process for the harness, the suite and the tests
 ``launch``      start ``python -m aioecho`` in a child and wait until it is ready
 ``single``      one in-process :class:`~aioecho.EchoServer` as a service
 ``lifecycle``   start, announce, wait for a signal, stop: the one sequence
