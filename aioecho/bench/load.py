@@ -407,6 +407,9 @@ class LoadEngine:
         ``--timeout`` (the sweep expires the late ones), then account for all."""
         now = monotonic_ns()
         if self._pacer is not None:
+            # Due in the window but not out yet because the loop was busy when
+            # it ended: sent now, late (their send lag says so).
+            self._pacer.catch_up(self.tally.window_end)
             self._pacer.stop()
             # Window messages the pacer never got to (it fell behind) are unsent too.
             first = self._schedule_index(self.tally.window_start)
