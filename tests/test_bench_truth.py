@@ -214,7 +214,7 @@ async def test_results_of_real_runs_merge(server: EchoServer) -> None:
 class Unfair(LineServer):
     """Answers the connections it accepted second, fourth, ... ``DELAY`` late."""
 
-    DELAY = 0.02
+    DELAY = 0.05
     accepted = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -263,9 +263,9 @@ async def test_an_unfair_server_lowers_the_index_and_the_minimum() -> None:
         result = await run_async(bench_config(port_of(server), connections=6, duration=0.3))
     figures = result.fairness
     trips = figures["round_trips"]
-    assert trips["min"] * 5 < trips["max"], figures  # 20 ms a reply against microseconds
+    assert trips["min"] * 5 < trips["max"], figures  # 50 ms a reply against microseconds
     assert figures["jain_index"] < 0.7, figures
-    assert figures["longest_gap_us"]["max"] >= 15_000, figures
+    assert figures["longest_gap_us"]["max"] >= 45_000, figures
 
 
 async def test_a_connection_left_waiting_a_whole_second_is_starved() -> None:
