@@ -25,14 +25,17 @@ from aioecho.sockets.limits import raise_open_file_limit
 
 from . import report, target
 from .beside import PIPELINER, UNICODE
+from .faults import FAULT_SCENARIOS
 from .memory import AMPLIFICATION, GLOBAL_MEMORY
 from .model import Scenario, Settings
 from .slowloris import SLOWLORIS
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
-    for scenario in (SLOWLORIS, PIPELINER, AMPLIFICATION, GLOBAL_MEMORY, UNICODE)
-}
+    for scenario in (
+        SLOWLORIS, PIPELINER, AMPLIFICATION, GLOBAL_MEMORY, UNICODE, *FAULT_SCENARIOS
+    )
+}  # fmt: skip
 LOOPS = ("asyncio", "uvloop")
 # (full, --quick) defaults of the size knobs.
 SIZES = {
@@ -43,6 +46,7 @@ SIZES = {
     "normal_clients": (20, 5),
     "amplifiers": (100, 20),
     "holders": (4000, 200),
+    "paced_clients": (300, 50),
 }
 # Descriptors kept free for the runner itself (pipes, the neighbours' process).
 FD_RESERVE = 100
@@ -75,8 +79,9 @@ def parser() -> Parser:
         ("slow-clients", "slowloris: slow clients"),
         ("max-connections", "slowloris: the server's --max-connections"),
         ("normal-clients", "slowloris: normal clients trying afterwards"),
-        ("amplifiers", "amplification: clients that never read"),
+        ("amplifiers", "amplification, outbox-*, tls-memory: clients that never read"),
         ("holders", "memory: connections holding a partial line"),
+        ("paced-clients", "fragment-idle: clients each sending one 64 KiB line"),
     ):
         full = SIZES[knob.replace("-", "_")][0]
         help_text = f"{what} (full: {full})"
