@@ -23,6 +23,8 @@ DEFAULT_PORT = 8088
 DEFAULT_MAX_LINE = 65536
 # listen() takes a C int; the kernel caps it further (net.core.somaxconn).
 MAX_BACKLOG = 2**31 - 1
+# setsockopt() takes a C int.
+MAX_SNDBUF = 2**31 - 1
 # A stats line more often than this is a flood of logs, not a summary.
 MIN_STATS_INTERVAL = 0.1
 
@@ -72,6 +74,13 @@ class ServerConfig:
         ByteSize(256 * MIB),
         "bytes held for all clients together (unanswered input, unsent replies) before "
         "the biggest holder is refused; K, M, G suffixes; 0 = no limit",
+        "BYTES",
+    )
+    sndbuf: ByteSize = option(
+        ByteSize(0),
+        "SO_SNDBUF of each accepted connection, as HAProxy's tune.sndbuf.client: caps the "
+        "kernel memory a client that does not read can pin (Linux doubles it); "
+        "0 = the kernel's own, autotuned",
         "BYTES",
     )
     line_timeout: float = option(
@@ -163,6 +172,9 @@ class ServerConfig:
             f"max_client_memory must not be negative, not {self.max_client_memory}",
         )
         _check(
+            0 <= self.sndbuf <= MAX_SNDBUF, f"sndbuf must be 0..{MAX_SNDBUF}, not {self.sndbuf}"
+        )
+        _check(
             self.max_connections is None or self.max_connections >= 1,
             f"max_connections must be at least 1, not {self.max_connections}",
         )
@@ -226,6 +238,7 @@ class ServerConfig:
 
 _TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration]] = {
     "max_client_memory": ByteSize,
+    "sndbuf": ByteSize,
     "bandwidth": ByteSize,
     "close_after": ByteSize,
     "jitter": Duration,
