@@ -31,6 +31,8 @@ MAX_BACKLOG = 2**31 - 1
 # supervisor; more than 256 of them is past any machine's worth of cores
 # (a bound that does not depend on the machine a config is checked on).
 MAX_WORKERS = 256
+# setsockopt() takes a C int.
+MAX_SNDBUF = 2**31 - 1
 # A stats line more often than this is a flood of logs, not a summary.
 MIN_STATS_INTERVAL = 0.1
 
@@ -98,6 +100,14 @@ class ServerConfig:
         "the biggest holder is refused; K, M, G suffixes; 0 = no limit",
         "BYTES",
         check=BYTES,
+    )
+    sndbuf: ByteSize = option(
+        ByteSize(0),
+        "SO_SNDBUF of each accepted connection, as HAProxy's tune.sndbuf.client: caps the "
+        "kernel memory a client that does not read can pin (Linux doubles it); "
+        "0 = the kernel's own, autotuned",
+        "BYTES",
+        check=Bounds(int, 0, MAX_SNDBUF, " bytes"),
     )
     line_timeout: float = option(
         30.0,
@@ -271,6 +281,7 @@ class ServerConfig:
 
 _TEXT_FIELDS: dict[str, type[ByteSize] | type[Duration] | type[FileMode]] = {
     "max_client_memory": ByteSize,
+    "sndbuf": ByteSize,
     "bandwidth": ByteSize,
     "close_after": ByteSize,
     "jitter": Duration,

@@ -32,7 +32,7 @@ from .core import (
     Timeouts,
 )
 from .faults import FaultOutbox
-from .sockets.accept import Listener
+from .sockets.accept import Listener, set_send_buffer
 from .sockets.binding import Address, UnixSocketFile, bind_tcp, bind_unix
 from .sockets.limits import default_max_connections
 from .stats import Stats, log_stats_every, snapshot
@@ -282,6 +282,10 @@ class EchoServer:
         if peer is not None and self._peers.get(peer, 0) >= self.config.max_connections_per_ip:
             error = MAX_CONNECTIONS_PER_IP_ERROR
             return self._refuse(sock, CloseReason.MAX_CONNECTIONS_PER_IP, error)
+        try:
+            set_send_buffer(sock, self.config.sndbuf)
+        except OSError as exc:  # the peer may be gone already: the transport will find out
+            logger.debug("SO_SNDBUF not set: %r", exc)
         # Counted from now, not from connection_made: the transport is built
         # in a task, and accepts in between must see this connection.
         protocol = self._protocol_factory()

@@ -23,6 +23,7 @@ from aioecho import CloseReason, ConfigError, EchoServer, ServerConfig
 from aioecho.core import Fault
 from aioecho.durations import Duration, parse_duration
 from aioecho.faults import DelayStep, FaultPlan, Verdict, parse_delays
+from aioecho.faults.outbox import ENTRY_COST
 
 from .clock import FakeClock
 from .support import (
@@ -169,6 +170,11 @@ async def timed_exchange(address: Address, request: bytes, reply_size: int) -> t
 # -- delay and jitter --------------------------------------------------------------
 
 
+def held_cost(reply: bytes) -> int:
+    """What the outbox counts for one reply held alone: its bytearray and its entry."""
+    return ENTRY_COST + bytearray(reply).__sizeof__()
+
+
 @server_options(delay="50ms")
 async def test_a_delay_holds_the_reply_back(server: EchoServer) -> None:
     reply, elapsed = await timed_exchange(server.addresses[0], b"late\n", 8)
@@ -203,8 +209,8 @@ async def test_jitter_delays_each_reply_by_its_draw(server: EchoServer) -> None:
 async def test_delayed_replies_count_as_held_memory(server: EchoServer) -> None:
     reader, writer = await asyncio.open_connection(*server.addresses[0])
     writer.write(b"held\n")
-    await until(lambda: server.stats.bytes_received == 5)
-    assert server.stats.bytes_buffered == len(b"HELD_SB\n")  # waiting in the server
+    # Waiting in the server: its bytes, and the entry that holds them.
+    await until(lambda: server.stats.bytes_buffered == held_cost(b"HELD_SB\n"))
     assert await reader.readline() == b"HELD_SB\n"
     await until(lambda: server.stats.bytes_buffered == 0)
     writer.close()
@@ -371,10 +377,11 @@ async def test_the_server_clock_moves_a_delay_with_no_real_waiting(
     server = delaying_server
     reader, writer = await asyncio.open_connection(*server.addresses[0])
     writer.write(b"late\n")
-    await until(lambda: server.stats.bytes_buffered == len(b"LATE_SB\n"))
+    held = held_cost(b"LATE_SB\n")
+    await until(lambda: server.stats.bytes_buffered == held)
     clock.advance(299)
     server.check_timeouts()  # writes what is due by the clock, here nothing
-    assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (0, len(b"LATE_SB\n"))
+    assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (0, held)
     clock.advance(1)
     server.check_timeouts()
     assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (len(b"LATE_SB\n"), 0)

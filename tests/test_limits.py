@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import struct
 
@@ -132,3 +134,36 @@ def test_running_out_of_descriptors_pauses_accepting_and_recovers(loop: str) -> 
         assert server.process.wait(timeout=20) == 0
     assert log.count(b"cannot accept: Too many open files") == 1
     assert b"Traceback" not in log
+
+
+def server_end_of(client: socket.socket) -> socket.socket:
+    """The server's end of ``client``'s connection, found among this process's descriptors
+    (the server runs in the test's process): a duplicate, for getsockopt()."""
+    wanted = (client.getpeername(), client.getsockname())
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            fd = os.dup(int(name))
+            try:
+                sock = socket.socket(fileno=fd)
+            except OSError:
+                os.close(fd)  # not a socket
+                continue
+            with contextlib.suppress(OSError):  # not connected
+                if (sock.getsockname(), sock.getpeername()) == wanted:
+                    return sock
+            sock.close()
+    raise LookupError(f"no server end of {wanted} in this process")
+
+
+@server_options(sndbuf=8192)
+async def test_sndbuf_sets_the_send_buffer_of_each_accepted_connection(
+    server: EchoServer,
+) -> None:
+    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    writer.write(b"hi\n")
+    assert await reader.readline() == b"HI_SB\n"  # accepted and served
+    client = writer.get_extra_info("socket")
+    with server_end_of(client) as accepted:  # type: ignore[arg-type]
+        # Linux doubles the value asked for, for its own bookkeeping.
+        assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 8192
+    writer.close()

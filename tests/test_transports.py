@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -16,6 +17,13 @@ import pytest
 
 import aioecho
 from aioecho import EchoServer
+from aioecho.core import (
+    RECEIVE_BUFFER_SIZE,
+    REPLY_SLICE,
+    TLS_LAYER_HELD,
+    TLS_READ_HIGH_WATER,
+    WRITE_HIGH_WATER,
+)
 from aioecho.sockets.binding import BindError
 from aioecho.tls import client_context
 
@@ -123,6 +131,39 @@ def test_unreadable_tls_files_exit_2(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         b"aioecho: error: --tls-cert/--tls-key: No such file or directory (see --help)"
     ]
+
+
+# The most one read of the SSL layer takes (256 KiB on both loops): it may
+# come on top of the encrypted input held when the layer pauses its reading.
+SSL_READ_SIZE = 256 * 1024
+
+
+async def test_a_tls_client_that_never_reads_is_counted_with_its_ssl_buffers(
+    certificates: Certificates,
+) -> None:
+    async with await aioecho.start_server(port=0, **tls_options(certificates)) as server:
+        tls = client_context(str(certificates.ca))
+        reader, writer = await asyncio.open_connection(
+            *server.addresses[0], ssl=tls, server_hostname="localhost"
+        )
+        writer.write(b"hi\n")
+        assert await reader.readline() == b"HI_SB\n"
+        server.check_timeouts()
+        assert server.stats.bytes_buffered == 0  # idle: fixed costs, not counted
+        # Past its reader's limit the client reads nothing; it writes until
+        # the server has stopped reading it and the kernel's buffers are full.
+        while writer.transport.get_write_buffer_size() < SSL_READ_SIZE:
+            writer.write(b"x\n" * 8192)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.drain(), 0.01)
+        server.check_timeouts()
+        held = server.stats.bytes_buffered
+        assert held >= TLS_LAYER_HELD + WRITE_HIGH_WATER
+        # Replies over the high-water mark by a slice at most, a read of
+        # input, and the SSL layer's encrypted input, bounded.
+        most = WRITE_HIGH_WATER + REPLY_SLICE + RECEIVE_BUFFER_SIZE
+        assert held <= TLS_LAYER_HELD + most + TLS_READ_HIGH_WATER + SSL_READ_SIZE
+        writer.transport.abort()
 
 
 # -- Unix sockets ------------------------------------------------------------

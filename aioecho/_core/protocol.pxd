@@ -12,6 +12,7 @@ cdef class EchoConnection:
     cdef object _transport
     cdef object _write
     cdef object _sink
+    cdef object _tls_incoming
     cdef object _linger_timer
     cdef object _blocked_since
     cdef object _line_started
@@ -24,6 +25,7 @@ cdef class EchoConnection:
     cpdef buffer_updated(self, Py_ssize_t nbytes)
     cpdef stop_answering(self)
     cpdef _next_turn(self)
+    cdef _limit_tls_reading(self)
     cdef bint _keep_open_for_sink(self) except -1
     cdef bint _line_overdue(self, double now, double line_timeout)
     cdef Py_ssize_t _held(self) except -1

@@ -40,6 +40,20 @@ WRITE_LOW_WATER = 16 * 1024
 # default suffix a whole read still fits in one slice.
 REPLY_SLICE = 128 * 1024
 
+# TLS: the SSL layer reads on into its own buffer of encrypted input while
+# the connection has paused reading, up to its high-water mark (256 KiB by
+# default on both loops) plus one read; 64 KiB bounds it as the replies are.
+TLS_READ_HIGH_WATER = 64 * 1024
+TLS_READ_LOW_WATER = 16 * 1024
+
+# What the SSL layer holds for a TLS connection that holds anything, besides
+# its encrypted input (counted as it is): its read buffer (256 KiB on both
+# loops: asyncio fills it with zeros at once, uvloop's pages fill as reads
+# do) and the encrypted replies its socket transport buffers before it
+# pauses (64 KiB). An idle connection's are left out, like its other fixed
+# costs (README, "Limits").
+TLS_LAYER_HELD = (256 + 64) * 1024
+
 
 # Makes the sink of a new connection, given the connection (None: replies
 # go straight to the transport).
@@ -77,6 +91,7 @@ class EchoConnection:
         "_receive_buffer",
         "_receive_view",
         "_sink",
+        "_tls_incoming",
         "_tracker",
         "_transport",
         "_turn_taken",
@@ -98,6 +113,7 @@ class EchoConnection:
         self._turn_taken = False  # reading paused until the next loop turn
         self._input_ended = False  # the peer ended its input: nothing left to drain
         self._sink: ReplySink | None = None if sink is None else sink(self)
+        self._tls_incoming: Callable[[], int] | None = None  # the SSL layer's input, if TLS
 
     @property
     def transport(self) -> asyncio.Transport:
@@ -113,6 +129,8 @@ class EchoConnection:
         self._transport = cast(asyncio.Transport, transport)
         self._write = self._transport.write  # bound once: it runs for every read
         self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        if self._transport.get_extra_info("ssl_object") is not None:
+            self._limit_tls_reading()
         self._heard_at = self._tracker.clock()
         if not self._answering:  # the server began to stop while this one was admitted
             self._transport.close()
@@ -200,7 +218,10 @@ class EchoConnection:
     def account(self) -> None:
         """Report what the connection holds while it answers; this may shed it (or others)."""
         if self._answering:
-            self._tracker.hold(self, self._held())
+            held = self._held()
+            if held and self._tls_incoming is not None:
+                held += self._tls_incoming() + TLS_LAYER_HELD
+            self._tracker.hold(self, held)
 
     def answer_more(self) -> None:
         """Go on answering: the sink takes replies again."""
@@ -237,6 +258,13 @@ class EchoConnection:
         transport.resume_reading()
         if linger is not None:
             self._linger_timer = asyncio.get_running_loop().call_later(linger, transport.abort)
+
+    def _limit_tls_reading(self) -> None:
+        """Bound the SSL layer's reading ahead, and count what it holds."""
+        # Both loops' SSL transports have these, unlike the plain ones.
+        transport = cast(asyncio.Transport, self._transport)
+        transport.set_read_buffer_limits(high=TLS_READ_HIGH_WATER, low=TLS_READ_LOW_WATER)  # type: ignore[attr-defined]
+        self._tls_incoming = transport.get_read_buffer_size  # type: ignore[attr-defined]
 
     def _keep_open_for_sink(self) -> bool:
         """At the end of input: whether the transport must stay open for a sink's replies."""

@@ -105,6 +105,18 @@ class FaultPlan:
             or self.stall_after is not None
         )
 
+    @property
+    def draws(self) -> bool:
+        """Whether lines may differ in fate: some fault is drawn line by line (or counted)."""
+        return bool(
+            self.reset
+            or self.drop
+            or self.jitter
+            or self.stall_after is not None
+            or len(self.delays) > 1
+            or (self.delays and self.delays[0].below < PERCENT)
+        )
+
     def generators(self) -> Iterator[random.Random]:
         """One generator per connection, in the order the connections are accepted.
 

@@ -29,6 +29,7 @@ ACCEPT_BATCH = 128
 # freed by a closing connection (the value trio uses).
 ACCEPT_RETRY_DELAY = 0.1
 
+
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -125,3 +126,13 @@ class Listener:
             for sock in self.sockets:
                 self._loop.remove_reader(sock.fileno())
             self._accepting = False
+
+
+def set_send_buffer(sock: socket.socket, size: int) -> None:
+    """Cap the kernel's send buffer of an accepted socket (SO_SNDBUF; 0 leaves the default).
+
+    Linux doubles the value for its bookkeeping, caps it at
+    ``net.core.wmem_max`` and no longer autotunes that socket's buffer.
+    """
+    if size:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

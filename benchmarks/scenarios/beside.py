@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from . import neighbours
@@ -19,9 +20,10 @@ INVALID_UTF8_RATE = 2_000_000  # bytes/s
 
 
 def alone_then_beside(
-    server: ServerProcess, settings: Settings, line: bytes, rate: float
+    server: ServerProcess, settings: Settings, line: bytes, rate: float, abusers: int = 1
 ) -> Figures:
-    """The neighbours alone, then beside an abuser sending ``line`` at ``rate`` (0: flat out).
+    """The neighbours alone, then beside ``abusers`` clients each sending ``line`` at ``rate``
+    (0: flat out).
 
     The two phases alternate ``settings.repeats`` times and each figure is
     the median, so that a burst of other work on the machine shifts one
@@ -32,13 +34,17 @@ def alone_then_beside(
     for _ in range(settings.repeats):
         alone.append(neighbours.measure(server.port, settings.duration, suffix))
         abuser_seconds = RAMP_S + settings.duration + neighbours.WARMUP_S + ABUSER_SLACK_S
-        with Abuser(HOST, server.port, line, rate, abuser_seconds) as abuser:
+        with contextlib.ExitStack() as stack:
+            group = [
+                stack.enter_context(Abuser(HOST, server.port, line, rate, abuser_seconds))
+                for _ in range(abusers)
+            ]
             time.sleep(RAMP_S)
             beside.append(neighbours.measure(server.port, settings.duration, suffix))
-            abused.append(abuser.stop())
+            abused.extend(abuser.stop() for abuser in group)
     typical_alone = neighbours.Neighbours.median(alone)
     typical_beside = neighbours.Neighbours.median(beside)
-    seconds = sum(report["seconds"] for report in abused)
+    seconds = sum(report["seconds"] for report in abused) / abusers  # they run side by side
     return {
         "alone": typical_alone.to_dict(),
         "beside": typical_beside.to_dict(),

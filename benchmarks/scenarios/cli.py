@@ -25,6 +25,7 @@ from aioecho.sockets.limits import raise_open_file_limit
 
 from . import report, target
 from .beside import PIPELINER, UNICODE
+from .faults import FAULT_SCENARIOS
 from .memory import AMPLIFICATION, GLOBAL_MEMORY
 from .model import Scenario, Settings
 from .pause import SUPERVISOR_PAUSE
@@ -41,6 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
         UNICODE,
         SCRAPES,
         SUPERVISOR_PAUSE,
+        *FAULT_SCENARIOS,
     )
 }
 LOOPS = ("asyncio", "uvloop")
@@ -53,6 +55,7 @@ SIZES = {
     "normal_clients": (20, 5),
     "amplifiers": (100, 20),
     "holders": (4000, 200),
+    "paced_clients": (300, 50),
 }
 # Descriptors kept free for the runner itself (pipes, the neighbours' process).
 FD_RESERVE = 100
@@ -85,8 +88,9 @@ def parser() -> Parser:
         ("slow-clients", "slowloris: slow clients"),
         ("max-connections", "slowloris: the server's --max-connections"),
         ("normal-clients", "slowloris: normal clients trying afterwards; pause: clients"),
-        ("amplifiers", "amplification: clients that never read"),
+        ("amplifiers", "amplification, outbox-*, tls-memory: clients that never read"),
         ("holders", "memory: connections holding a partial line"),
+        ("paced-clients", "fragment-idle: clients each sending one 64 KiB line"),
     ):
         full = SIZES[knob.replace("-", "_")][0]
         help_text = f"{what} (full: {full})"

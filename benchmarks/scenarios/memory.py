@@ -36,7 +36,7 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _settle(server: ServerProcess) -> None:
+def settle(server: ServerProcess) -> None:
     """Wait until the server's resident memory stops growing (or the limit passes)."""
     deadline = time.monotonic() + SETTLE_LIMIT_S
     last = server.rss_bytes()
@@ -94,7 +94,7 @@ def hold(server: ServerProcess, settings: Settings) -> Figures:
             sent = sockets.fill(
                 socks, PARTIAL_LINE, len(PARTIAL_LINE), start + FILL_LIMIT_S, STALL_S * 5
             )
-            _settle(server)
+            settle(server)
             ended = sockets.fates(socks)
         client_s = time.monotonic() - start
     finally:

@@ -21,6 +21,7 @@ class Settings:
     normal_clients: int
     amplifiers: int
     holders: int
+    paced_clients: int
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
 import struct
 import time
 from collections import Counter
@@ -29,8 +30,17 @@ def source(index: int) -> str:
     return f"127.0.0.{2 + index // PER_SOURCE}"
 
 
-def connect_many(port: int, count: int, errors: Counter[str]) -> list[socket.socket]:
-    """``count`` connections to the server, non-blocking once open; failures counted by kind."""
+# What a non-blocking socket raises when it cannot write or read now (TLS included).
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def connect_many(
+    port: int, count: int, errors: Counter[str], tls: ssl.SSLContext | None = None
+) -> list[socket.socket]:
+    """``count`` connections to the server, non-blocking once open; failures counted by kind.
+
+    With ``tls``, each finishes its handshake before the next one connects.
+    """
     opened: list[socket.socket] = []
     try:
         for index in range(count):
@@ -39,6 +49,8 @@ def connect_many(port: int, count: int, errors: Counter[str]) -> list[socket.soc
                 sock.settimeout(CONNECT_TIMEOUT_S)
                 sock.bind((source(index), 0))
                 sock.connect((HOST, port))
+                if tls is not None:
+                    sock = tls.wrap_socket(sock, server_hostname="localhost")
             except OSError as error:
                 sock.close()
                 errors[type(error).__name__] += 1
@@ -78,7 +90,7 @@ def fill(
                 chunk = payload if left is None else payload[len(payload) - left :]
                 try:
                     sent = sock.send(chunk)
-                except BlockingIOError:
+                except WOULD_BLOCK:
                     continue
                 except OSError:
                     sent, left = 0, 0
@@ -93,7 +105,8 @@ def fill(
 
 
 def fates(socks: Iterable[socket.socket]) -> Counter[str]:
-    """What the server did to each socket so far: ``open``, an ``ERR ...`` line, closed, reset."""
+    """What the server did to each socket so far: ``open`` (perhaps with replies to read),
+    an ``ERR ...`` line, closed, reset."""
     seen: Counter[str] = Counter()
     for sock in socks:
         seen[_fate(sock)] += 1
@@ -103,12 +116,14 @@ def fates(socks: Iterable[socket.socket]) -> Counter[str]:
 def _fate(sock: socket.socket) -> str:
     try:
         data = sock.recv(4096)
-    except BlockingIOError:
+    except WOULD_BLOCK:
         return "open"
     except OSError as error:
         return f"reset ({type(error).__name__})"
     if not data:
         return "closed"
+    if not data.startswith(b"ERR "):
+        return "open"  # replies waiting to be read
     return data.split(b"\n", 1)[0].decode(errors="replace")
 
 

@@ -194,6 +194,10 @@ class ServerProcess:
         how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
         return f"server died ({how}): {self.last_line()}"
 
+    def log_tail(self) -> list[str]:
+        """The last lines the server wrote to stdout and stderr, oldest first."""
+        return [line.decode(errors="replace").rstrip() for line in self._log]
+
     def last_line(self) -> str:
         return self.log.last()
 

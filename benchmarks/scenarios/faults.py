@@ -1,0 +1,187 @@
+"""Faults and TLS against the memory budget, faulted streams beside neighbours, idle pacing.
+
+- **outbox-*** and **tls-memory**: clients send empty lines and never read;
+  the server's resident growth is set against what its memory budget counted
+  (the ``buffered=`` figure of its last stats line).
+- **fault-neighbours**: ping-pong neighbours alone, then beside four clients
+  streaming empty lines under ``--jitter 1ms``.
+- **fragment-idle**: clients each send one 64 KiB line to a ``--fragment 1``
+  server and then neither send nor read; the server's CPU is set against the
+  bytes it sent meanwhile.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import ssl
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from . import sockets
+from .beside import NEIGHBOUR_COLUMNS, alone_then_beside
+from .memory import EMPTY_LINES, STALL_S, settle
+from .model import Column, Figures, Scenario, Settings, mib, ratio
+from .target import PeakMemory, ServerProcess
+
+STATS_INTERVAL = ("--stats-interval", "0.2")
+BUDGET = ("--max-client-memory", "64M")
+BUFFERED = re.compile(r"\bbuffered=(\d+)B")
+OUT = re.compile(r"\bout=(\d+)B")
+# Two stats lines: the last one was written after the memory settled.
+COUNT_WAIT_S = 0.5
+FILL_LIMIT_S = 60.0
+TLS_FILL_S = 5.0
+STREAMERS = 4
+STREAM_RATE = 250_000  # bytes/s of empty lines per streaming client: 1 MB/s together
+LONG_LINE = b"a" * 65535 + b"\n"
+IDLE_RAMP_S = 1.0
+
+
+def last_figure(server: ServerProcess, pattern: re.Pattern[str]) -> int | None:
+    """A figure of the server's latest stats line, or None before its first."""
+    for line in reversed(server.log_tail()):
+        if found := pattern.search(line):
+            return int(found.group(1))
+    return None
+
+
+@functools.cache
+def _certificates() -> tuple[str, str, str]:
+    """A throw-away CA and a localhost certificate: (cert, key, CA) file paths."""
+    import trustme  # a test dependency: only the TLS scenario needs it
+
+    folder = Path(tempfile.mkdtemp(prefix="aioecho-abuse-tls-"))
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost", "127.0.0.1")
+    paths = [folder / name for name in ("cert.pem", "key.pem", "ca.pem")]
+    issued.private_key_and_cert_chain_pem.write_to_path(str(paths[0]))
+    issued.private_key_pem.write_to_path(str(paths[1]))
+    ca.cert_pem.write_to_path(str(paths[2]))
+    return (str(paths[0]), str(paths[1]), str(paths[2]))
+
+
+def _tls_flags(settings: Settings) -> tuple[str, ...]:
+    cert, key, _ = _certificates()
+    return ("--tls-cert", cert, "--tls-key", key, *BUDGET, *STATS_INTERVAL)
+
+
+def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = False) -> Figures:
+    """Non-readers send empty lines (64 KiB each; TLS: until the server stops reading)."""
+    context = ssl.create_default_context(cafile=_certificates()[2]) if tls else None
+    before = server.rss_bytes()
+    errors: Counter[str] = Counter()
+    socks = sockets.connect_many(server.port, settings.amplifiers, errors, context)
+    try:
+        with PeakMemory(server) as peak:
+            total, limit = (None, TLS_FILL_S) if tls else (len(EMPTY_LINES), FILL_LIMIT_S)
+            sent = sockets.fill(socks, EMPTY_LINES, total, time.monotonic() + limit, STALL_S)
+            settle(server)
+            time.sleep(COUNT_WAIT_S)
+            counted = last_figure(server, BUFFERED) or 0
+            resident = server.rss_bytes() - before
+            ended = sockets.fates(socks)
+    finally:
+        sockets.reset_all(socks)
+    return {
+        "clients": len(socks),
+        "connect_errors": dict(errors),
+        "sent_mib": mib(sent),
+        "growth_mib": mib(resident),
+        "peak_growth_mib": mib(peak.peak - before),
+        "counted_mib": mib(counted),
+        "growth_per_counted": ratio(resident, counted),
+        "open": ended.pop("open", 0),
+        "refused": dict(ended),
+    }
+
+
+def paced_idle(server: ServerProcess, settings: Settings) -> Figures:
+    """Clients each send one long line, then neither send nor read: server CPU vs bytes out."""
+    errors: Counter[str] = Counter()
+    socks = sockets.connect_many(server.port, settings.paced_clients, errors)
+    try:
+        sockets.fill(socks, LONG_LINE, len(LONG_LINE), time.monotonic() + FILL_LIMIT_S, STALL_S)
+        time.sleep(IDLE_RAMP_S)
+        cpu, out, start = server.cpu_seconds(), last_figure(server, OUT) or 0, time.monotonic()
+        time.sleep(settings.duration)
+        seconds = time.monotonic() - start
+        cpu = (server.cpu_seconds() - cpu) / seconds
+        out = ((last_figure(server, OUT) or 0) - out) / seconds
+    finally:
+        sockets.reset_all(socks)
+    return {
+        "clients": len(socks),
+        "connect_errors": dict(errors),
+        "server_cpu": cpu,
+        "sent_per_s": out,
+        "cpu_us_per_byte": cpu / out * 1e6 if out else None,
+    }
+
+
+MEMORY_COLUMNS = (
+    Column("clients", "clients"),
+    Column("sent MiB", "sent_mib", "float"),
+    Column("RSS growth MiB (peak)", "growth_mib|peak_growth_mib", "float"),
+    Column("counted MiB", "counted_mib", "float"),
+    Column("growth ÷ counted", "growth_per_counted", "ratio"),
+    Column("still open", "open"),
+    Column("refused", "refused", "text"),
+)
+
+
+def _outbox(name: str, *fault: str) -> Scenario:
+    return Scenario(
+        name=f"outbox-{name}",
+        title=f"Fault outbox under `{' '.join(fault)}`, `--max-client-memory 64M`: "
+        "clients send 64 KiB of empty lines each and never read",
+        flags=lambda settings: (*fault, *BUDGET, *STATS_INTERVAL),
+        run=held_against_counted,
+        columns=MEMORY_COLUMNS,
+    )
+
+
+OUTBOX_SCENARIOS = (
+    _outbox("delay", "--delay", "5m"),
+    _outbox("jitter", "--jitter", "5m"),
+    _outbox("bandwidth", "--bandwidth", "100"),
+    _outbox("fragment", "--fragment", "1"),
+)
+
+TLS_MEMORY = Scenario(
+    name="tls-memory",
+    title="TLS, `--max-client-memory 64M`: clients send empty lines and never read",
+    flags=_tls_flags,
+    run=functools.partial(held_against_counted, tls=True),
+    columns=MEMORY_COLUMNS,
+)
+
+FAULT_NEIGHBOURS = Scenario(
+    name="fault-neighbours",
+    title=f"Faulted streams: 10 ping-pong neighbours alone, then beside {STREAMERS} clients "
+    f"streaming empty lines at {STREAMERS * STREAM_RATE // 1000} KB/s together, "
+    "`--jitter 1ms` on every connection",
+    flags=lambda settings: ("--jitter", "1ms"),
+    run=lambda server, settings: alone_then_beside(
+        server, settings, b"\n", STREAM_RATE, STREAMERS
+    ),
+    columns=NEIGHBOUR_COLUMNS,
+)
+
+FRAGMENT_IDLE = Scenario(
+    name="fragment-idle",
+    title="Idle pacing: clients each send one 64 KiB line to `--fragment 1`, "
+    "then neither send nor read",
+    flags=lambda settings: ("--fragment", "1", *STATS_INTERVAL),
+    run=paced_idle,
+    columns=(
+        Column("clients", "clients"),
+        Column("server CPU", "server_cpu", "cores"),
+        Column("bytes sent/s", "sent_per_s", "rps"),
+        Column("CPU µs per byte sent", "cpu_us_per_byte", "float"),
+    ),
+)
+
+FAULT_SCENARIOS = (*OUTBOX_SCENARIOS, TLS_MEMORY, FAULT_NEIGHBOURS, FRAGMENT_IDLE)
