@@ -110,7 +110,7 @@ def test_a_bad_flag_is_one_line_and_exit_2_from_a_real_start(
         (["--max-line", "0"], "max_line"),
         (["--max-client-memory", "lots"], "--max-client-memory"),
         (["--sndbuf", "lots"], "--sndbuf"),
-        (["--sndbuf", "2G"], "sndbuf must be 0..2147483647, not 2G"),
+        (["--sndbuf", "2G"], "sndbuf must be 0..2147483647 bytes, not 2G"),
         (["--line-timeout", "-1"], "line_timeout"),
         (["--max-connections-per-ip", "-2"], "max_connections_per_ip"),
         (["--loop", "trio"], "--loop"),
