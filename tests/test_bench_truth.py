@@ -20,6 +20,7 @@ from aioecho.bench.histogram import Histogram, LatencyRecorder
 from aioecho.bench.result import merge_latency
 
 from .test_bench import LineServer, StallingServer, bench_config, port_of, serve, upper_sb
+from .test_bench_accounting import Silenced
 
 PERCENTILES = ("p50", "p90", "p95", "p99", "p999", "p9999", "max")
 
@@ -83,26 +84,44 @@ async def test_closed_loop_has_one_latency() -> None:
 # -- honest verdicts ------------------------------------------------------------------
 
 
-async def test_messages_never_sent_fail_the_run_with_their_age_as_latency() -> None:
+async def test_a_run_behind_its_rate_fails_and_its_late_messages_count() -> None:
     # 2 connections, one request in flight each, 20 ms a reply: at most 100
-    # msg/s get out of the 400 asked; the rest wait, unsent, to the end.
+    # msg/s get out of the 400 asked; the rest wait and go out after the
+    # window, each timed from when it was due.
     async with await serve(SlowServer().protocol) as server:
         config = bench_config(
             port_of(server), connections=2, pipeline=1, rate=400, duration=0.3, warmup=0
         )
         result = await run_async(config)
-    assert result.unsent is not None
     assert result.due is not None
-    assert result.unsent > result.due / 2, to_table(result)
+    assert result.behind is not None
+    assert result.behind > 0.5, to_table(result)
+    assert result.sent_after_window is not None
+    assert result.sent_after_window > result.due / 2
+    assert not result.ok
+    assert "(BEHIND)" in to_table(result).splitlines()[-1]
+    assert result.latency().count == result.answered + (result.unsent or 0)
+    # The last of them waited for every reply before it: far beyond the window.
+    assert result.latency_us["max"] is not None
+    assert result.latency_us["max"] >= 0.3 * 1_000_000
+    assert result.uncorrected_latency_us is not None
+    assert result.uncorrected_latency_us["max"] is not None
+    assert result.uncorrected_latency_us["max"] < 0.1 * 1_000_000  # each one took 20 ms
+
+
+async def test_messages_never_sent_count_at_their_age() -> None:
+    # A server that reads a little and then nothing: the rest stays owed
+    # until the drain gives up, and counts with its age as latency.
+    async with await serve(Silenced(answers=4).protocol) as server:
+        config = bench_config(
+            port_of(server), connections=1, pipeline=1, rate=200, duration=0.2, warmup=0,
+            timeout=0.3,
+        )  # fmt: skip
+        result = await run_async(config)
+    assert result.unsent, to_table(result)
     assert not result.ok
     assert "due messages never sent" in to_table(result).splitlines()[-1]
     assert result.latency().count == result.answered + result.unsent
-    # The oldest unsent message waited from the window's start to its end.
-    assert result.latency_us["max"] is not None
-    assert result.latency_us["max"] >= 0.2 * 1_000_000
-    assert result.uncorrected_latency_us is not None
-    assert result.uncorrected_latency_us["max"] is not None
-    assert result.uncorrected_latency_us["max"] < result.latency_us["max"]
 
 
 async def test_a_closed_loop_stall_is_flagged() -> None:

@@ -29,6 +29,7 @@ cdef class Tally:
     cdef public long long unanswered
     cdef public long long unsent
     cdef public long long late
+    cdef public long long sent_after_window
     cdef public object starved_seconds
 
     cpdef next_second(self, long long instant)

@@ -123,6 +123,7 @@ class Tally:
         "second_ns",
         "send_lag",
         "send_until",
+        "sent_after_window",
         "starved_seconds",
         "timed_out",
         "unanswered",
@@ -156,6 +157,7 @@ class Tally:
         self.timed_out = 0
         self.unanswered = 0
         self.unsent = 0
+        self.sent_after_window = 0  # open loop: due in the window, written after it
         self.late = 0
 
     def open_window(self, start: int, end: int) -> None:
@@ -688,6 +690,8 @@ class OpenLoopConnection(BenchConnection):
             tally.send_lag.record(now - intended)
             if now - intended > LATE_NS:
                 tally.late += 1
+            if now >= tally.window_end:
+                tally.sent_after_window += 1
         self.times.append(intended)
         self.written.append(now)
 
@@ -709,8 +713,14 @@ class OpenLoopConnection(BenchConnection):
         BenchConnection.give_up(self, deadline)
 
     def stop_sending(self) -> None:
-        self._drop_owed()
+        # What is owed was due in the window: it still goes out as the server
+        # lets it (timed from due, and counted as sent after the window), and
+        # only what is still owed when the drain gives up is unsent.
         self.finishing = True
+
+    def settle(self, now: int) -> None:
+        if not self.times and not self.owed:
+            self._finish(now)
 
     def finish_schedule(self) -> None:
         """No more requests will be scheduled: finish once the last is answered."""

@@ -521,6 +521,7 @@ class LoadEngine:
             unanswered=tally.unanswered,
             due=due,
             late=tally.late,
+            sent_after_window=tally.sent_after_window,
             unsent=tally.unsent,
             cpu_wall_s=(self._cpu_wall_end - self._cpu_wall_start) / NS_PER_S,
             loop_lag=self.loop_lag.encode(),

@@ -18,6 +18,9 @@ from .timeline import Second, merge_timelines
 
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000
+# An open-loop run that wrote more than this share of its due messages only
+# after the window ended (or never) did not run at the rate it was asked for.
+BEHIND_LIMIT = 0.03
 # Signs that the client, not the server, was the limit: a client process
 # this busy; an event loop this late (its 1 ms timer, p99), and late by a
 # large share of the latency; an open-loop pacer writing this late.
@@ -74,6 +77,7 @@ class PartialResult:
     uncorrected: bytes = b""
     send_lag: bytes = b""
     unsent_age: bytes = b""
+    sent_after_window: int = 0
     pacer_precise: bool = False
     second_ns: int = NS_PER_S  # how long a second of the timeline lasts
     trips_per_connection: list[int] = field(default_factory=list)  # in the window
@@ -142,6 +146,7 @@ class BenchResult:
     due: int | None = None
     late: int | None = None
     unsent: int | None = None
+    sent_after_window: int | None = None
     sent_rate: float | None = None
     rate_to: float | None = None
     ramp_s: float | None = None
@@ -194,6 +199,7 @@ class BenchResult:
             and self.mismatches == 0
             and self.timed_out == 0
             and not self.unsent
+            and (self.behind or 0.0) <= BEHIND_LIMIT
             and self.idle_alive == self.idle
             and self.messages > 0
         )
@@ -205,10 +211,11 @@ class BenchResult:
 
     @property
     def behind(self) -> float | None:
-        """Open loop: the share of the messages due that were never sent."""
+        """Open loop: the share of the messages due in the window that were not
+        written in it (written after it ended, or never)."""
         if not self.due or self.unsent is None:
             return None
-        return self.unsent / self.due
+        return (self.unsent + (self.sent_after_window or 0)) / self.due
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary of every field, plus ``ok``, ``client_bound`` and
@@ -330,6 +337,7 @@ def merge(
         due=due,
         late=sum(part.late for part in parts) if open_loop else None,
         unsent=unsent,
+        sent_after_window=(sum(part.sent_after_window for part in parts) if open_loop else None),
         sent_rate=round(sent / duration, 1) if open_loop and duration else None,
         rate_to=config.rate_to,
         ramp_s=config.ramp,

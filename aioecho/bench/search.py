@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from .config import BenchConfig
-from .result import SATURATED_CPU, BenchResult
+from .result import BEHIND_LIMIT, SATURATED_CPU, BenchResult
 
 FIRST_RATE = 1000.0
 # The floor is measured at this rate, or the asked first rate if lower.
@@ -45,9 +45,6 @@ MAX_STEPS = 20
 PRECISION = 0.05
 # Below this, halving further says nothing useful about a server.
 FLOOR_RATE = 10.0
-# An open-loop step that left this share of its due messages unsent did
-# not run at its rate.
-BEHIND_LIMIT = 0.03
 # The client is the limit when its own send lag or hiccups (p99) take this
 # share of the bound.
 CLIENT_SHARE = 0.25
@@ -192,7 +189,7 @@ def failure(result: BenchResult, bound_us: float) -> str | None:
         return f"p99 {p99:,} µs over {bound_us:,.0f} µs"
     behind = result.behind
     if behind is not None and behind > BEHIND_LIMIT:
-        return f"{behind:.1%} of due messages unsent"
+        return f"{behind:.1%} of due messages not sent in the window"
     return climbing(result, bound_us)
 
 
