@@ -301,7 +301,7 @@ def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixt
 
 
 def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ChildServer) -> None:
-    args = ("--connections", "4", "--duration", "0.5", "--warmup", "0.1", "--idle", "20")
+    args = ("--connections", "4", "--duration", "0.3", "--warmup", "0.05", "--idle", "20")
     for processes in ("1", "2"):
         done = bench(*target_of(echo_process), *args, "--processes", processes, "--json")
         assert done.returncode == 0, done.stderr
