@@ -1,11 +1,16 @@
-"""What the kernel still holds for a socket, where the platform can tell."""
+"""What the kernel still holds for a socket, where the platform can tell
+(POSIX: ``fcntl`` and ``termios``; elsewhere every answer is "unknown")."""
 
 from __future__ import annotations
 
 import array
 import asyncio
-import fcntl
-import termios
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # not POSIX: the queues cannot be asked about
+    fcntl = termios = None  # type: ignore[assignment]
 
 # Linux's SIOCOUTQ shares TIOCOUTQ's number: bytes sent but not yet
 # acknowledged by the peer. FIONREAD (SIOCINQ): bytes received, not yet read.

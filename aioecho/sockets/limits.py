@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import resource
+
+try:
+    import resource
+except ImportError:  # not POSIX: no open-file limit to read or raise
+    resource = None  # type: ignore[assignment]
 
 # Descriptors kept free when max_connections is derived from the open-file
 # limit: listening sockets, the metrics endpoint (at most
@@ -16,6 +20,8 @@ def raise_open_file_limit() -> int:
 
     Child processes inherit the raised limit.
     """
+    if resource is None:
+        raise OSError("the open-file limit is POSIX-only (no resource module here)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
@@ -26,6 +32,8 @@ def raise_open_file_limit() -> int:
 
 def default_max_connections() -> int:
     """The open-file soft limit less a reserve for everything that is not a client."""
+    if resource is None:
+        raise OSError("the open-file limit is POSIX-only (no resource module here)")
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20
