@@ -12,7 +12,8 @@ import resource
 import signal
 import socket
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, Protocol
 
 SUFFIX = b"_SB"
 # One read takes up to this much: a 16 KiB line in one read, not sixteen.
@@ -107,3 +108,44 @@ def exit_on_sigterm() -> None:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+class Poller(Protocol):
+    """What ``select.poll()`` and ``select.epoll()`` share."""
+
+    def register(self, fd: int, eventmask: int = ..., /) -> None: ...
+    def unregister(self, fd: int, /) -> None: ...
+    def poll(self, timeout: float | None = ..., /) -> list[tuple[int, int]]: ...
+
+
+def serve_polled(server: socket.socket, poller: Poller, readable: int) -> None:
+    """Accept and echo forever with ``poll``-style ``poller`` (select.poll or
+    select.epoll, level-triggered), waiting for ``readable`` events."""
+    poller.register(server.fileno(), readable)
+    connections: dict[int, socket.socket] = {}
+    pending: dict[socket.socket, bytes] = {}
+    while True:
+        for fd, _ in poller.poll():
+            if fd == server.fileno():
+                conn, _ = server.accept()
+                poller.register(conn.fileno(), readable)
+                connections[conn.fileno()] = conn
+                pending[conn] = b""
+                continue
+            conn = connections[fd]
+            if not echo_once(conn, pending):
+                poller.unregister(fd)  # before close: a closed descriptor is no longer known
+                del connections[fd]
+                forget(conn, pending)
+
+
+def serve_forever(serve: Callable[[socket.socket], None], description: str | None) -> None:
+    """The start every one-thread baseline shares: its flags, the open-file
+    limit, SIGTERM, a non-blocking listening socket announced; then ``serve``."""
+    args = parse_args(description)
+    raise_fd_limit()
+    exit_on_sigterm()
+    with listen(args.host, args.port, args.backlog) as server:
+        server.setblocking(False)
+        announce(server)
+        serve(server)

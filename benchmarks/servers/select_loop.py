@@ -17,7 +17,7 @@ from __future__ import annotations
 import select
 import socket
 
-from _common import announce, echo_once, exit_on_sigterm, forget, listen, parse_args, raise_fd_limit
+from _common import echo_once, forget, serve_forever
 
 
 def serve(server: socket.socket) -> None:
@@ -37,15 +37,5 @@ def serve(server: socket.socket) -> None:
                 forget(ready, pending)
 
 
-def main() -> None:
-    args = parse_args(__doc__)
-    raise_fd_limit()
-    exit_on_sigterm()
-    with listen(args.host, args.port, args.backlog) as server:
-        server.setblocking(False)
-        announce(server)
-        serve(server)
-
-
 if __name__ == "__main__":
-    main()
+    serve_forever(serve, __doc__)

@@ -15,7 +15,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
-from _common import announce, echo_once, exit_on_sigterm, forget, listen, parse_args, raise_fd_limit
+from _common import echo_once, forget, serve_forever
 
 sel = selectors.DefaultSelector()
 pending: dict[socket.socket, bytes] = {}  # the unterminated line of each connection
@@ -34,19 +34,14 @@ def read(conn: socket.socket, mask: int) -> None:
         forget(conn, pending)
 
 
-def main() -> None:
-    args = parse_args(__doc__)
-    raise_fd_limit()
-    exit_on_sigterm()
-    with listen(args.host, args.port, args.backlog) as server:
-        server.setblocking(False)
-        sel.register(server, selectors.EVENT_READ, accept)
-        announce(server)
-        while True:
-            for key, mask in sel.select():
-                callback: Callback = key.data
-                callback(key.fileobj, mask)  # type: ignore[arg-type]
+def serve(server: socket.socket) -> None:
+    """Dispatch readiness to the callbacks forever; returns only by exception."""
+    sel.register(server, selectors.EVENT_READ, accept)
+    while True:
+        for key, mask in sel.select():
+            callback: Callback = key.data
+            callback(key.fileobj, mask)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    main()
+    serve_forever(serve, __doc__)
