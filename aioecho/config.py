@@ -83,7 +83,11 @@ class ServerConfig:
     )
     backlog: int = option(1024, "listen queue length", "N", check=Bounds(int, 1, MAX_BACKLOG))
     shutdown_timeout: float = option(
-        5.0, "seconds a graceful stop waits for owed replies to flush", "SECONDS", check=SECONDS
+        5.0,
+        "seconds a graceful stop waits for owed replies to flush",
+        "SECONDS",
+        check=SECONDS,
+        parse=Duration,
     )
     max_connections: int | None = option(
         None,
@@ -114,21 +118,28 @@ class ServerConfig:
         "a line must be complete this long after its first byte; 0 = never",
         "SECONDS",
         check=SECONDS,
+        parse=Duration,
     )
     idle_timeout: float = option(
         300.0,
         "close a connection that sends nothing for this long; 0 = never",
         "SECONDS",
         check=SECONDS,
+        parse=Duration,
     )
     write_timeout: float = option(
         30.0,
         "close a connection whose replies are stuck this long; 0 = never",
         "SECONDS",
         check=SECONDS,
+        parse=Duration,
     )
     stats_interval: float = option(
-        0.0, "log a stats line this often; 0 = never", "SECONDS", check=SECONDS
+        0.0,
+        "log a stats line this often; 0 = never",
+        "SECONDS",
+        check=SECONDS,
+        parse=Duration,
     )
     metrics_port: int | None = option(
         None,
@@ -152,7 +163,11 @@ class ServerConfig:
         "MODE",
     )
     tls_handshake_timeout: float = option(
-        3.0, "seconds a client has to finish its TLS handshake", "SECONDS", check=SECONDS
+        3.0,
+        "seconds a client has to finish its TLS handshake",
+        "SECONDS",
+        check=SECONDS,
+        parse=Duration,
     )
     workers: int = option(
         1,
@@ -161,7 +176,11 @@ class ServerConfig:
         check=Bounds(int, 1, MAX_WORKERS),
     )
     worker_timeout: float = option(
-        5.0, "restart a worker that sends no status report for this long", "SECONDS", check=SECONDS
+        5.0,
+        "restart a worker that sends no status report for this long",
+        "SECONDS",
+        check=SECONDS,
+        parse=Duration,
     )
     unicode: bool = option(
         False, "uppercase valid UTF-8 lines by Unicode rules (straße -> STRASSE)"

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .bounds import Check
@@ -28,14 +29,19 @@ def option(
     *,
     repeat: bool = False,
     check: Check | None = None,
+    parse: Callable[[str], Any] | None = None,
 ) -> Any:
     """A dataclass field whose metadata also describes its command-line flag.
 
     ``repeat``: the flag may be given several times, collecting a tuple.
+    ``parse``: how the flag's text is read, where the field's type does not
+    say it (a ``float`` of seconds written ``5m``: :class:`~aioecho.durations.Duration`).
     ``check``: what the value may be (:mod:`aioecho.bounds`), checked by the
     config's ``__post_init__`` through :func:`~aioecho.bounds.check_fields`.
     """
-    metadata = {"help": help, "metavar": metavar, "repeat": repeat, "check": check}
+    metadata = {
+        "help": help, "metavar": metavar, "repeat": repeat, "check": check, "parse": parse,
+    }  # fmt: skip
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -45,7 +51,8 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Any]) -> None:
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
         meta = field.metadata
-        help_text = meta["help"] + ("" if field.default in (None, False, "") else DEFAULT_HELP)
+        shown = field.default not in (None, False, "") and not meta["repeat"]
+        help_text = meta["help"] + (DEFAULT_HELP if shown else _default_of_repeated(field))
         if hints[field.name] is bool:
             parser.add_argument(flag, action="store_true", help=help_text)
             continue
@@ -56,11 +63,19 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type[Any]) -> None:
         elif meta["repeat"]:  # a value, or a tuple of them: the flag collects strings
             values = {"action": "append", "type": str}
         else:
-            values = {"type": _reading(kind)}
+            values = {"type": _reading(meta.get("parse") or kind)}
         default = None if meta["repeat"] else field.default
         parser.add_argument(
             flag, default=default, metavar=meta["metavar"], help=help_text, **values
         )
+
+
+def _default_of_repeated(field: dataclasses.Field[Any]) -> str:
+    """A repeatable flag's default, said in words: argparse's is None there."""
+    if not field.metadata["repeat"] or field.default in (None, (), ""):
+        return ""
+    values = field.default if isinstance(field.default, tuple) else (field.default,)
+    return f" (default: {', '.join(map(str, values))})"
 
 
 def from_flags(config_class: type[T], parsed: argparse.Namespace) -> T:

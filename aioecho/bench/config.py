@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import DEFAULT_PORT
+from ..durations import Duration
 from ..loops import LOOP_NAMES, LoopName
 from ..options import option
 
@@ -56,12 +57,15 @@ class BenchConfig:
         "N",
     )
     duration: float | None = option(
-        None, f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)", "S"
+        None,
+        f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)",
+        "S",
+        parse=Duration,
     )
     messages: int | None = option(
         None, "stop after this many measured round trips (with --duration: first wins)", "N"
     )
-    warmup: float = option(1.0, "seconds of traffic before measuring starts", "S")
+    warmup: float = option(1.0, "seconds of traffic before measuring starts", "S", parse=Duration)
     size: int = option(64, "request line length in bytes, newline included", "BYTES")
     pipeline: int | None = option(
         None, "messages in flight per connection (default: 1 closed loop, unlimited open loop)", "K"
@@ -72,7 +76,9 @@ class BenchConfig:
     connect_rate: float | None = option(
         None, "new connections per second during ramp-up (default: as fast as possible)", "R"
     )
-    connect_timeout: float = option(5.0, "seconds before a connect attempt counts as failed", "S")
+    connect_timeout: float = option(
+        5.0, "seconds before a connect attempt counts as failed", "S", parse=Duration
+    )
     processes: int | None = option(
         None, "client processes (default: from the core count and the fd limit)", "N"
     )
@@ -88,12 +94,17 @@ class BenchConfig:
     loop: LoopName = option("auto", "the client's event loop")
     server_loop: LoopName = option("auto", "event loop of the local server")
     timeout: float = option(
-        5.0, "seconds a request may wait for its reply before it counts as timed out", "S"
+        5.0,
+        "seconds a request may wait for its reply before it counts as timed out",
+        "S",
+        parse=Duration,
     )
     rate_to: float | None = option(
         None, "open loop: ramp from --rate to this rate over --ramp seconds (--rate A:B:Ts)", "R"
     )
-    ramp: float | None = option(None, "seconds the ramp to --rate-to takes, from measuring", "S")
+    ramp: float | None = option(
+        None, "seconds the ramp to --rate-to takes, from measuring", "S", parse=Duration
+    )
     churn: int | None = option(None, "closed loop: reconnect every N requests", "N")
     timeline_by: TimelineBy = option(
         "reply",
