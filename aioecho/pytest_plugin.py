@@ -12,6 +12,18 @@ environment::
   its options (the fields of :class:`~aioecho.ServerConfig`).
 - ``echo_server_factory``: ``await echo_server_factory(**options)`` starts
   another server; every server it started is shut down after the test.
+- ``echo_clock``: a clock that moves only when the test says. A test that
+  asks for it gets servers whose time limits (idle, line, write timeouts,
+  delayed replies) follow it: ``echo_clock.advance(301)`` moves time on and
+  applies the limits at once, with no real waiting::
+
+      @pytest.mark.echo_server(idle_timeout=300)
+      async def test_idle_clients_are_dropped(echo_server, echo_clock) -> None:
+          reader, writer = await asyncio.open_connection(echo_server.host, echo_server.port)
+          writer.write(b"hello\n")
+          assert await reader.readline() == b"HELLO_SB\n"  # the server has the connection
+          echo_clock.advance(301)
+          assert await reader.read() == b"ERR idle timeout\n"
 
 The servers run on the loop pytest-asyncio runs the test in (asyncio,
 uvloop, or whatever the ``pytest_asyncio_loop_factories`` hook gives), so
@@ -38,7 +50,7 @@ except ImportError:  # pragma: no cover - without pytest-asyncio no async test r
     # pytest itself then reports the async fixture that no plugin handled.
     async_fixture = pytest.fixture  # type: ignore[assignment]
 
-__all__ = ["EchoServerFactory", "EchoTestServer"]
+__all__ = ["EchoClock", "EchoServerFactory", "EchoTestServer"]
 
 MARKER = "echo_server"
 MARKER_HELP = (
@@ -86,6 +98,39 @@ class EchoTestServer(EchoServer):
         return self.address[1]
 
 
+class EchoClock:
+    """A clock that moves only when a test says so: the stand-in for the loop's
+    clock where time is what the test is about.
+
+    Servers started while a test uses the ``echo_clock`` fixture time their
+    limits by it; :meth:`advance` moves it and applies those limits.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._servers: list[EchoServer] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time on by ``seconds``, then apply every watched server's time limits.
+
+        The servers first note what happened until now (a server stamps a
+        connection's activity at its next check, not at every read), so that
+        a read before the call counts as before it, as it would in real time.
+        """
+        for server in self._servers:
+            server.check_timeouts()
+        self.now += seconds
+        for server in self._servers:
+            server.check_timeouts()
+
+    def watch(self, server: EchoServer) -> None:
+        """Apply ``server``'s time limits on every :meth:`advance`."""
+        self._servers.append(server)
+
+
 class EchoServerFactory(Protocol):
     """The type of the ``echo_server_factory`` fixture."""
 
@@ -130,15 +175,26 @@ async def echo_server_factory(
     """
     check_runs_in_test_loop(request)
     started: list[EchoTestServer] = []
+    clock: EchoClock | None = None
+    if "echo_clock" in request.fixturenames:
+        clock = request.getfixturevalue("echo_clock")
 
     async def start(config: ServerConfig | None = None, /, **options: Any) -> EchoTestServer:
-        server = EchoTestServer(server_config(config, **options))
+        server = EchoTestServer(server_config(config, **options), clock=clock)
+        if clock is not None:
+            clock.watch(server)
         await server.start()
         started.append(server)
         return server
 
     yield start
     await asyncio.gather(*(server.shutdown() for server in started))
+
+
+@pytest.fixture
+def echo_clock() -> EchoClock:
+    """A clock the test moves; servers of this test time their limits by it."""
+    return EchoClock()
 
 
 @async_fixture

@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import uvloop
 
-from aioecho import EchoServer
-
 from .support import Certificates, ChildServer, issue_certificates, serve_in_subprocess
 
 if TYPE_CHECKING:
     # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
-    from aioecho.pytest_plugin import EchoServerFactory
+    from aioecho.pytest_plugin import EchoTestServer
 
 # The package's plugin is active through its entry point already; listing it
 # keeps the suite working with plugin autoloading off, and registers nothing twice.
@@ -67,16 +65,10 @@ def loop_name() -> str:
 
 
 @pytest.fixture
-async def server(
-    request: pytest.FixtureRequest, echo_server_factory: EchoServerFactory
-) -> EchoServer:
-    """A running server with the options of the test's ``server_options`` mark.
-
-    The package's own pytest plugin (active through its entry point) starts
-    it on 127.0.0.1, on a free port, and stops it after the test.
-    """
-    mark = request.node.get_closest_marker("server_options")
-    return await echo_server_factory(**(mark.kwargs if mark else {}))
+def server(echo_server: EchoTestServer) -> EchoTestServer:
+    """The package's own ``echo_server`` fixture, under the name the suite's
+    tests use; ``server_options`` (tests/support.py) is its mark."""
+    return echo_server
 
 
 @pytest.fixture(scope="session")

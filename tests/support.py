@@ -122,8 +122,8 @@ def issue_certificates(folder: Path) -> Certificates:
 
 
 def server_options(**options: Any) -> pytest.MarkDecorator:
-    """Options for the ``server`` fixture of the marked test."""
-    return pytest.mark.server_options(**options)
+    """Options for the ``server`` fixture of the marked test: the plugin's own mark."""
+    return pytest.mark.echo_server(**options)
 
 
 async def exchange(address: Address, *sends: bytes) -> bytes:

@@ -8,33 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 import aioecho
 from aioecho import CloseReason, EchoServer, ServerConfig
 from aioecho.core import RECEIVE_BUFFER_SIZE, REPLY_SLICE, WRITE_HIGH_WATER
+from aioecho.pytest_plugin import EchoClock, EchoTestServer
 
-from .clock import FakeClock
 from .support import read_to_end, server_options, until
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(echo_clock: EchoClock) -> EchoClock:
+    return echo_clock
 
 
 @pytest.fixture
-async def timed_server(
-    request: pytest.FixtureRequest, clock: FakeClock
-) -> AsyncIterator[EchoServer]:
-    """A server whose time limits follow ``clock``, with the test's ``server_options``."""
-    mark = request.node.get_closest_marker("server_options")
-    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, **(mark.kwargs if mark else {})}
-    async with EchoServer(ServerConfig(**options), clock=clock) as server:
-        yield server
+def timed_server(echo_server: EchoTestServer, echo_clock: EchoClock) -> EchoServer:
+    """The plugin's server, with the test's ``server_options``, its time limits on ``clock``."""
+    return echo_server
 
 
 async def send_and_wait(server: EchoServer, writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -44,7 +37,7 @@ async def send_and_wait(server: EchoServer, writer: asyncio.StreamWriter, data: 
     await until(lambda: server.stats.bytes_received == expected)
 
 
-def elapse(server: EchoServer, clock: FakeClock, seconds: float) -> None:
+def elapse(server: EchoServer, clock: EchoClock, seconds: float) -> None:
     """Move the server's clock on, then let it apply its time limits."""
     clock.advance(seconds)
     server.check_timeouts()
@@ -55,7 +48,7 @@ def elapse(server: EchoServer, clock: FakeClock, seconds: float) -> None:
 
 @server_options(line_timeout=30, idle_timeout=0)
 async def test_a_line_trickled_in_slower_than_the_line_timeout_is_refused(
-    timed_server: EchoServer, clock: FakeClock
+    timed_server: EchoServer, clock: EchoClock
 ) -> None:
     reader, writer = await asyncio.open_connection(*timed_server.addresses[0])
     await send_and_wait(timed_server, writer, b"sl")
@@ -70,7 +63,7 @@ async def test_a_line_trickled_in_slower_than_the_line_timeout_is_refused(
 
 @server_options(line_timeout=30, idle_timeout=0)
 async def test_the_line_timeout_counts_from_each_lines_first_byte(
-    timed_server: EchoServer, clock: FakeClock
+    timed_server: EchoServer, clock: EchoClock
 ) -> None:
     reader, writer = await asyncio.open_connection(*timed_server.addresses[0])
     await send_and_wait(timed_server, writer, b"first\nsec")
@@ -86,7 +79,7 @@ async def test_the_line_timeout_counts_from_each_lines_first_byte(
 
 @server_options(idle_timeout=300, line_timeout=0)
 async def test_an_idle_connection_is_told_and_closed_and_a_talking_one_is_not(
-    timed_server: EchoServer, clock: FakeClock
+    timed_server: EchoServer, clock: EchoClock
 ) -> None:
     address = timed_server.addresses[0]
     silent_reader, silent = await asyncio.open_connection(*address)

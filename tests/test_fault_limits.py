@@ -1,7 +1,7 @@
 """Faults inside the server's limits: held memory at its cost, fair turns, pacing, refusals.
 
 Over real sockets, on both loops; where time is the subject, the server runs
-on a :class:`FakeClock`.
+on a :class:`EchoClock`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from aioecho import CloseReason, EchoServer, ServerConfig
 from aioecho.core import WRITE_HIGH_WATER
 from aioecho.faults.outbox import LINES_PER_TURN
+from aioecho.pytest_plugin import EchoClock
 
-from .clock import FakeClock
 from .support import read_to_end, server_options, until
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ EMPTY_LINES = 20_000  # one read, one slice: their replies reach the outbox at o
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EchoClock:
+    return EchoClock()
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ async def test_a_loop_turn_decides_a_bounded_number_of_lines(
 
 
 @pytest.fixture
-async def pacing_server(clock: FakeClock) -> AsyncIterator[EchoServer]:
+async def pacing_server(clock: EchoClock) -> AsyncIterator[EchoServer]:
     """Paces replies at 100 kB/s of ``clock``'s time, in 1,000-byte pieces; small buffers."""
     config = ServerConfig(
         port=0, bandwidth=100_000, sndbuf=4096, write_timeout=30, idle_timeout=0, line_timeout=0
@@ -98,7 +98,7 @@ async def pacing_server(clock: FakeClock) -> AsyncIterator[EchoServer]:
 
 
 async def test_paced_pieces_go_out_only_as_the_kernel_takes_them(
-    pacing_server: EchoServer, clock: FakeClock, raw_client: socket.socket
+    pacing_server: EchoServer, clock: EchoClock, raw_client: socket.socket
 ) -> None:
     server = pacing_server
     await send(raw_client, server, (b"a" * 60_000 + b"\n") * 2)
@@ -116,7 +116,7 @@ async def test_paced_pieces_go_out_only_as_the_kernel_takes_them(
 
 @pytest.fixture
 async def refusing_server(
-    clock: FakeClock, request: pytest.FixtureRequest
+    clock: EchoClock, request: pytest.FixtureRequest
 ) -> AsyncIterator[EchoServer]:
     """An idle timeout of 10 s of ``clock``'s time, and the faults the test's param names."""
     config = ServerConfig(port=0, idle_timeout=10, line_timeout=0, **request.param)
@@ -124,7 +124,7 @@ async def refusing_server(
         yield server
 
 
-async def refuse_for_idleness(server: EchoServer, clock: FakeClock) -> None:
+async def refuse_for_idleness(server: EchoServer, clock: EchoClock) -> None:
     server.check_timeouts()  # the sweep that sees the last read
     clock.advance(10)
     server.check_timeouts()
@@ -133,7 +133,7 @@ async def refuse_for_idleness(server: EchoServer, clock: FakeClock) -> None:
 
 @pytest.mark.parametrize("refusing_server", [{"bandwidth": 100}], indirect=True)
 async def test_a_timeout_closes_a_paced_connection_after_its_linger(
-    refusing_server: EchoServer, clock: FakeClock
+    refusing_server: EchoServer, clock: EchoClock
 ) -> None:
     server = refusing_server
     reader, writer = await asyncio.open_connection(*server.addresses[0])
@@ -154,7 +154,7 @@ async def test_a_timeout_closes_a_paced_connection_after_its_linger(
 
 @pytest.mark.parametrize("refusing_server", [{"delay": "5m"}], indirect=True)
 async def test_a_timeout_sends_its_error_line_past_delayed_replies_after_its_linger(
-    refusing_server: EchoServer, clock: FakeClock
+    refusing_server: EchoServer, clock: EchoClock
 ) -> None:
     server = refusing_server
     reader, writer = await asyncio.open_connection(*server.addresses[0])

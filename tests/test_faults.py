@@ -24,8 +24,8 @@ from aioecho.core import Fault
 from aioecho.durations import Duration, parse_duration
 from aioecho.faults import DelayStep, FaultPlan, Verdict, parse_delays
 from aioecho.faults.outbox import ENTRY_COST
+from aioecho.pytest_plugin import EchoClock
 
-from .clock import FakeClock
 from .support import (
     Address,
     exchange,
@@ -327,7 +327,7 @@ async def test_close_after_ends_the_connection_at_the_byte_limit(server: EchoSer
 
 
 @pytest.fixture
-async def stalling_server(clock: FakeClock) -> AsyncIterator[EchoServer]:
+async def stalling_server(clock: EchoClock) -> AsyncIterator[EchoServer]:
     """Answers one line per connection, then stalls; its idle timeout follows ``clock``."""
     config = ServerConfig(port=0, stall_after=1, idle_timeout=300, line_timeout=0)
     async with EchoServer(config, clock=clock) as server:
@@ -335,12 +335,12 @@ async def stalling_server(clock: FakeClock) -> AsyncIterator[EchoServer]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EchoClock:
+    return EchoClock()
 
 
 async def test_a_stalled_connection_stops_reading_until_its_idle_timeout(
-    stalling_server: EchoServer, clock: FakeClock
+    stalling_server: EchoServer, clock: EchoClock
 ) -> None:
     server = stalling_server
     address = server.addresses[0]
@@ -365,14 +365,14 @@ async def test_a_stalled_connection_stops_reading_until_its_idle_timeout(
 
 
 @pytest.fixture
-async def delaying_server(clock: FakeClock) -> AsyncIterator[EchoServer]:
+async def delaying_server(clock: EchoClock) -> AsyncIterator[EchoServer]:
     """Delays every reply by five minutes of ``clock``'s time."""
     async with EchoServer(ServerConfig(port=0, delay="5m"), clock=clock) as server:
         yield server
 
 
 async def test_the_server_clock_moves_a_delay_with_no_real_waiting(
-    delaying_server: EchoServer, clock: FakeClock
+    delaying_server: EchoServer, clock: EchoClock
 ) -> None:
     server = delaying_server
     reader, writer = await asyncio.open_connection(*server.addresses[0])

@@ -12,6 +12,7 @@ import pytest
 
 import aioecho
 from aioecho import CloseReason, EchoServer
+from aioecho.pytest_plugin import EchoClock
 
 from .support import (
     Address,
@@ -55,11 +56,14 @@ async def test_max_connections_defaults_below_the_open_file_limit(server: EchoSe
     assert 0 < server.max_connections < soft
 
 
-@server_options(write_timeout=0.3)
+@server_options(write_timeout=30)
 async def test_a_peer_that_never_reads_is_cut_off_after_the_write_timeout(
-    server: EchoServer,
+    server: EchoServer, echo_clock: EchoClock
 ) -> None:
     hog = await flood_until_held(server, server.addresses[0])
+    echo_clock.advance(29)
+    assert server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 0
+    echo_clock.advance(2)  # 31 s without a byte taken: cut off
     await until(lambda: server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 1)
     await until(lambda: server.stats.connections_active == 0)
     async with await aioecho.connect(*server.addresses[0]) as other:
@@ -166,4 +170,17 @@ async def test_sndbuf_sets_the_send_buffer_of_each_accepted_connection(
     with server_end_of(client) as accepted:  # type: ignore[arg-type]
         # Linux doubles the value asked for, for its own bookkeeping.
         assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 8192
+    writer.close()
+
+
+@server_options(idle_timeout=300)
+async def test_the_plugin_clock_drives_the_idle_timeout(
+    server: EchoServer, echo_clock: EchoClock
+) -> None:
+    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    echo_clock.advance(299)
+    writer.write(b"still here\n")
+    assert await reader.readline() == b"STILL HERE_SB\n"
+    echo_clock.advance(301)
+    assert await reader.read() == b"ERR idle timeout\n"
     writer.close()

@@ -24,8 +24,8 @@ from aioecho.metrics import (
     MetricsServer,
     start_metrics,
 )
+from aioecho.pytest_plugin import EchoClock
 
-from .clock import FakeClock
 from .support import (
     aioecho_command,
     log_line,
@@ -152,7 +152,7 @@ def test_importing_aioecho_does_not_import_prometheus() -> None:
 
 
 @pytest.fixture
-async def metrics(server: EchoServer, clock: FakeClock) -> AsyncIterator[MetricsServer]:
+async def metrics(server: EchoServer, clock: EchoClock) -> AsyncIterator[MetricsServer]:
     """A metrics endpoint for ``server``'s stats whose request deadline ``clock`` drives."""
     endpoint = await start_metrics(lambda: server.stats, "127.0.0.1", 0, clock=clock)
     yield endpoint
@@ -160,8 +160,8 @@ async def metrics(server: EchoServer, clock: FakeClock) -> AsyncIterator[Metrics
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EchoClock:
+    return EchoClock()
 
 
 async def hold(metrics: MetricsServer, count: int, source: str) -> list[Connection]:
@@ -218,7 +218,7 @@ async def test_a_full_endpoint_refuses_and_counts(metrics: MetricsServer) -> Non
 
 
 async def test_a_silent_metrics_connection_is_closed_at_the_deadline(
-    metrics: MetricsServer, clock: FakeClock
+    metrics: MetricsServer, clock: EchoClock
 ) -> None:
     (early_reader, early_writer), (late_reader, _) = await hold(metrics, 2, HOSTILE)
     clock.advance(REQUEST_DEADLINE / 2)
@@ -234,7 +234,7 @@ async def test_a_silent_metrics_connection_is_closed_at_the_deadline(
 
 
 async def test_the_server_clock_drives_the_metrics_deadline() -> None:
-    clock = FakeClock()
+    clock = EchoClock()
     config = aioecho.ServerConfig(host="127.0.0.1", port=0, metrics_port=0)
     async with EchoServer(config, clock=clock) as server:
         reader, _ = await asyncio.open_connection(*server.metrics_addresses[0])

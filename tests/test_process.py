@@ -24,9 +24,9 @@ from aioecho.metrics import METRICS_MAX_PER_ADDRESS
 from aioecho.process import early
 from aioecho.process.launch import LaunchError, launch_server
 from aioecho.process.readiness import Readiness, ReadyReport
+from aioecho.pytest_plugin import EchoClock
 from aioecho.sockets.binding import BindError
 
-from .clock import FakeClock
 from .support import aioecho_command, log_line, read_to_end, serve_in_subprocess, stop
 
 PACKAGE = Path(aioecho.__file__).parent
@@ -329,7 +329,7 @@ def test_run_server_gives_back_the_signal_handlers_it_found(loop: str) -> None:
 async def test_metrics_hold_a_few_connections_and_refuse_the_rest() -> None:
     # A clock that stands still: no held connection reaches its request deadline.
     config = aioecho.ServerConfig(port=0, metrics_port=0)
-    async with EchoServer(config, clock=FakeClock()) as server:
+    async with EchoServer(config, clock=EchoClock()) as server:
         address = server.metrics_addresses[0]
         extra = 5
         connections = [

@@ -9,15 +9,14 @@ import pytest
 from aioecho.core import Counters
 from aioecho.process.status import StatusReader, encode_stats
 from aioecho.process.watchdog import Watchdog
+from aioecho.pytest_plugin import EchoClock
 from aioecho.stats import snapshot
-
-from .clock import FakeClock
 
 GRACE = 5.0
 INTERVAL = GRACE / 4
 
 
-def on_schedule(clock: FakeClock, watchdog: Watchdog[str], seconds: float) -> list[str]:
+def on_schedule(clock: EchoClock, watchdog: Watchdog[str], seconds: float) -> list[str]:
     """Let ``seconds`` pass check by check, as a watchdog that runs on time; who was overdue."""
     found: list[str] = []
     for _ in range(round(seconds / INTERVAL)):
@@ -27,7 +26,7 @@ def on_schedule(clock: FakeClock, watchdog: Watchdog[str], seconds: float) -> li
 
 
 def test_the_watchdog_names_who_missed_the_deadline_on_its_clock() -> None:
-    clock = FakeClock()
+    clock = EchoClock()
     watchdog: Watchdog[str] = Watchdog(clock, INTERVAL)
     watchdog.expect("one", GRACE)
     watchdog.expect("two", GRACE)
@@ -42,7 +41,7 @@ def test_the_watchdog_names_who_missed_the_deadline_on_its_clock() -> None:
 
 
 def test_time_the_watchdog_itself_was_stopped_is_not_counted() -> None:
-    clock = FakeClock()
+    clock = EchoClock()
     watchdog: Watchdog[str] = Watchdog(clock, INTERVAL)
     watchdog.expect("worker", GRACE)
     assert on_schedule(clock, watchdog, 2.5) == []  # 2.5 s of its grace used
@@ -55,7 +54,7 @@ def test_time_the_watchdog_itself_was_stopped_is_not_counted() -> None:
 
 
 def test_a_watchdog_late_on_every_check_still_finds_a_silent_party() -> None:
-    clock = FakeClock()
+    clock = EchoClock()
     watchdog: Watchdog[str] = Watchdog(clock, INTERVAL)
     watchdog.expect("worker", GRACE)
     checks = 0
@@ -69,7 +68,7 @@ def test_a_watchdog_late_on_every_check_still_finds_a_silent_party() -> None:
 @pytest.mark.parametrize("reported", [True, False])
 async def test_reports_waiting_in_the_pipe_are_read_before_judging(reported: bool) -> None:
     read_fd, write_fd = os.pipe()
-    clock = FakeClock()
+    clock = EchoClock()
     watchdog: Watchdog[str] = Watchdog(clock, INTERVAL)
     status = StatusReader(read_fd, lambda _: watchdog.expect("worker", GRACE))
     watchdog.listen("worker", status.drain)

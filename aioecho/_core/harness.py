@@ -690,7 +690,7 @@ class OpenLoopConnection(BenchConnection):
             tally.send_lag.record(now - intended)
             if now - intended > LATE_NS:
                 tally.late += 1
-            if now >= tally.window_end:
+            if now - tally.window_end >= LATE_NS:  # not just the window's last tick, late
                 tally.sent_after_window += 1
         self.times.append(intended)
         self.written.append(now)
