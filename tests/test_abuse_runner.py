@@ -104,5 +104,7 @@ def test_scrapes_succeed_while_one_address_opens_metrics_connections() -> None:
     assert run["server_flags"] == ["--metrics-port", "0"]
     assert figures["scrapes"] >= 1
     assert figures["scraped"] == figures["scrapes"], figures
-    assert figures["blinder_holding"] == 4  # its share of the 8 slots
+    # Its share of the 8 slots; a connection the server is refusing at the
+    # instant of the count may show as held too.
+    assert 4 <= figures["blinder_holding"] <= 5, figures
     assert figures["refused"]["max_connections_per_ip"] > 0

@@ -37,11 +37,8 @@ class _Blinder:
     def __init__(self, port: int) -> None:
         self._port = port
         self.opened = 0
+        self.holding = 0  # connected and not closed by the server yet
         self._held: set[asyncio.Task[None]] = set()
-
-    @property
-    def holding(self) -> int:
-        return len(self._held)
 
     async def run(self) -> None:
         while True:
@@ -64,11 +61,13 @@ class _Blinder:
         except OSError:
             return
         self.opened += 1
+        self.holding += 1
         try:
             await reader.read()  # until the server closes it
         except OSError:
             pass
         finally:
+            self.holding -= 1
             writer.transport.abort()
 
 
