@@ -312,6 +312,16 @@ def test_the_readme_fault_examples_pass_on_both_loops(inner: pytest.Pytester) ->
         ),
         pytest.param(
             """
+            @pytest.mark.echo_server(workers=2)
+            async def test_workers(echo_server: EchoTestServer) -> None:
+                pass
+            """,
+            "@pytest.mark.echo_server: workers > 1 needs run_server(): an EchoServer is one "
+            "process",
+            id="workers",
+        ),
+        pytest.param(
+            """
             def test_synchronous(echo_server: EchoTestServer) -> None:
                 pass
             """,
