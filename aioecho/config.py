@@ -6,6 +6,7 @@ generated from this single list instead of repeating it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -38,16 +39,10 @@ MIN_STATS_INTERVAL = 0.1
 
 
 # The options set_faults() may change on a running server.
-FAULT_FIELDS = (
-    "delay",
-    "jitter",
-    "bandwidth",
-    "fragment",
-    "drop",
-    "reset",
-    "close_after",
-    "stall_after",
-    "seed",
+# The fault options are FaultPlan's fields, in its order; only ``delay`` is
+# named for how it is written (``150us:10,2ms``), the plan holding it parsed.
+FAULT_FIELDS = tuple(
+    "delay" if field.name == "delays" else field.name for field in dataclasses.fields(FaultPlan)
 )
 
 
@@ -275,17 +270,8 @@ class ServerConfig:
     @property
     def faults(self) -> FaultPlan:
         """The faults these options ask for (:attr:`FaultPlan.active` is False by default)."""
-        return FaultPlan(
-            delays=parse_delays(self.delay),
-            jitter=self.jitter,
-            bandwidth=self.bandwidth,
-            fragment=self.fragment,
-            drop=self.drop,
-            reset=self.reset,
-            close_after=self.close_after,
-            stall_after=self.stall_after,
-            seed=self.seed,
-        )
+        options = {name: getattr(self, name) for name in FAULT_FIELDS}
+        return FaultPlan(delays=parse_delays(options.pop("delay")), **options)
 
     @property
     def hosts(self) -> tuple[str, ...]:
