@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
     try:
         config = from_flags(ServerConfig, options)
-        resolve_loop(options.loop)
+        loop = resolve_loop(options.loop)  # a missing uvloop fails here, with exit 2
         if config.metrics_port is not None:
             import aioecho.metrics  # noqa: F401  (fails early, with the extra to install)
         if config.tls_cert is not None and config.tls_key is not None:
@@ -103,7 +103,7 @@ def _serve(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
         parser.error(f"--ready-file {ready.file}: no such directory")
     configure_logging(options.log_level.upper())
     # The process exits next: a late signal must not turn exit 0 into a death.
-    return run_server(config, options.loop, ready=ready, after_stop="ignore")
+    return run_server(config, loop, ready=ready, after_stop="ignore")
 
 
 def _is_open(fd: int) -> bool:

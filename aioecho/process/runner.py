@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import ServerConfig
-from ..loops import LoopName, resolve_loop, run_on
+from ..loops import LoopName, ResolvedLoop, resolve_loop, run_on
 from ..server import EchoServer
 from ..sockets.limits import raise_open_file_limit
 from .lifecycle import Service, run_service
@@ -15,14 +15,16 @@ from .supervisor import WorkersService
 
 def run_server(
     config: ServerConfig,
-    loop: LoopName = "auto",
+    loop: LoopName | ResolvedLoop = "auto",
     *,
     ready: ReadyReport | None = None,
     after_stop: AfterStop = "restore",
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; the exit code.
 
-    Blocks, on a new event loop of the kind ``loop`` names. A start that
+    Blocks, on a new event loop of the kind ``loop`` names (or of a loop a
+    caller already resolved, as the command line does to refuse a missing
+    uvloop before anything starts). A start that
     fails (a busy port, echo or metrics) is logged in one line naming the
     address and returns 1, with nothing left running. With
     ``config.workers`` above 1 this process supervises that many worker
@@ -33,7 +35,7 @@ def run_server(
     a program that exits next).
     """
     raise_open_file_limit()
-    resolved = resolve_loop(loop)
+    resolved = loop if isinstance(loop, ResolvedLoop) else resolve_loop(loop)
     report = ready or ReadyReport()
 
     def announce(readiness: Readiness, _: StopSignals) -> None:
