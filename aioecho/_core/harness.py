@@ -680,17 +680,21 @@ class OpenLoopConnection(BenchConnection):
         if self.paused or self.owed or len(self.times) >= self.cap:
             self.owed.append(intended)
             return
-        self._sending(intended, now)
+        self._sending(intended, now, False)
         self._send(1)
 
-    def _sending(self, intended: int, now: int) -> None:
-        """Account for the request due at ``intended`` being written ``now``."""
+    def _sending(self, intended: int, now: int, owed: bool) -> None:
+        """Account for the request due at ``intended`` being written ``now``;
+        ``owed``: it waited on this connection (the server was not taking more)."""
         tally = self._tally
         if tally.window_start <= intended < tally.window_end:
             tally.send_lag.record(now - intended)
             if now - intended > LATE_NS:
                 tally.late += 1
-            if now - tally.window_end >= LATE_NS:  # not just the window's last tick, late
+            # Held back by the connection (the server took no more) past the
+            # window: the server did not keep up. A pacer late by itself is the
+            # client's, and shows as send lag.
+            if owed and now - tally.window_end >= LATE_NS:
                 tally.sent_after_window += 1
         self.times.append(intended)
         self.written.append(now)
@@ -754,7 +758,7 @@ class OpenLoopConnection(BenchConnection):
         if count <= 0 or self.paused or not self.is_open:
             return
         for _ in range(count):
-            self._sending(owed.popleft(), now)
+            self._sending(owed.popleft(), now, True)
         self._send(count)
 
 
