@@ -116,7 +116,6 @@ class Pacer:
         self._next = 0
         self._alarm: Alarm | None = None
         self.precise = False
-        self._first_of_tick = 0
         self._poll_until = 0
 
     @property
@@ -140,42 +139,38 @@ class Pacer:
     def catch_up(self, until: int) -> None:
         """Send now every message due before ``until`` that is not out yet (the
         window ended while the loop was busy): late, and timed as such."""
-        schedule, connections, now = self._schedule, self._connections, monotonic_ns()
-        stop = until if self._total is None else min(until, schedule.due(self._total))
-        while (intended := schedule.due(self._next)) < stop:
-            connections[self._next % len(connections)].send_at(intended, now)
-            self._next += 1
+        self._send_due(until, monotonic_ns())
+
+    def _send_due(self, before: int, now: int) -> None:
+        """Hand the connections every message due before ``before`` (and within
+        ``total``), each timed from its due instant, as written ``now``."""
+        schedule, connections = self._schedule, self._connections
+        message, stop = self._next, self._total
+        while (stop is None or message < stop) and (intended := schedule.due(message)) < before:
+            connections[message % len(connections)].send_at(intended, now)
+            message += 1
+        self._next = message
 
     def _tick(self) -> None:
         now = monotonic_ns()
-        schedule, connections = self._schedule, self._connections
-        due = schedule.due(self._next)
+        schedule, first = self._schedule, self._next
+        due = schedule.due(first)
         if 0 < due - now <= SPIN_NS:
             while now < due:  # awake and on time, rather than woken late
                 now = monotonic_ns()
-        count = len(connections)
-        message = self._next
-        stop = self._total if self._total is not None else None
-        while stop is None or message < stop:
-            intended = schedule.due(message)
-            if intended > now:
-                break
-            connections[message % count].send_at(intended, now)
-            message += 1
-        self._next = message
-        if stop is not None and message >= stop:
+        self._send_due(now + 1, now)
+        if self._total is not None and self._next >= self._total:
             self.stop()
-            for connection in connections:
+            for connection in self._connections:
                 connection.finish_schedule()
             return
         if self._alarm is not None:
-            due = schedule.due(message)
+            due = schedule.due(self._next)
             quiet = due - now >= QUIET_NS
             self._alarm.at(due - SPIN_NS if quiet else due)
-            if quiet and message > self._first_of_tick:
+            if quiet and self._next > first:  # sent something: its reply comes soon
                 self._poll_until = now + POLL_NS
                 self._poll()
-        self._first_of_tick = message
 
     def _poll(self) -> None:
         """Keep the loop polling (no sleep in epoll) for a moment after a send: the
