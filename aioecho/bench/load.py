@@ -411,7 +411,8 @@ class LoadEngine:
             # it ended: sent now, late (their send lag says so).
             self._pacer.catch_up(self.tally.window_end)
             self._pacer.stop()
-            # Window messages the pacer never got to (it fell behind) are unsent too.
+            # Window messages the pacer still never handed out (the schedule's
+            # count and its due instants may round apart at the edge) are unsent.
             first = self._schedule_index(self.tally.window_start)
             assert self._schedule is not None
             for message in range(max(first, self._pacer.scheduled), first + self._due()):

@@ -8,7 +8,7 @@ import importlib.util
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -51,24 +51,23 @@ def positive_ints(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def claim_names(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(","))
-    unknown = [name for name in names if name not in CLAIMS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown claim {unknown[0]!r}; choose from {', '.join(CLAIMS)}"
-        )
-    return names
+def names_of(kind: str, known: Collection[str]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: a comma list of names, each one of ``known`` (``kind`` names them)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in text.split(","))
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}"
+            )
+        return names
+
+    return parse
 
 
-def server_names(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(","))
-    unknown = [name for name in names if name not in SERVERS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown server {unknown[0]!r}; choose from {', '.join(SERVERS)}"
-        )
-    return names
+claim_names = names_of("claim", CLAIMS)
+server_names = names_of("server", SERVERS)
 
 
 def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
