@@ -196,7 +196,7 @@ class ServerProcess:
 
     def log_tail(self) -> list[str]:
         """The last lines the server wrote to stdout and stderr, oldest first."""
-        return [line.decode(errors="replace").rstrip() for line in self._log]
+        return [line.decode(errors="replace").rstrip() for line in self.log.lines]
 
     def last_line(self) -> str:
         return self.log.last()
