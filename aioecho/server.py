@@ -15,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import FAULT_FIELDS, ConfigError, ServerConfig
 from .core import (
@@ -32,14 +32,12 @@ from .core import (
     Timeouts,
 )
 from .faults import FaultOutbox
+from .serving import Observers, bind_listeners
 from .sockets.accept import Listener, set_send_buffer
-from .sockets.binding import Address, UnixSocketFile, bind_tcp, bind_unix
+from .sockets.binding import Address, UnixSocketFile
 from .sockets.limits import default_max_connections
-from .stats import Stats, log_stats_every, snapshot
+from .stats import Stats, snapshot
 from .tls import server_context
-
-if TYPE_CHECKING:
-    from .metrics import MetricsServer
 
 logger = logging.getLogger("aioecho")
 
@@ -83,8 +81,7 @@ class EchoServer:
         self._peer_of: dict[Connection, str] = {}
         self._listener: Listener | None = None
         self._admitting: set[asyncio.Task[None]] = set()
-        self._background: list[asyncio.Task[None]] = []
-        self._metrics: MetricsServer | None = None
+        self._observers = Observers(self.config, lambda: self.stats)
         self._unix_file: UnixSocketFile | None = None
         self._tls: ssl.SSLContext | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
@@ -111,15 +108,7 @@ class EchoServer:
         for sock in sockets:
             sock.setblocking(False)  # the accept loop drains each socket until it would block
         try:
-            if config.metrics_port is not None:
-                from .metrics import start_metrics
-
-                self._metrics = await start_metrics(
-                    lambda: self.stats,
-                    config.hosts[0],
-                    config.metrics_port,
-                    clock=self._connections.clock,
-                )
+            await self._observers.serve_metrics(clock=self._connections.clock)
         except BaseException:
             self._release(sockets)
             raise
@@ -133,9 +122,7 @@ class EchoServer:
         )
         if self._timeouts is not None:
             self._connections.start_sweeping(self._timeouts)
-        if config.stats_interval:
-            logging_stats = log_stats_every(config.stats_interval, lambda: self.stats)
-            self._background.append(asyncio.create_task(logging_stats))
+        self._observers.log_stats()
 
     async def serve_forever(self) -> None:
         """Serve until shut down; cancelling this call shuts down gracefully."""
@@ -183,8 +170,8 @@ class EchoServer:
         """
         if self._timeouts is not None:
             self._connections.sweep(self._timeouts)
-        if self._metrics is not None:
-            self._metrics.check_deadlines()
+        if self._observers.metrics is not None:
+            self._observers.metrics.check_deadlines()
 
     def set_faults(self, **faults: Any) -> None:
         """Change the faults (``delay``, ``reset``, ... as in :class:`ServerConfig`).
@@ -226,9 +213,9 @@ class EchoServer:
     @property
     def metrics_addresses(self) -> list[Address]:
         """Where ``/metrics`` is served (empty without ``metrics_port``)."""
-        if self._metrics is None or self._shutdown_task is not None:
+        if self._shutdown_task is not None:
             return []
-        return self._metrics.addresses
+        return self._observers.metrics_addresses
 
     @property
     def stats(self) -> Stats:
@@ -247,11 +234,8 @@ class EchoServer:
     # -- internals -----------------------------------------------------------
 
     def _bind(self) -> list[socket.socket]:
-        config = self.config
-        if config.unix is not None:
-            sock, self._unix_file = bind_unix(config.unix, config.backlog, config.unix_mode)
-            return [sock]
-        return bind_tcp(config.hosts, config.port, config.backlog, self._reuse_port)
+        sockets, self._unix_file = bind_listeners(self.config, reuse_port=self._reuse_port)
+        return sockets
 
     def _release(self, sockets: list[socket.socket]) -> None:
         """Undo a start that failed before accepting."""
@@ -343,10 +327,7 @@ class EchoServer:
             self._listener.close()
             if self._unix_file is not None:
                 self._unix_file.remove()
-        for task in self._background:
-            task.cancel()
-        if self._metrics is not None:
-            self._metrics.close()
+        self._observers.close()
         self._connections.close_all_gracefully()
         try:
             async with asyncio.timeout(grace):
@@ -359,7 +340,7 @@ class EchoServer:
             )
             self.abort()
             await self._connections.wait_none_open()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._observers.wait_closed()
         self._stopped.set()
 
 

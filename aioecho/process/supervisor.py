@@ -12,22 +12,18 @@ lifecycle says so.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import sys
-from typing import TYPE_CHECKING
 
 from ..config import ServerConfig
 from ..core import Counters
 from ..loops import LoopName
-from ..sockets.binding import UnixSocketFile, bind_tcp, bind_unix
-from ..stats import Stats, log_stats_every, snapshot
+from ..serving import Observers, bind_listeners
+from ..sockets.binding import UnixSocketFile
+from ..stats import Stats, snapshot
 from .pool import WorkerPool
 from .readiness import Readiness
-
-if TYPE_CHECKING:
-    from ..metrics import MetricsServer
 
 logger = logging.getLogger("aioecho")
 
@@ -49,8 +45,7 @@ class WorkersService:
         self._sockets: list[socket.socket] = []
         self._unix_file: UnixSocketFile | None = None
         self._pool: WorkerPool | None = None
-        self._metrics: MetricsServer | None = None
-        self._stats_lines: asyncio.Task[None] | None = None
+        self._observers = Observers(config, self._stats)
 
     async def start(self) -> None:
         try:
@@ -61,7 +56,7 @@ class WorkersService:
 
     def readiness(self) -> Readiness:
         addresses = [s.getsockname()[:2] for s in self._sockets if s.family != socket.AF_UNIX]
-        metrics = self._metrics.addresses if self._metrics is not None else []
+        metrics = self._observers.metrics_addresses
         return Readiness.of(self.config, addresses, metrics, self._loop_name)
 
     async def stop(self) -> None:
@@ -72,47 +67,30 @@ class WorkersService:
             self._pool.force_stop()
 
     async def _start(self) -> None:
-        config = self.config
         inherited = self._bind()
-        if config.metrics_port is not None:
-            from ..metrics import start_metrics
-
-            self._metrics = await start_metrics(
-                self._stats, config.hosts[0], config.metrics_port, self._restarts
-            )
-        self._pool = WorkerPool(config, self._loop_name, self._sockets, inherited)
+        await self._observers.serve_metrics(self._restarts)
+        self._pool = WorkerPool(self.config, self._loop_name, self._sockets, inherited)
         self._pool.start()
         await self._pool.started()
-        if config.stats_interval:
-            lines = log_stats_every(config.stats_interval, self._pool.stats)
-            self._stats_lines = asyncio.create_task(lines)
+        self._observers.log_stats()
 
     def _bind(self) -> bool:
         """Bind the service's sockets; whether the workers serve them (else they bind their own)."""
-        config = self.config
-        if config.unix is not None:
-            # Unix sockets have no SO_REUSEPORT: one socket, inherited by every worker.
-            sock, self._unix_file = bind_unix(config.unix, config.backlog, config.unix_mode)
-            self._sockets = [sock]
-            return True
-        if REUSE_PORT_BALANCES:
-            # Bound without SO_REUSEPORT and not listening: the bind fails on a port
-            # that some server listens on, and the socket holds the port (port 0
-            # included) across worker restarts without taking connections. The
-            # workers' SO_REUSEPORT listeners may share its port as it never listens.
-            self._sockets = bind_tcp(config.hosts, config.port, config.backlog, listen=False)
-            return False
-        self._sockets = bind_tcp(config.hosts, config.port, config.backlog)
-        return True
+        # Unix sockets have no SO_REUSEPORT: one socket, inherited by every worker.
+        # Elsewhere, where SO_REUSEPORT balances, the parent's TCP sockets are bound
+        # without SO_REUSEPORT and not listening: the bind fails on a port that
+        # some server listens on, and the socket holds the port (port 0 included)
+        # across worker restarts without taking connections. The workers'
+        # SO_REUSEPORT listeners may share its port as it never listens.
+        listen = self.config.unix is not None or not REUSE_PORT_BALANCES
+        self._sockets, self._unix_file = bind_listeners(self.config, listen=listen)
+        return listen
 
     async def _release(self) -> None:
         """Stop whatever was started, in reverse order; safe to call at any point."""
-        if self._stats_lines is not None:
-            self._stats_lines.cancel()
+        self._observers.close()
         if self._pool is not None:
             await self._pool.stop()
-        if self._metrics is not None:
-            self._metrics.close()
         for sock in self._sockets:
             sock.close()
         if self._unix_file is not None:
