@@ -297,7 +297,7 @@ def test_a_missing_ca_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 @pytest.mark.parametrize("rate", ["1:2", "fast", "1000:2000:soon"])
 def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixture[str]) -> None:
     [line] = refusal_in_process(capsys, "bench", "--rate", rate)
-    assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:SECONDS")
+    assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:DURATION")
 
 
 def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ChildServer) -> None:

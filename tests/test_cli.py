@@ -16,7 +16,7 @@ import pytest
 import aioecho
 from aioecho import ServerConfig
 from aioecho.cli import build_parser
-from aioecho.options import from_flags
+from aioecho.cli.parsing import from_flags
 
 from .support import (
     ChildServer,
@@ -164,7 +164,8 @@ def test_explicit_uvloop_without_uvloop_exits_2(no_uvloop: dict[str, str]) -> No
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        b"aioecho: error: uvloop is not installed: pip install 'aioecho[uvloop]' (see --help)"
+        b"aioecho serve: error: the uvloop event loop needs the uvloop extra "
+        b"(uvloop is not installed): pip install 'aioecho[uvloop]'"
     ]
 
 
