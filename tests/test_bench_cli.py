@@ -375,3 +375,19 @@ def test_the_server_of_a_local_port_is_found_and_measured(echo_process: ChildSer
     assert "server_bytes_per_connection" in result
     assert result["source_addresses"] == {"127.0.0.1": 40}
     assert result["connect_s"] > 0
+
+
+def test_the_local_server_ignores_the_variables_of_serve_flags() -> None:
+    # Exported for some other server, they must not shape the one the run starts.
+    env = {**os.environ, "AIOECHO_FRAMING": "chunk", "AIOECHO_MAX_LINE": "10"}
+    done = subprocess.run(
+        aioecho_command("bench", *QUICK, "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["errors"], result["mismatches"]) == (0, 0)
+    assert result["messages"] > 0

@@ -49,7 +49,7 @@ class BenchConfig:
     host: str | None = option(
         None, "target host; without --host and --port a local aioecho is started", "HOST"
     )
-    port: int | None = option(None, f"target port (default {DEFAULT_PORT} with --host)", "PORT")
+    port: int | None = option(None, f"target port; default: {DEFAULT_PORT} with --host", "PORT")
     connections: int = option(1000, "concurrent connections", "N")
     idle: int = option(
         0,
@@ -59,7 +59,7 @@ class BenchConfig:
     )
     duration: float | None = option(
         None,
-        f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)",
+        f"seconds to measure; default: {DEFAULT_DURATION:g}s without --messages",
         "DURATION",
         parse=Duration,
     )
@@ -76,19 +76,21 @@ class BenchConfig:
         parse=parse_size,
     )
     pipeline: int | None = option(
-        None, "messages in flight per connection (default: 1 closed loop, unlimited open loop)", "K"
+        None,
+        "messages in flight per connection; default: 1 in closed loop, unlimited in open loop",
+        "K",
     )
     rate: float | None = option(
         None, "open loop: R messages per second in total, spread over the connections", "R"
     )
     connect_rate: float | None = option(
-        None, "new connections per second during ramp-up (default: as fast as possible)", "R"
+        None, "new connections per second during ramp-up; default: as fast as possible", "R"
     )
     connect_timeout: float = option(
         5.0, "seconds before a connect attempt counts as failed", "DURATION", parse=Duration
     )
     processes: int | None = option(
-        None, "client processes (default: from the core count and the fd limit)", "N"
+        None, "client processes; default: from the core count and the fd limit", "N"
     )
     expect: Expect = option(
         "upper-sb", "reply to verify: aioecho's upper+suffix, or a plain RFC 862 echo"
