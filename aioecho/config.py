@@ -16,7 +16,7 @@ from .durations import Duration
 from .faults import FaultPlan, parse_delays
 from .filemode import FileMode
 from .options import option
-from .sizes import MIB, ByteSize
+from .sizes import MIB, ByteSize, parse_size
 
 T = TypeVar("T")
 
@@ -72,15 +72,16 @@ class ServerConfig:
     )
     max_line: int = option(
         DEFAULT_MAX_LINE,
-        "longest accepted line body, in bytes",
+        "longest accepted line body, in bytes; K, M, G suffixes",
         "BYTES",
         check=Bounds(int, 1, MAX_WHOLE, " bytes"),
+        parse=parse_size,
     )
     backlog: int = option(1024, "listen queue length", "N", check=Bounds(int, 1, MAX_BACKLOG))
     shutdown_timeout: float = option(
         5.0,
         "seconds a graceful stop waits for owed replies to flush",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )
@@ -111,28 +112,28 @@ class ServerConfig:
     line_timeout: float = option(
         30.0,
         "a line must be complete this long after its first byte; 0 = never",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )
     idle_timeout: float = option(
         300.0,
         "close a connection that sends nothing for this long; 0 = never",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )
     write_timeout: float = option(
         30.0,
         "close a connection whose replies are stuck this long; 0 = never",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )
     stats_interval: float = option(
         0.0,
         "log a stats line this often; 0 = never",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )
@@ -160,7 +161,7 @@ class ServerConfig:
     tls_handshake_timeout: float = option(
         3.0,
         "seconds a client has to finish its TLS handshake",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )
@@ -173,7 +174,7 @@ class ServerConfig:
     worker_timeout: float = option(
         5.0,
         "restart a worker that sends no status report for this long",
-        "SECONDS",
+        "DURATION",
         check=SECONDS,
         parse=Duration,
     )

@@ -7,16 +7,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from .extras import MissingExtraError, import_extra
+
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "asyncio", "uvloop")
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 T = TypeVar("T")
-
-
-class LoopUnavailableError(RuntimeError):
-    """The requested event loop is not installed."""
 
 
 @dataclass(frozen=True)
@@ -28,15 +26,16 @@ class ResolvedLoop:
 
 
 def resolve_loop(name: LoopName = "auto") -> ResolvedLoop:
-    """Map a loop name to a factory; ``auto`` prefers uvloop when it is installed."""
+    """Map a loop name to a factory; ``auto`` prefers uvloop when it is installed.
+
+    Raises :class:`~aioecho.extras.MissingExtraError` for ``uvloop`` without uvloop.
+    """
     if name != "asyncio":
         try:
-            import uvloop
-        except ImportError as exc:
+            uvloop = import_extra("uvloop", "uvloop", "the uvloop event loop")
+        except MissingExtraError:
             if name == "uvloop":
-                raise LoopUnavailableError(
-                    "uvloop is not installed: pip install 'aioecho[uvloop]'"
-                ) from exc
+                raise
         else:
             factory: LoopFactory = uvloop.new_event_loop
             return ResolvedLoop("uvloop", factory)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import cast
 
 from .core import Counters
+from .extras import import_extra
 from .sockets.accept import Listener
 from .sockets.binding import Address, BindError, bind_tcp
 from .stats import Stats
@@ -25,8 +26,9 @@ try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
     from prometheus_client.registry import Collector
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("metrics need prometheus-client: pip install 'aioecho[metrics]'") from exc
+except ImportError:
+    import_extra("prometheus_client", "metrics", "--metrics-port")  # names the extra to install
+    raise
 
 REQUEST_HEAD_LIMIT = 8192
 # The whole request head must arrive within this many seconds of the accept.

@@ -297,7 +297,7 @@ def test_a_missing_ca_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 @pytest.mark.parametrize("rate", ["1:2", "fast", "1000:2000:soon"])
 def test_a_bad_rate_is_one_line_and_exit_2(rate: str, capsys: pytest.CaptureFixture[str]) -> None:
     [line] = refusal_in_process(capsys, "bench", "--rate", rate)
-    assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:SECONDS")
+    assert line.startswith(REFUSED + "argument --rate: rate must be R or FROM:TO:DURATION")
 
 
 def test_a_local_server_is_measured_for_cpu_not_memory(echo_process: ChildServer) -> None:
@@ -375,3 +375,19 @@ def test_the_server_of_a_local_port_is_found_and_measured(echo_process: ChildSer
     assert "server_bytes_per_connection" in result
     assert result["source_addresses"] == {"127.0.0.1": 40}
     assert result["connect_s"] > 0
+
+
+def test_the_local_server_ignores_the_variables_of_serve_flags() -> None:
+    # Exported for some other server, they must not shape the one the run starts.
+    env = {**os.environ, "AIOECHO_FRAMING": "chunk", "AIOECHO_MAX_LINE": "10"}
+    done = subprocess.run(
+        aioecho_command("bench", *QUICK, "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["errors"], result["mismatches"]) == (0, 0)
+    assert result["messages"] > 0

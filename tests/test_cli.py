@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -15,8 +16,8 @@ import pytest
 
 import aioecho
 from aioecho import ServerConfig
-from aioecho.cli import build_parser
-from aioecho.options import from_flags
+from aioecho.cli import build_parser, parsers
+from aioecho.cli.parsing import from_flags
 
 from .support import (
     ChildServer,
@@ -164,7 +165,8 @@ def test_explicit_uvloop_without_uvloop_exits_2(no_uvloop: dict[str, str]) -> No
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        b"aioecho: error: uvloop is not installed: pip install 'aioecho[uvloop]' (see --help)"
+        b"aioecho serve: error: the uvloop event loop needs the uvloop extra "
+        b"(uvloop is not installed): pip install 'aioecho[uvloop]'"
     ]
 
 
@@ -277,3 +279,69 @@ def test_a_repeatable_flag_shows_its_real_default() -> None:
     ).stdout
     assert "(default: 127.0.0.1)" in " ".join(shown.split())
     assert "(default: None)" not in shown
+
+
+def test_sizes_take_units_on_every_command() -> None:
+    serve = build_parser().parse_args(["serve", "--max-line", "1KiB", "--sndbuf", "64k"])
+    config = from_flags(ServerConfig, serve)
+    assert (config.max_line, config.sndbuf) == (1024, 65536)
+    client = build_parser().parse_args(["client", "--max-reply", "1M", "--timeout", "150ms"])
+    assert (client.max_reply, client.timeout) == (1024 * 1024, 0.15)
+    bench = build_parser().parse_args(["bench", "--size", "2k", "--rate", "10:20:1m"])
+    assert (bench.size, bench.rate) == (2048, (10.0, 20.0, 60.0))
+
+
+def test_parsers_are_the_commands_in_order() -> None:
+    built = parsers()
+    assert list(built) == ["serve", "client", "bench"]
+    assert [parser.prog for parser in built.values()] == [
+        "aioecho serve",
+        "aioecho client",
+        "aioecho bench",
+    ]
+
+
+@pytest.mark.parametrize("command", ["serve", "client", "bench"])
+def test_help_is_what_the_parser_says(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # the width argparse wraps to
+    shown = subprocess.run(
+        aioecho_command(command, "--help"),
+        env={**os.environ, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown == parsers()[command].format_help()
+    assert "\nexamples:\n" in shown
+
+
+@pytest.mark.parametrize("command", ["serve", "client", "bench"])
+def test_every_flag_is_in_a_named_group(command: str) -> None:
+    parser = parsers()[command]
+    [ungrouped] = [group for group in parser._action_groups if group.title == "options"]
+    assert [action.dest for action in ungrouped._group_actions] == ["help"]
+    ours = ("options", "positional arguments")  # argparse's own groups
+    grouped = [group for group in parser._action_groups if group.title not in ours]
+    assert len(grouped) >= 3
+    assert all(group._group_actions for group in grouped)
+
+
+@pytest.mark.parametrize("command", ["serve", "client", "bench"])
+def test_every_default_shown_is_the_default(command: str) -> None:
+    """What ``(default: X)`` says, typed back as the flag, is the value the flag has unset."""
+    parser = parsers()[command]
+    checked = 0
+    for action in parser._actions:
+        shown = re.search(r"\(default: ([^)]*)\)$", action.help or "")
+        if shown is None or not action.option_strings:
+            continue
+        assert "None" not in shown.group(1)
+        flag = action.option_strings[-1]
+        written = parser.parse_args([flag, shown.group(1).replace("%%", "%")])
+        unset = parser.parse_args([])
+        if unset.__dict__[action.dest] is None:  # a repeatable flag: its config says
+            assert from_flags(ServerConfig, written).hosts == ServerConfig().hosts
+        else:
+            assert written.__dict__[action.dest] == unset.__dict__[action.dest], flag
+        checked += 1
+    assert checked >= 5

@@ -137,8 +137,8 @@ def test_metrics_without_prometheus_client_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        b"aioecho: error: metrics need prometheus-client: "
-        b"pip install 'aioecho[metrics]' (see --help)"
+        b"aioecho serve: error: --metrics-port needs the metrics extra "
+        b"(prometheus_client is not installed): pip install 'aioecho[metrics]'"
     ]
 
 

@@ -129,7 +129,7 @@ def test_unreadable_tls_files_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        b"aioecho: error: --tls-cert/--tls-key: No such file or directory (see --help)"
+        b"aioecho serve: error: --tls-cert/--tls-key: No such file or directory (see --help)"
     ]
 
 

@@ -115,7 +115,7 @@ FLAG_CASES: list[tuple[list[str], str]] = [
     (["--stall-after", "0.5"], "argument --stall-after: invalid int value: '0.5'"),
     (["--workers", "257"], f"workers must be 1..{MAX_WORKERS}, not 257"),
     (["--workers", DIGITS_400], f"workers must be 1..{MAX_WORKERS}, not a number of about"),
-    (["--max-line", DIGITS_400], "max_line must be 1..2**63-1 bytes"),
+    (["--max-line", DIGITS_400], f"argument --max-line: byte count '{'1' * 22}"),
     (["--seed", DIGITS_400], "seed must be -9223372036854775808..2**63-1, not a number of"),
 ]
 
@@ -125,7 +125,7 @@ def test_flags_are_refused_in_one_line(
     flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     [line] = refusal_in_process(capsys, *flags)
-    assert line.startswith(("aioecho: error: ", "aioecho serve: error: argument --"))
+    assert line.startswith("aioecho serve: error: ")
     assert message in line
     assert len(line) < 200
 

@@ -1,7 +1,7 @@
 """Benchmark options: one frozen dataclass shared by the library and the CLI.
 
 Each field carries its flag's help text, metavar and argument type in its
-metadata, so ``bench/cli.py`` generates the command line from this list
+metadata, so ``aioecho/cli/bench.py`` generates the command line from this list
 instead of repeating it. This module must stay importable without the
 ``bench`` extra: the CLI builds its parser from it on every start.
 """
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import DEFAULT_PORT
-from ..durations import Duration
+from ..durations import Duration, parse_duration
 from ..loops import LOOP_NAMES, LoopName
 from ..options import option
+from ..sizes import parse_size
 
 Expect = Literal["upper-sb", "echo"]
 EXPECTS: tuple[Expect, ...] = ("upper-sb", "echo")
@@ -48,7 +49,7 @@ class BenchConfig:
     host: str | None = option(
         None, "target host; without --host and --port a local aioecho is started", "HOST"
     )
-    port: int | None = option(None, f"target port (default {DEFAULT_PORT} with --host)", "PORT")
+    port: int | None = option(None, f"target port; default: {DEFAULT_PORT} with --host", "PORT")
     connections: int = option(1000, "concurrent connections", "N")
     idle: int = option(
         0,
@@ -58,29 +59,38 @@ class BenchConfig:
     )
     duration: float | None = option(
         None,
-        f"seconds to measure (default {DEFAULT_DURATION:g} without --messages)",
-        "S",
+        f"seconds to measure; default: {DEFAULT_DURATION:g}s without --messages",
+        "DURATION",
         parse=Duration,
     )
     messages: int | None = option(
         None, "stop after this many measured round trips (with --duration: first wins)", "N"
     )
-    warmup: float = option(1.0, "seconds of traffic before measuring starts", "S", parse=Duration)
-    size: int = option(64, "request line length in bytes, newline included", "BYTES")
+    warmup: float = option(
+        1.0, "seconds of traffic before measuring starts", "DURATION", parse=Duration
+    )
+    size: int = option(
+        64,
+        "request line length in bytes, newline included; K, M suffixes",
+        "BYTES",
+        parse=parse_size,
+    )
     pipeline: int | None = option(
-        None, "messages in flight per connection (default: 1 closed loop, unlimited open loop)", "K"
+        None,
+        "messages in flight per connection; default: 1 in closed loop, unlimited in open loop",
+        "K",
     )
     rate: float | None = option(
         None, "open loop: R messages per second in total, spread over the connections", "R"
     )
     connect_rate: float | None = option(
-        None, "new connections per second during ramp-up (default: as fast as possible)", "R"
+        None, "new connections per second during ramp-up; default: as fast as possible", "R"
     )
     connect_timeout: float = option(
-        5.0, "seconds before a connect attempt counts as failed", "S", parse=Duration
+        5.0, "seconds before a connect attempt counts as failed", "DURATION", parse=Duration
     )
     processes: int | None = option(
-        None, "client processes (default: from the core count and the fd limit)", "N"
+        None, "client processes; default: from the core count and the fd limit", "N"
     )
     expect: Expect = option(
         "upper-sb", "reply to verify: aioecho's upper+suffix, or a plain RFC 862 echo"
@@ -96,14 +106,14 @@ class BenchConfig:
     timeout: float = option(
         5.0,
         "seconds a request may wait for its reply before it counts as timed out",
-        "S",
+        "DURATION",
         parse=Duration,
     )
     rate_to: float | None = option(
         None, "open loop: ramp from --rate to this rate over --ramp seconds (--rate A:B:Ts)", "R"
     )
     ramp: float | None = option(
-        None, "seconds the ramp to --rate-to takes, from measuring", "S", parse=Duration
+        None, "seconds the ramp to --rate-to takes, from measuring", "DURATION", parse=Duration
     )
     churn: int | None = option(None, "closed loop: reconnect every N requests", "N")
     timeline_by: TimelineBy = option(
@@ -188,16 +198,18 @@ class BenchConfig:
 
 
 def parse_rate(text: str) -> tuple[float, float | None, float | None]:
-    """``R``, or ``FROM:TO:SECONDS`` (``1000:20000:10s``): start rate, end rate, ramp seconds."""
+    """``R``, or ``FROM:TO:DURATION`` (``1000:20000:10s``): start rate, end rate, ramp seconds."""
     parts = text.split(":")
     try:
         if len(parts) == 1:
             return float(parts[0]), None, None
         if len(parts) == 3:
-            return float(parts[0]), float(parts[1]), float(parts[2].removesuffix("s"))
+            return float(parts[0]), float(parts[1]), parse_duration(parts[2])
     except ValueError:
         pass
-    raise BenchConfigError(f"rate must be R or FROM:TO:SECONDS (like 1000:20000:10s), not {text!r}")
+    raise BenchConfigError(
+        f"rate must be R or FROM:TO:DURATION (like 1000:20000:10s), not {text!r}"
+    )
 
 
 def _check(condition: bool, message: str) -> None:

@@ -15,9 +15,14 @@ import io
 import re
 from typing import BinaryIO
 
-from hdrh.histogram import HdrHistogram
-
 from ..core import LatencyCounts
+from ..extras import import_extra
+
+try:
+    from hdrh.histogram import HdrHistogram
+except ImportError:
+    import_extra("hdrh", "bench", "the load harness")  # names the extra to install
+    raise
 
 # 1 µs to one hour: an open-loop run against a stalled server can see
 # latencies of minutes, and a value past the top would be lost.

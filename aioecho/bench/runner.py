@@ -72,7 +72,7 @@ def run(
 
     Raises :class:`~aioecho.bench.target.TargetError` when the target cannot
     be resolved or the local server does not start,
-    :class:`~aioecho.loops.LoopUnavailableError` for a missing loop, and
+    :class:`~aioecho.extras.MissingExtraError` for a missing loop, and
     :class:`WorkerError` if a client process crashes. Connection failures
     and wrong replies are not exceptions: they are in the result.
     """

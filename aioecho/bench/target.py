@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import math
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..config import DEFAULT_MAX_LINE, DEFAULT_PORT
 from ..config import TargetError as TargetError  # raised here; the harness's API names it
+from ..core import DISABLE_VARIABLE
 from ..process.child import ChildServer
 from ..process.launch import LaunchError, aioecho_command
 from ..sockets.limits import raise_open_file_limit
@@ -143,6 +145,19 @@ def local_server_command(config: BenchConfig) -> list[str]:
     )  # fmt: skip
 
 
+def local_server_environment() -> dict[str, str]:
+    """This environment without the ``AIOECHO_*`` variables that set serve's flags.
+
+    The local server runs as the run asks, whatever the shell exported for
+    other servers; the variable that picks the build is passed on.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AIOECHO_") or name == DISABLE_VARIABLE
+    }
+
+
 @contextlib.contextmanager
 def open_target(config: BenchConfig) -> Iterator[tuple[Target, str | None]]:
     """The configured target, or a local server started for the run.
@@ -153,7 +168,11 @@ def open_target(config: BenchConfig) -> Iterator[tuple[Target, str | None]]:
         yield resolve(config.host or "127.0.0.1", target_port(config), config.connections), None
         return
     try:
-        server = ChildServer.start(local_server_command(config), timeout=SERVER_START_TIMEOUT)
+        server = ChildServer.start(
+            local_server_command(config),
+            timeout=SERVER_START_TIMEOUT,
+            env=local_server_environment(),
+        )
     except LaunchError as exc:
         raise TargetError(f"the local server did not start: {exc}") from None
     try:

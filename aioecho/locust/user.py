@@ -13,9 +13,15 @@ import sys
 import time
 from typing import Any
 
-from locust import User, events, task
-from locust.env import Environment
-from locust.runners import Runner, WorkerRunner
+from ..extras import import_extra
+
+try:
+    from locust import User, events, task
+    from locust.env import Environment
+    from locust.runners import Runner, WorkerRunner
+except ImportError:
+    import_extra("locust", "locust", "aioecho.locust.EchoUser")  # names the extra to install
+    raise
 
 from .wire import (
     EchoConnection,

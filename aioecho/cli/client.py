@@ -1,28 +1,191 @@
-"""The ``client`` command: the tutorial's prompt on a terminal, a filter in a pipe.
+"""``python -m aioecho client``: the tutorial's prompt on a terminal, a filter in a pipe.
 
 Both talk through :class:`~aioecho.client.EchoClient`, so both inherit its
 bounds: a reply longer than ``max_reply`` or later than the timeout ends the
 conversation with an exception instead of a hang or unbounded memory.
+
+Every way the conversation can fail ends the same way: one line on stderr
+and exit code 1. A bad flag is one line and exit code 2; Ctrl-C is quiet,
+with exit code 130.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import functools
 import os
+import signal
+import ssl
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .client import ConnectionClosedError, EchoClient, closed_during
-from .loops import ResolvedLoop
+from ..bounds import MAX_WHOLE, SECONDS, Bounds, check_fields
+from ..client import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    ConnectionClosedError,
+    EchoClient,
+    Endpoint,
+    ReplyError,
+    ReplyTooLongError,
+    closed_during,
+    reply_bound,
+)
+from ..config import ConfigError, ServerConfig
+from ..durations import Duration
+from ..loops import LoopName, ResolvedLoop, resolve_loop, run_on
+from ..options import option
+from ..sizes import parse_size
+from ..tls import client_context, ssl_reason
+from .parsing import Sections, add_flags, add_sections, from_flags
 
+INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a Ctrl-C
 PROMPT = ">>: "
 READ_SIZE = 64 * 1024
 READ_AHEAD = 4  # chunks of input read but not yet sent
 
+_SERVER = ServerConfig()
+
+# What OpenSSL reports when the bytes that came back are no TLS record at all.
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
 Connector = Callable[[], Coroutine[Any, Any, EchoClient]]
+
+SECTIONS: Sections = (
+    ("connection", ("host", "port", "unix", "timeout", "connect_timeout", "loop")),
+    ("TLS", ("tls", "tls_ca", "tls_insecure")),
+    ("replies", ("max_line", "suffix", "max_reply")),
+)
+EXAMPLES = """\
+examples:
+  aioecho client                                  a prompt (>>: ) on a terminal
+  printf 'hello\\nworld\\n' | aioecho client --port 9000
+  aioecho client --host localhost --tls-ca ca.pem --timeout 2s
+  aioecho client --unix /run/echo.sock < lines.txt > replies.txt
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where the ``client`` command connects, and the bounds it keeps."""
+
+    host: str = option(_SERVER.hosts[0], "server address", "HOST")
+    port: int = option(_SERVER.port, "server port", "PORT", check=Bounds(int, 1, 65535))
+    unix: str | None = option(None, "connect to this Unix socket instead", "PATH")
+    tls: bool = option(False, "speak TLS to the server")
+    tls_ca: str | None = option(None, "CA certificate(s) to verify it with", "FILE")
+    tls_insecure: bool = option(False, "do not verify its certificate (self-signed)")
+    timeout: float = option(
+        DEFAULT_TIMEOUT,
+        "give up on a reply that takes longer; 0 = never",
+        "DURATION",
+        check=SECONDS,
+        parse=Duration,
+    )
+    connect_timeout: float = option(
+        DEFAULT_CONNECT_TIMEOUT,
+        "give up on connecting (TLS handshake included) after this long; 0 = never",
+        "DURATION",
+        check=SECONDS,
+        parse=Duration,
+    )
+    max_line: int = option(
+        _SERVER.max_line,
+        "the server's --max-line; with --suffix it bounds a reply",
+        "BYTES",
+        check=Bounds(int, 1, MAX_WHOLE, " bytes"),
+        parse=parse_size,
+    )
+    suffix: str = option(_SERVER.suffix, "the server's --suffix", "TEXT")
+    max_reply: int | None = option(
+        None,
+        "longest reply accepted, terminator included; default: from --max-line",
+        "BYTES",
+        check=Bounds(int, 2, MAX_WHOLE, " bytes"),
+        parse=parse_size,
+    )
+    loop: LoopName = option("auto", "event loop; auto takes uvloop when installed")
+
+    def __post_init__(self) -> None:
+        check_fields(self, ConfigError)
+        if self.unix is not None and self.uses_tls and not self.tls_insecure:
+            # A socket path names no host the certificate could be checked against.
+            raise ConfigError("TLS over --unix needs --tls-insecure")
+
+    @property
+    def uses_tls(self) -> bool:
+        """``--tls-ca`` and ``--tls-insecure`` imply ``--tls``."""
+        return self.tls or self.tls_ca is not None or self.tls_insecure
+
+    @property
+    def reply_limit(self) -> int:
+        """The longest reply accepted, terminator included."""
+        return self.max_reply or reply_bound(self.max_line, self.suffix)
+
+
+def add_parser(commands: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
+    """Register the ``client`` subcommand."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "client",
+        help="talk to a server: a prompt, or a pipe filter",
+        description="Talk to an echo server: a prompt on a terminal, a filter in a pipe.",
+        epilog=EXAMPLES,
+    )
+    add_flags(parser, ClientConfig, add_sections(parser, SECTIONS))
+    parser.set_defaults(run=main, parser=parser)
+    return parser
+
+
+def main(options: argparse.Namespace) -> int:
+    """Run the parsed ``client`` command; the exit code."""
+    parser: argparse.ArgumentParser = options.parser
+    try:
+        config = from_flags(ClientConfig, options)
+        loop = resolve_loop(config.loop)
+        tls = client_context(config.tls_ca, config.tls_insecure) if config.uses_tls else None
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except OSError as exc:  # ssl.SSLError included: a CA file that is not PEM
+        parser.error(f"--tls-ca {options.tls_ca}: {describe(exc)}")
+    endpoint = Endpoint(config.host, config.port, config.unix, tls)
+    connect = functools.partial(
+        endpoint.connect,
+        timeout=config.timeout or None,  # the library's None waits forever
+        max_reply=config.reply_limit,
+        connect_timeout=config.connect_timeout or None,
+        suffix=config.suffix,
+    )
+    try:
+        if sys.stdin.isatty():
+            return interactive(connect, loop)
+        return run_on(loop, pipe(connect, sys.stdin.fileno(), sys.stdout.buffer))
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except OutputClosedError as exc:
+        # Nothing more can be written there, not even at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"aioecho client: {exc}", file=sys.stderr)
+        return 1
+    except (ReplyError, OSError) as exc:
+        print(f"aioecho client: {endpoint}: {describe(exc)}", file=sys.stderr)
+        return 1
+
+
+def describe(exc: Exception) -> str:
+    """One line that says what went wrong, for a person."""
+    if isinstance(exc, ReplyTooLongError):
+        return f"{exc} (see --max-line and --max-reply)"
+    if isinstance(exc, ssl.SSLError):
+        hint = " (is it a TLS server?)" if exc.reason in _NOT_TLS else ""
+        return f"TLS failed: {ssl_reason(exc)}{hint}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 class OutputClosedError(Exception):

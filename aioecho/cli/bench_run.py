@@ -1,6 +1,10 @@
 """What ``python -m aioecho bench`` does once its flags are read: one run,
 repeated runs or an A/B comparison; the table or JSON; the gates; the exit
-code (0 passed, 1 a run or gate failed, 2 a usage error)."""
+code (0 passed, 1 a run or gate failed, 2 a usage error).
+
+It imports the harness, and so needs the ``bench`` extra: :mod:`aioecho.cli.bench`
+imports it only when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +14,25 @@ import json
 import sys
 from typing import Any
 
-from . import report, runner
-from .config import BenchConfig, BenchConfigError
-from .gates import Gate, figures_of, load_baseline, parse_regression, regressions
-from .progress import ProgressLine
-from .repeats import Comparison, Repeated, compare, document, repeat, to_text
-from .result import BenchResult
-from .search import SearchRefused
-from .target import TargetError
+from ..bench import report, runner
+from ..bench.config import BenchConfig, BenchConfigError
+from ..bench.gates import Gate, figures_of, load_baseline, parse_regression, regressions
+from ..bench.progress import ProgressLine
+from ..bench.repeats import Comparison, Repeated, compare, document, repeat, to_text
+from ..bench.result import BenchResult
+from ..bench.search import SearchRefused
+from ..bench.target import TargetError
 
 # Runs per side of a comparison when --repeat does not say.
 COMPARE_REPEATS = 3
 
 
-def execute(config: BenchConfig, options: argparse.Namespace) -> int:
+def execute(
+    config: BenchConfig, options: argparse.Namespace, parser: argparse.ArgumentParser
+) -> int:
     """Run what the options ask for, print it, and return the exit code."""
-    parser: argparse.ArgumentParser = options.bench_parser
     try:
-        gates = [Gate.parse(text) for text in options.fail_if]
+        gates = [Gate.parse(text) for text in options.fail_if or ()]  # none given: None
         baseline = None if options.baseline is None else load_baseline(options.baseline)
         allowed = parse_regression(options.max_regression)
         other = None if options.compare is None else _other_target(config, options.compare)
