@@ -53,7 +53,10 @@ class EchoServer:
     ``sockets`` are listening sockets to serve instead of binding the
     config's addresses (a Unix socket file then stays theirs to remove);
     ``reuse_port`` binds with SO_REUSEPORT, so other processes can serve the
-    same port. ``clock`` replaces the loop's clock for the time limits
+    same port. ``tls`` is a context already made from the config's
+    ``tls_cert`` and ``tls_key`` (the command line makes it to check the
+    files before anything starts), used instead of reading them again.
+    ``clock`` replaces the loop's clock for the time limits
     (idle, line and write timeouts, the metrics request deadline), so that
     a test can drive them: advance
     it, then call :meth:`check_timeouts`.
@@ -65,6 +68,7 @@ class EchoServer:
         *,
         sockets: Sequence[socket.socket] | None = None,
         reuse_port: bool = False,
+        tls: ssl.SSLContext | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.config = config or ServerConfig()
@@ -83,7 +87,7 @@ class EchoServer:
         self._admitting: set[asyncio.Task[None]] = set()
         self._observers = Observers(self.config, lambda: self.stats)
         self._unix_file: UnixSocketFile | None = None
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
         self._shutdown_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
@@ -100,7 +104,7 @@ class EchoServer:
             raise RuntimeError("server already started")
         config = self.config
         self._protocol_factory = self._make_protocol_factory()
-        if config.tls_cert is not None and config.tls_key is not None:
+        if self._tls is None and config.tls_cert is not None and config.tls_key is not None:
             self._tls = server_context(config.tls_cert, config.tls_key)
         # Everything that can fail comes before accepting, so undoing it is
         # closing sockets: no client has been let in yet.

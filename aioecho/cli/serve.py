@@ -86,13 +86,15 @@ def main(options: argparse.Namespace) -> int:
     parser: Parser = options.parser
     source = _Source(parser, options)
     process = from_flags(ProcessOptions, options)
+    tls = None
     try:
         config = from_flags(ServerConfig, options)
         loop = resolve_loop(process.loop)
         if config.metrics_port is not None:
             import aioecho.metrics  # noqa: F401  (fails early, naming the extra to install)
         if config.tls_cert is not None and config.tls_key is not None:
-            server_context(config.tls_cert, config.tls_key)  # unreadable files: fail early
+            # Unreadable files fail here, before anything starts; the server serves with it.
+            tls = server_context(config.tls_cert, config.tls_key)
     except ConfigError as exc:
         parser.error(source.blame(str(exc)))
     except (OSError, ssl.SSLError) as exc:
@@ -104,7 +106,7 @@ def main(options: argparse.Namespace) -> int:
         parser.error(f"{source.name('ready_file')} {ready.file}: no such directory")
     configure_logging(process.log_level.upper())
     # The process exits next: a late signal must not turn exit 0 into a death.
-    return run_server(config, loop, ready=ready, after_stop="ignore")
+    return run_server(config, loop, ready=ready, after_stop="ignore", tls=tls)
 
 
 class _Source:

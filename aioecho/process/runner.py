@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 from ..config import ServerConfig
 from ..loops import LoopName, ResolvedLoop, resolve_loop, run_on
 from ..server import EchoServer
@@ -19,6 +21,7 @@ def run_server(
     *,
     ready: ReadyReport | None = None,
     after_stop: AfterStop = "restore",
+    tls: ssl.SSLContext | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; the exit code.
 
@@ -32,7 +35,9 @@ def run_server(
     readiness line once the service accepts. The signal handlers of SIGINT
     and SIGTERM are this call's while it runs and are restored when it
     returns (``after_stop="ignore"`` leaves the signals ignored instead, for
-    a program that exits next).
+    a program that exits next). ``tls``: the context made from the config's
+    certificate and key, if the caller made it already (each worker process
+    makes its own).
     """
     raise_open_file_limit()
     resolved = loop if isinstance(loop, ResolvedLoop) else resolve_loop(loop)
@@ -47,7 +52,7 @@ def run_server(
         if config.workers > 1:
             service = WorkersService(config, resolved.name)
         else:
-            service = ServerService(EchoServer(config), resolved.name)
+            service = ServerService(EchoServer(config, tls=tls), resolved.name)
         return await run_service(service, announce, after_stop)
 
     return run_on(resolved, serve())
