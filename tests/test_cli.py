@@ -131,6 +131,38 @@ def test_a_bad_flag_is_one_line_and_exit_2_from_a_real_start(
         (["--ready-fd", "999"], "--ready-fd 999: not an open descriptor"),
         (["--ready-fd", "-1"], "--ready-fd -1: not an open descriptor"),
         (["--ready-file", "/no/such/dir/ready"], "--ready-file /no/such/dir/ready: no such"),
+        # faults
+        (["--delay", "1ms:60,2ms:50"], "more than 100"),
+        (["--bandwidth", "fast"], "not a byte count"),
+        (["--drop", "2"], "drop"),
+        (["--reset", "often"], "--reset"),
+        (["--jitter", "soon"], "--jitter: not a duration"),
+        (["--fragment", "x"], "--fragment"),
+        (["--framing", "chunk", "--stall-after", "1"], "line framing"),
+        # the client command
+        (["client", "--port", "70000"], "port must be 1..65535, not 70000"),
+        (["client", "--port", "0"], "port must be 1..65535, not 0"),
+        (["client", "--port", "http"], "argument --port: invalid int value: 'http'"),
+        (["client", "--timeout", "-1"], "argument --timeout: not a duration: '-1'"),
+        (["client", "--timeout", "nan"], "argument --timeout: not a duration: 'nan'"),
+        (["client", "--timeout", "2y"], "argument --timeout: not a duration: '2y'"),
+        (
+            ["client", "--connect-timeout", "inf"],
+            "argument --connect-timeout: not a duration: 'inf'",
+        ),
+        (
+            ["client", "--connect-timeout", "400d"],
+            "argument --connect-timeout: not a duration: '400d'",
+        ),
+        (["client", "--max-line", "0"], "max_line must be 1..2**63-1 bytes, not 0"),
+        (["client", "--max-reply", "1"], "max_reply must be 2..2**63-1 bytes, not 1"),
+        (["client", "--max-reply", "9" * 400], "argument --max-reply: byte count '999"),
+        (["client", "--max-reply", "lots"], "argument --max-reply: not a byte count: 'lots'"),
+        (["client", "--unix", "/tmp/echo.sock", "--tls"], "TLS over --unix needs --tls-insecure"),
+        (
+            ["client", "--tls-ca", "/nonexistent/ca.pem"],
+            "--tls-ca /nonexistent/ca.pem: No such file",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(

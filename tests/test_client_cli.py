@@ -37,7 +37,6 @@ from .rogue import (
 from .support import (
     aioecho_command,
     refusal_from_a_real_start,
-    refusal_in_process,
     serve_in_subprocess,
 )
 
@@ -337,32 +336,6 @@ def test_tls_to_a_plain_text_server_fails_at_once(loop: str) -> None:
     assert_one_line_error(
         exited, "TLS failed: [SSL: WRONG_VERSION_NUMBER] wrong version number (is it a TLS server?)"
     )
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--port", "70000"], "port must be 1..65535, not 70000"),
-        (["--port", "0"], "port must be 1..65535, not 0"),
-        (["--port", "http"], "argument --port: invalid int value: 'http'"),
-        (["--timeout", "-1"], "argument --timeout: not a duration: '-1'"),
-        (["--timeout", "nan"], "argument --timeout: not a duration: 'nan'"),
-        (["--timeout", "2y"], "argument --timeout: not a duration: '2y'"),
-        (["--connect-timeout", "inf"], "argument --connect-timeout: not a duration: 'inf'"),
-        (["--connect-timeout", "400d"], "argument --connect-timeout: not a duration: '400d'"),
-        (["--max-line", "0"], "max_line must be 1..2**63-1 bytes, not 0"),
-        (["--max-reply", "1"], "max_reply must be 2..2**63-1 bytes, not 1"),
-        (["--max-reply", "9" * 400], "argument --max-reply: byte count '999"),
-        (["--max-reply", "lots"], "argument --max-reply: not a byte count: 'lots'"),
-        (["--unix", "/tmp/echo.sock", "--tls"], "TLS over --unix needs --tls-insecure"),
-        (["--tls-ca", "/nonexistent/ca.pem"], "--tls-ca /nonexistent/ca.pem: No such file"),
-    ],
-)
-def test_a_bad_flag_is_one_line_and_exit_2(
-    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    [line] = refusal_in_process(capsys, "client", *flags)
-    assert message in line
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,6 @@ from .support import (
     Address,
     exchange,
     read_to_end,
-    refusal_in_process,
     serve_in_subprocess,
     server_options,
     until,
@@ -114,26 +113,6 @@ def test_every_fault_is_off_by_default() -> None:
     assert ServerConfig(delay="1ms", jitter="2ms", close_after="1K").faults == FaultPlan(
         delays=(DelayStep(0.001, 100.0),), jitter=0.002, close_after=1024
     )
-
-
-@pytest.mark.parametrize(
-    ("args", "complaint"),
-    [
-        (["--delay", "1ms:60,2ms:50"], "more than 100"),
-        (["--bandwidth", "fast"], "not a byte count"),
-        (["--drop", "2"], "drop"),
-        (["--reset", "often"], "--reset"),
-        (["--jitter", "soon"], "--jitter: not a duration"),
-        (["--fragment", "x"], "--fragment"),
-        (["--framing", "chunk", "--stall-after", "1"], "line framing"),
-    ],
-)
-def test_bad_fault_flags_exit_2_with_one_line(
-    args: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Refused on the serve command's path, which test_cli runs in real processes too.
-    [line] = refusal_in_process(capsys, *args)
-    assert complaint in line
 
 
 def test_faults_from_the_command_line() -> None:

@@ -497,9 +497,7 @@ Enough = Callable[[int, int], bool]
 COUNTERS = re.compile(rb"stats: .*accepted=(\d+) .*answered=(\d+)")
 
 
-def stop_master_when(
-    enough: Enough, server: ChildServer, master: subprocess.Popen[bytes]
-) -> None:
+def stop_master_when(enough: Enough, server: ChildServer, master: subprocess.Popen[bytes]) -> None:
     """SIGTERM the master once the server's logged counters are ``enough``.
 
     A user the server has accepted is connecting at least: on quit the

@@ -387,4 +387,3 @@ def test_the_mark_is_registered(inner: pytest.Pytester) -> None:
 )
 def test_importing(script: str) -> None:
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
-
