@@ -189,6 +189,22 @@ def log_until(process: subprocess.Popen[bytes], text: bytes) -> bytes:
     raise AssertionError(f"no {text!r} in the log: {seen!r}")
 
 
+# The line rules (DESIGN.md): requests as sent, and their replies. The batch
+# transform and the servers over sockets are held to the same table.
+LINE_RULES = [
+    (b"hello\n", b"HELLO_SB\n"),
+    (b"hi\r\n", b"HI_SB\r\n"),
+    (b"\n", b"_SB\n"),
+    (b"\r\n", b"_SB\r\n"),
+    (b"a\nb\r\nc\n", b"A_SB\nB_SB\r\nC_SB\n"),
+    (b"mid\rcr\n", b"MID\rCR_SB\n"),
+    (b"\r_sb\n", b"\r_SB_SB\n"),
+    (b"Mixed Case 123\n", b"MIXED CASE 123_SB\n"),
+    ("straße ß\n".encode(), "STRAßE ß_SB\n".encode()),
+    ("grüße\n".encode(), "GRüßE_SB\n".encode()),
+    (b"nul\x00byte\n", b"NUL\x00BYTE_SB\n"),
+]
+
 FLOOD_LINE = b"x" * 63 + b"\n"
 
 

@@ -8,20 +8,10 @@ import pytest
 
 from aioecho.core import LineEcho
 
+from .support import LINE_RULES
 
-@pytest.mark.parametrize(
-    ("lines", "replies"),
-    [
-        (b"hello\n", b"HELLO_SB\n"),
-        (b"hi\r\n", b"HI_SB\r\n"),
-        (b"\n", b"_SB\n"),
-        (b"\r\n", b"_SB\r\n"),
-        (b"a\nb\r\nc\n", b"A_SB\nB_SB\r\nC_SB\n"),
-        (b"mid\rcr\n", b"MID\rCR_SB\n"),
-        (b"\r_sb\n", b"\r_SB_SB\n"),
-        ("straße ß\n".encode(), "STRAßE ß_SB\n".encode()),
-    ],
-)
+
+@pytest.mark.parametrize(("lines", "replies"), LINE_RULES)
 def test_lines(lines: bytes, replies: bytes) -> None:
     assert LineEcho(b"_SB", 100).lines(lines) == replies
 

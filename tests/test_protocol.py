@@ -9,20 +9,10 @@ import pytest
 
 from aioecho import CloseReason, EchoServer
 
-from .support import Address, exchange, server_options
+from .support import LINE_RULES, Address, exchange, server_options
 
 
-@pytest.mark.parametrize(
-    ("request_bytes", "reply"),
-    [
-        (b"hello\n", b"HELLO_SB\n"),
-        (b"hi\r\n", b"HI_SB\r\n"),
-        (b"\n", b"_SB\n"),
-        (b"Mixed Case 123\n", b"MIXED CASE 123_SB\n"),
-        ("grüße\n".encode(), "GRüßE_SB\n".encode()),
-        (b"nul\x00byte\n", b"NUL\x00BYTE_SB\n"),
-    ],
-)
+@pytest.mark.parametrize(("request_bytes", "reply"), LINE_RULES)
 async def test_line_rules(server: EchoServer, request_bytes: bytes, reply: bytes) -> None:
     assert await exchange(server.addresses[0], request_bytes) == reply
 
