@@ -19,16 +19,8 @@ from aioecho.client import (
 )
 from aioecho.tls import client_context
 
-from .rogue import (
-    ENDLESS_BOUNDED,
-    answers_in_plain_text,
-    closes_mid_reply,
-    closes_without_reply,
-    endless_line,
-    rogue_server,
-    silent,
-    streams_replies,
-)
+from . import rogue as behaviours
+from .rogue import ENDLESS_BOUNDED, rogue_server
 from .support import server_options
 
 
@@ -75,7 +67,7 @@ async def test_finish_after_every_reply_closes_quietly(server: EchoServer) -> No
 
 
 async def test_a_reply_to_no_line_is_an_error() -> None:
-    with rogue_server(streams_replies) as rogue:
+    with rogue_server(behaviours.streams_replies) as rogue:
         client = await aioecho.connect("127.0.0.1", rogue.port)
         assert await client.request("one") == b"X_SB"
         with pytest.raises(aioecho.ExtraReplyError, match="more replies than lines"):
@@ -113,7 +105,7 @@ async def test_a_reply_of_exactly_max_reply_bytes_is_accepted(server: EchoServer
 
 
 async def test_an_endless_line_is_an_error_after_about_max_reply_bytes() -> None:
-    with rogue_server(endless_line) as rogue:
+    with rogue_server(behaviours.endless_line) as rogue:
         async with await aioecho.connect(port=rogue.port) as client:
             with pytest.raises(ReplyTooLongError, match=f"longer than {DEFAULT_MAX_REPLY} bytes"):
                 await client.request("hello")
@@ -125,21 +117,21 @@ async def test_an_endless_line_is_an_error_after_about_max_reply_bytes() -> None
 
 
 async def test_a_reply_cut_short_by_a_close_is_a_connection_error() -> None:
-    with rogue_server(closes_mid_reply) as rogue:
+    with rogue_server(behaviours.closes_mid_reply) as rogue:
         async with await aioecho.connect(port=rogue.port) as client:
             with pytest.raises(ConnectionClosedError, match="after 4 bytes of a reply"):
                 await client.request("hello")
 
 
 async def test_a_close_without_reply_is_a_connection_error() -> None:
-    with rogue_server(closes_without_reply) as rogue:
+    with rogue_server(behaviours.closes_without_reply) as rogue:
         async with await aioecho.connect(port=rogue.port) as client:
             with pytest.raises(ConnectionClosedError, match="before replying"):
                 await client.request("hello")
 
 
 async def test_a_request_times_out_and_leaves_the_connection_closed() -> None:
-    with rogue_server(silent) as rogue:
+    with rogue_server(behaviours.silent) as rogue:
         async with await aioecho.connect(port=rogue.port) as client:
             with pytest.raises(ReplyTimeoutError, match=r"no reply within 0\.1 s"):
                 await client.request("hello", timeout=0.1)
@@ -150,7 +142,7 @@ async def test_a_request_times_out_and_leaves_the_connection_closed() -> None:
 
 
 async def test_the_timeout_of_connect_is_the_default_of_each_request() -> None:
-    with rogue_server(silent) as rogue:
+    with rogue_server(behaviours.silent) as rogue:
         async with await aioecho.connect(port=rogue.port, timeout=0.1) as client:
             with pytest.raises(TimeoutError, match=r"no reply within 0\.1 s"):
                 await client.read_reply()
@@ -166,7 +158,7 @@ async def test_tls_to_a_plain_server_ends_within_the_connect_timeout(server: Ech
 
 async def test_tls_to_a_server_that_answers_in_plain_text_fails_at_once() -> None:
     with (
-        rogue_server(answers_in_plain_text) as rogue,
+        rogue_server(behaviours.answers_in_plain_text) as rogue,
         pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"),
     ):
         await aioecho.connect(port=rogue.port, ssl=client_context())

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from aioecho.locust import wire
 from aioecho.locust.wire import (
     PAYLOADS,
     ConnectFailed,
@@ -35,10 +36,6 @@ from aioecho.locust.wire import (
     Target,
     TargetError,
     Trust,
-    check_body,
-    expected_reply,
-    make_body,
-    parse_target,
 )
 
 from .support import Certificates, ChildServer, serve_in_subprocess
@@ -109,7 +106,7 @@ def target_of(sock: socket.socket, scheme: str = "tcp") -> Target:
     ],
 )
 def test_parse_target(url: str, expected: Target) -> None:
-    assert parse_target(url) == expected
+    assert wire.parse_target(url) == expected
     assert str(expected) == url
 
 
@@ -133,27 +130,27 @@ def test_parse_target(url: str, expected: Target) -> None:
 )
 def test_parse_target_rejects(url: str | None, reason: str) -> None:
     with pytest.raises(TargetError, match="expected tcp://HOST:PORT or tls://HOST:PORT") as caught:
-        parse_target(url)
+        wire.parse_target(url)
     assert reason in str(caught.value)
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize("size", [0, 1, 45, 1000])
 def test_make_body_is_one_line_of_the_size(payload: str, size: int) -> None:
-    body = make_body(size, payload, random.Random(size))  # type: ignore[arg-type]
+    body = wire.make_body(size, payload, random.Random(size))  # type: ignore[arg-type]
     assert len(body) == size
-    check_body(body)
+    wire.check_body(body)
 
 
 def test_random_bodies_cover_every_byte_but_cr_and_lf() -> None:
-    body = make_body(100_000, "random", random.Random(1))
+    body = wire.make_body(100_000, "random", random.Random(1))
     assert set(body) == set(range(256)) - {ord("\n"), ord("\r")}
-    assert body != make_body(100_000, "random", random.Random(2))
+    assert body != wire.make_body(100_000, "random", random.Random(2))
 
 
 def test_text_bodies_vary_and_have_lowercase_for_the_server_to_change() -> None:
     rng = random.Random(3)
-    bodies = {make_body(64, "text", rng) for _ in range(10)}
+    bodies = {wire.make_body(64, "text", rng) for _ in range(10)}
     assert len(bodies) > 1
     assert all(body.isascii() and body.upper() != body for body in bodies)
 
@@ -161,7 +158,7 @@ def test_text_bodies_vary_and_have_lowercase_for_the_server_to_change() -> None:
 @pytest.mark.parametrize("body", [b"two\nlines", b"ends in CR\r"])
 def test_check_body_refuses_what_is_not_one_line(body: bytes) -> None:
     with pytest.raises(ValueError, match="must not"):
-        check_body(body)
+        wire.check_body(body)
 
 
 # --- one connection against the real server ------------------------------------
@@ -177,8 +174,8 @@ def test_replies_of_the_real_server_pass(
     rng = random.Random(7)
     try:
         for size in (0, 1, 64, 35_000):
-            body = make_body(size, payload, rng)  # type: ignore[arg-type]
-            expected = expected_reply(body, b"_SB", terminator)
+            body = wire.make_body(size, payload, rng)  # type: ignore[arg-type]
+            expected = wire.expected_reply(body, b"_SB", terminator)
             assert connection.request(body + terminator, expected, TIMEOUT) == expected
     finally:
         connection.close()
@@ -191,7 +188,7 @@ def test_a_wrong_suffix_is_a_mismatch_from_the_first_differing_byte(
     connection = EchoConnection.open(target, TIMEOUT)
     try:
         with pytest.raises(ReplyMismatch) as caught:
-            connection.request(b"hello\n", expected_reply(b"hello", b"_XX", b"\n"), TIMEOUT)
+            connection.request(b"hello\n", wire.expected_reply(b"hello", b"_XX", b"\n"), TIMEOUT)
     finally:
         connection.close()
     assert str(caught.value) == (
@@ -213,8 +210,8 @@ def test_tls_replies_pass_with_the_ca_or_without_checks(
     connection = EchoConnection.open(target, TIMEOUT, trust)
     with contextlib.closing(connection):
         for size in (0, 35_000):
-            body = make_body(size, "random", random.Random(size))
-            expected = expected_reply(body, b"_SB", b"\n")
+            body = wire.make_body(size, "random", random.Random(size))
+            expected = wire.expected_reply(body, b"_SB", b"\n")
             assert connection.request(body + b"\n", expected, TIMEOUT) == expected
 
 
