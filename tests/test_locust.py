@@ -595,6 +595,22 @@ def every_user_connected_and_echoed(accepted: int, answered: int) -> bool:
     return accepted >= USERS and answered >= USERS
 
 
+def one_echo_per_user(run: LocustRun, name: str) -> dict[str, Any]:
+    """Check a clean distributed run: one echo from each user, each on one connection.
+
+    Returns the stats entry of the echoes called ``name``.
+    """
+    assert run.exit_code == 0, run.log
+    assert run.errors == []
+    echoes, connects = run.stats[name], run.stats["connect"]
+    # One line from each user, then its pause: the workers took it from the master.
+    assert int(echoes["num_requests"]) == USERS
+    assert run.failures() == 0
+    # Each user connected once and kept its connection: nothing was retried.
+    assert int(connects["num_requests"]) == USERS
+    return echoes
+
+
 def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
     with counting_server() as server:
         run = run_locust(
@@ -605,14 +621,7 @@ def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
             "--line-size=100",
             wait=ONE_LINE_EACH,
         )
-    assert run.exit_code == 0, run.log
-    assert run.errors == []
-    echoes, connects = run.stats["100 B"], run.stats["connect"]
-    # One line from each user, then its pause: the workers took it from the master.
-    assert int(echoes["num_requests"]) == USERS
-    assert run.failures() == 0
-    # Each user connected once and kept its connection: nothing was retried.
-    assert int(connects["num_requests"]) == USERS
+    echoes = one_echo_per_user(run, "100 B")
     # Replies to 100-byte bodies, upper(body) + "_SB\n": the workers took the
     # line size from the master.
     assert content_size(echoes) == 104
@@ -632,12 +641,7 @@ def test_master_and_workers_verify_the_server_certificate(
             scheme="tls",
             wait=ONE_LINE_EACH,
         )
-    assert run.exit_code == 0, run.log
-    assert run.errors == []
-    echoes, connects = run.stats["64 B"], run.stats["connect"]
-    assert int(echoes["num_requests"]) == USERS
-    assert run.failures() == 0
-    assert int(connects["num_requests"]) == USERS
+    one_echo_per_user(run, "64 B")
 
 
 def test_wrong_replies_are_failures_with_the_difference(tmp_path: Path) -> None:
