@@ -270,56 +270,55 @@ def test_the_readme_fault_examples_pass_on_both_loops(inner: pytest.Pytester) ->
     assert example.count("\nasync def test_") == 4
 
 
+MARKED = """
+@pytest.mark.echo_server({arguments})
+async def test_marked(echo_server: EchoTestServer) -> None:
+    pass
+"""
+
+
 @pytest.mark.parametrize(
-    ("tests", "message"),
+    ("arguments", "message"),
     [
         pytest.param(
-            """
-            @pytest.mark.echo_server(sufix="")
-            async def test_misspelt(echo_server: EchoTestServer) -> None:
-                pass
-            """,
+            'sufix=""',
             "@pytest.mark.echo_server: unknown server option(s) 'sufix'; the options are "
             "the fields of aioecho.ServerConfig: *",
             id="unknown option",
         ),
         pytest.param(
-            """
-            @pytest.mark.echo_server(max_line=0)
-            async def test_bad_value(echo_server: EchoTestServer) -> None:
-                pass
-            """,
+            "max_line=0",
             "@pytest.mark.echo_server: max_line must be 1..2**63-1 bytes, not 0",
             id="bad value",
         ),
         pytest.param(
-            """
-            @pytest.mark.echo_server(fragment=0.5)
-            async def test_bad_type(echo_server: EchoTestServer) -> None:
-                pass
-            """,
+            "fragment=0.5",
             "@pytest.mark.echo_server: fragment must be a whole number 0..2**63-1, not 0.5",
             id="bad type",
         ),
         pytest.param(
-            """
-            @pytest.mark.echo_server("_SB")
-            async def test_positional(echo_server: EchoTestServer) -> None:
-                pass
-            """,
+            '"_SB"',
             "@pytest.mark.echo_server: takes keyword options only, not ('_SB',)",
             id="positional",
         ),
         pytest.param(
-            """
-            @pytest.mark.echo_server(workers=2)
-            async def test_workers(echo_server: EchoTestServer) -> None:
-                pass
-            """,
+            "workers=2",
             "@pytest.mark.echo_server: workers > 1 needs run_server(): an EchoServer is one "
             "process",
             id="workers",
         ),
+    ],
+)
+def test_a_misused_mark_is_reported_in_one_line(
+    inner: pytest.Pytester, arguments: str, message: str
+) -> None:
+    result = run_inner(inner, MARKED.format(arguments=arguments))
+    assert_one_line_error(result, message, errors=2)  # once per loop
+
+
+@pytest.mark.parametrize(
+    ("tests", "message"),
+    [
         pytest.param(
             """
             def test_synchronous(echo_server: EchoTestServer) -> None:
@@ -345,7 +344,11 @@ def test_the_readme_fault_examples_pass_on_both_loops(inner: pytest.Pytester) ->
 def test_misuse_is_reported_in_one_line(inner: pytest.Pytester, tests: str, message: str) -> None:
     result = run_inner(inner, tests)
     # Once per loop; a synchronous test is not run per loop.
-    result.assert_outcomes(errors=1 if "def test_synchronous" in tests else 2)
+    assert_one_line_error(result, message, errors=1 if "def test_synchronous" in tests else 2)
+
+
+def assert_one_line_error(result: pytest.RunResult, message: str, errors: int) -> None:
+    result.assert_outcomes(errors=errors)
     result.stdout.fnmatch_lines([message])
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.no_fnmatch_line("*During handling*")
