@@ -353,17 +353,19 @@ async def delaying_server(clock: EchoClock) -> AsyncIterator[EchoServer]:
 async def test_the_server_clock_moves_a_delay_with_no_real_waiting(
     delaying_server: EchoServer, clock: EchoClock
 ) -> None:
-    server = delaying_server
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    reader, writer = await asyncio.open_connection(*delaying_server.addresses[0])
     writer.write(b"late\n")
     held = held_cost(b"LATE_SB\n")
-    await until(lambda: server.stats.bytes_buffered == held)
+    await until(lambda: delaying_server.stats.bytes_buffered == held)
     clock.advance(299)
-    server.check_timeouts()  # writes what is due by the clock, here nothing
-    assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (0, held)
+    delaying_server.check_timeouts()  # writes what is due by the clock, here nothing
+    assert (delaying_server.stats.bytes_sent, delaying_server.stats.bytes_buffered) == (0, held)
     clock.advance(1)
-    server.check_timeouts()
-    assert (server.stats.bytes_sent, server.stats.bytes_buffered) == (len(b"LATE_SB\n"), 0)
+    delaying_server.check_timeouts()
+    assert (delaying_server.stats.bytes_sent, delaying_server.stats.bytes_buffered) == (
+        len(b"LATE_SB\n"),
+        0,
+    )
     assert await reader.readline() == b"LATE_SB\n"
     writer.close()
 
