@@ -206,31 +206,26 @@ def test_every_server_is_shut_down_after_its_test(inner: pytest.Pytester) -> Non
     result.assert_outcomes(passed=4)
 
 
-def test_strict_mode_works_with_marked_tests(inner: pytest.Pytester) -> None:
-    result = run_inner(
-        inner,
-        """
-        @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("mark", "setting"),
+    [
+        pytest.param("@pytest.mark.asyncio", "asyncio_mode=strict", id="strict mode"),
+        pytest.param(
+            '@pytest.mark.asyncio(loop_scope="module")',
+            "asyncio_default_fixture_loop_scope=module",
+            id="a wider loop scope the fixtures share",
+        ),
+    ],
+)
+def test_the_servers_work_under_other_asyncio_settings(
+    inner: pytest.Pytester, mark: str, setting: str
+) -> None:
+    test = f"""
+        {mark}
         async def test_marked(echo_server: EchoTestServer) -> None:
-            assert await exchange(echo_server, b"strict\\n") == b"STRICT_SB\\n"
-        """,
-        "-o",
-        "asyncio_mode=strict",
-    )
-    result.assert_outcomes(passed=2)
-
-
-def test_a_wider_loop_scope_works_when_the_fixtures_share_it(inner: pytest.Pytester) -> None:
-    result = run_inner(
-        inner,
+            assert await exchange(echo_server, b"hello\\n") == b"HELLO_SB\\n"
         """
-        @pytest.mark.asyncio(loop_scope="module")
-        async def test_in_the_module_loop(echo_server: EchoTestServer) -> None:
-            assert await exchange(echo_server, b"wide\\n") == b"WIDE_SB\\n"
-        """,
-        "-o",
-        "asyncio_default_fixture_loop_scope=module",
-    )
+    result = run_inner(inner, test, "-o", setting)
     result.assert_outcomes(passed=2)
 
 
