@@ -68,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parsers() -> dict[str, argparse.ArgumentParser]:
+    """The parser of each command (``serve``, ``client``, ``bench``), for the docs' reference."""
+    commands = next(
+        action
+        for action in build_parser()._actions  # argparse names its subcommands nowhere public
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    return {name: commands.choices[name] for name in COMMANDS}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
