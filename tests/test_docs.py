@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-import importlib.util
+import runpy
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,15 +16,9 @@ from aioecho.cli import parsers
 ROOT = Path(__file__).parent.parent
 
 
-def cli_reference() -> ModuleType:
-    """The build hook that writes the CLI reference (docs/ is no package: loaded by path)."""
-    path = ROOT / "docs" / "hooks" / "cli_reference.py"
-    spec = importlib.util.spec_from_file_location("cli_reference", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def cli_reference() -> SimpleNamespace:
+    """The build hook that writes the CLI reference (docs/ is no package: run by path)."""
+    return SimpleNamespace(**runpy.run_path(str(ROOT / "docs" / "hooks" / "cli_reference.py")))
 
 
 def sections(reference: str) -> dict[str, str]:
