@@ -9,7 +9,7 @@ Against a TLS server, ``--host tls://HOST:PORT``, with ``--tls-ca ca.pem`` for a
 private CA or ``--tls-insecure`` for a self-signed test certificate.
 
 Many machines: the same file on a ``--master`` and on every ``--worker``
-(see the README, "Distributed load with Locust"). Every simulated user keeps
+(see docs/locust.md, "Across machines"). Every simulated user keeps
 one connection and sends its next line as soon as the previous reply has been
 checked, so the load is set by the number of users.
 

@@ -255,14 +255,28 @@ def test_faults_come_through_the_mark_and_the_factory(inner: pytest.Pytester) ->
     result.assert_outcomes(passed=4)
 
 
-def test_the_readme_fault_examples_pass_on_both_loops(inner: pytest.Pytester) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    faults = readme[readme.index("### Faults") :]
-    example = faults.split("```python\n", 1)[1].split("```", 1)[0]
-    inner.makepyfile(test_readme_faults=example)
+def python_example(document: str, heading: str) -> str:
+    """The first Python block after ``heading`` in a document of the repository."""
+    text = (Path(__file__).parent.parent / document).read_text()
+    after = text[text.index(f"\n{heading}\n") :]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("document", "heading", "tests"),
+    [
+        pytest.param("docs/testing.md", "## Faults", 4, id="faults"),
+        pytest.param("README.md", "## The pytest plugin", 1, id="readme"),
+    ],
+)
+def test_the_documented_examples_pass_on_both_loops(
+    inner: pytest.Pytester, document: str, heading: str, tests: int
+) -> None:
+    example = python_example(document, heading)
+    inner.makepyfile(test_documented=example)
     result = inner.runpytest("-v", "--strict-markers", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2 * example.count("\nasync def test_"))
-    assert example.count("\nasync def test_") == 4
+    assert example.count("\nasync def test_") == tests
 
 
 MARKED = """

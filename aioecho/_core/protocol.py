@@ -51,7 +51,7 @@ TLS_READ_LOW_WATER = 16 * 1024
 # loops: asyncio fills it with zeros at once, uvloop's pages fill as reads
 # do) and the encrypted replies its socket transport buffers before it
 # pauses (64 KiB). An idle connection's are left out, like its other fixed
-# costs (README, "Limits").
+# costs (docs/limits.md, "The memory budget").
 TLS_LAYER_HELD = (256 + 64) * 1024
 
 
