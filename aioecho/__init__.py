@@ -17,13 +17,13 @@ the server (see :mod:`aioecho.process.early`).
 
 from __future__ import annotations
 
+from .lazy import lazy_exports
+
 # Not typing's: importing typing would cost the start of every program a few
 # milliseconds, during which a stop signal is not caught yet. Type checkers
 # take any TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .client import (
         ConnectionClosedError,
         EchoClient,
@@ -82,15 +82,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value  # looked up once
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
