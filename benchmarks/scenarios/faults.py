@@ -164,9 +164,7 @@ FAULT_NEIGHBOURS = Scenario(
     f"streaming empty lines at {STREAMERS * STREAM_RATE // 1000} KB/s together, "
     "`--jitter 1ms` on every connection",
     flags=lambda settings: ("--jitter", "1ms"),
-    run=lambda server, settings: alone_then_beside(
-        server, settings, b"\n", STREAM_RATE, STREAMERS
-    ),
+    run=lambda server, settings: alone_then_beside(server, settings, b"\n", STREAM_RATE, STREAMERS),
     columns=NEIGHBOUR_COLUMNS,
 )
 

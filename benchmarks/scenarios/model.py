@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from suite.servers import ServerProcess
+from ..core.servers import ServerProcess
 
 
 @dataclass(frozen=True)

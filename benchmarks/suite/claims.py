@@ -1,4 +1,4 @@
-"""``python benchmarks/run.py --claims``: each claim of the tutorial and of
+"""``python -m benchmarks matrix --claims``: each claim of the tutorial and of
 uvloop, measured with the load that can show it, and a verdict.
 
 Every figure comes from the harness (``aioecho.bench``) against a server in
@@ -20,7 +20,8 @@ from typing import Any, Literal
 from aioecho.bench import BenchConfig, BenchResult
 from aioecho.bench.runner import run as bench_run
 
-from .servers import SERVERS, ServerProcess, running
+from ..core.servers import ServerProcess, running
+from .servers import SERVERS
 
 Verdict = Literal["held", "did not hold", "unclear"]
 # Each run: connect, this warm-up, this window.

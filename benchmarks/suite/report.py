@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from . import machine
-from .model import CLIENT_BOUND, METRICS, Load, Outcome, Run, Spread, size_label
+from ..core import machine
+from ..core.load import Load, size_label
+from .model import CLIENT_BOUND, METRICS, Outcome, Run, Spread
 
 REFERENCE = "aioecho-uvloop"
 STDLIB = "aioecho-asyncio"
