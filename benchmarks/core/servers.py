@@ -5,8 +5,8 @@ is started by aioecho's own child-server launcher
 (:class:`aioecho.process.child.ChildServer`): it announces where it listens
 on the readiness pipe (``--ready-fd``), its stderr is drained for the whole
 run (a full pipe would stall it) and its tail kept, so that a server that
-dies can be reported with its last words. Each runs from the repository
-root, where ``python -m benchmarks.servers.NAME`` finds its module.
+dies can be reported with its last words. Each runs with the environment of
+:func:`child_env`, where ``python -m benchmarks.servers.NAME`` finds its module.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ STOP_TIMEOUT = 10.0
 # How long a multi-process server gets to start its workers after announcing.
 WORKERS_TIMEOUT = 5.0
 WORKERS_POLL_S = 0.1
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: this one's, with ``extra``, and the
+    repository root last on PYTHONPATH, so that the child finds this package
+    however it was started, and the same ``aioecho`` as this process does."""
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (env.get("PYTHONPATH"), str(ROOT))))
+    return env
 
 
 class ServerError(RuntimeError):
@@ -100,9 +109,9 @@ class ServerProcess:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        env = {**os.environ, **spec.env} if spec.env else None
+        env = child_env(spec.env)
         try:
-            child = ChildServer.start(spec.command, timeout=START_TIMEOUT, env=env, cwd=ROOT)
+            child = ChildServer.start(spec.command, timeout=START_TIMEOUT, env=env)
         except LaunchError as exc:
             raise ServerError(str(exc)) from None
         self.child = child

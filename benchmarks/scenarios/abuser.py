@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from ..core.servers import ROOT
+from ..core.servers import child_env
 
 WRITE_BLOCK = 65536
 READ_BLOCK = 1 << 20
@@ -43,7 +43,7 @@ class Abuser:
             sys.executable, "-m", __spec__.name, host, str(port), "--line", line.hex(),
             "--rate", str(rate), "--seconds", str(seconds),
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
 
     def stop(self) -> dict[str, Any]:
         """SIGTERM, then its report; a process that does not answer is killed."""
