@@ -23,7 +23,7 @@ from benchmarks.core.load import Load
 from benchmarks.core.servers import BACKLOG, ServerProcess, ServerSpec, running
 from benchmarks.speed import contenders, tables
 from benchmarks.suite import html, report
-from benchmarks.suite.cli import output_dir, skip_reason
+from benchmarks.suite.cli import CLAIMS_TITLE, output_dir, skip_reason
 from benchmarks.suite.matrix import PRESETS
 from benchmarks.suite.measure import Probe, choose_client, run_cell
 from benchmarks.suite.model import Cell, Outcome, Run, Sample
@@ -349,6 +349,13 @@ def test_results_go_to_out_or_beside_the_remade_file_or_to_results() -> None:
     assert out() == ROOT / "benchmarks" / "results"
     assert out("--out", "/tmp/x") == Path("/tmp/x")
     assert out("--from-json", "/data/run.json") == Path("/data")
+
+
+def test_the_committed_claims_page_is_what_its_markdown_makes() -> None:
+    results = ROOT / "benchmarks" / "results"
+    markdown = (results / "20261206-044255Z-claims.md").read_text()
+    page = (results / "20261206-044255Z-claims.html").read_text()
+    assert html.to_html(markdown, CLAIMS_TITLE, results) == page
 
 
 def listen_queue(port: int) -> int:

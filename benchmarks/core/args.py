@@ -1,16 +1,16 @@
 """Argument plumbing every benchmark shares: one-line refusals, argparse types, commands.
 
-Each benchmark is a :class:`Command` of ``python -m benchmarks``: it adds its
-flags to its own subparser and runs with what they parsed.
+Each benchmark of ``python -m benchmarks`` is a module that is a
+:class:`Benchmark`: it adds its flags to its own subparser and runs with
+what they parsed.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 
 class Parser(argparse.ArgumentParser):
@@ -20,19 +20,19 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-@dataclass(frozen=True)
-class Command:
-    """A benchmark of ``python -m benchmarks``: its name, what it does, its flags, its run.
+class Benchmark(Protocol):
+    """What the module of a subcommand of ``python -m benchmarks`` holds.
 
-    ``run`` gets the parsed flags and its own parser (for refusals found
-    after parsing) and returns the exit status.
+    Its docstring describes it in its ``--help``; ``main`` gets the parsed
+    flags and its own parser (for refusals found after parsing) and returns
+    the exit status.
     """
 
-    name: str
-    summary: str  # one line, for the list of commands
-    description: str
-    add_arguments: Callable[[Parser], None]
-    run: Callable[[argparse.Namespace, Parser], int]
+    SUMMARY: str  # one line, for the list of commands
+
+    def add_arguments(self, cli: Parser) -> None: ...
+
+    def main(self, options: argparse.Namespace, cli: Parser) -> int: ...
 
 
 def positive_ints(text: str) -> tuple[int, ...]:

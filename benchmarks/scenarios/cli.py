@@ -20,7 +20,7 @@ from typing import Any
 from aioecho.sockets.limits import raise_open_file_limit
 
 from ..core import machine
-from ..core.args import Command, Parser, add_from_json, positive_float, whole_number
+from ..core.args import Parser, add_from_json, positive_float, whole_number
 from . import report, target
 from .beside import PIPELINER, UNICODE
 from .faults import FAULT_SCENARIOS
@@ -30,6 +30,8 @@ from .pause import SUPERVISOR_PAUSE
 from .scrapes import SCRAPES
 from .slowloris import SLOWLORIS
 
+# One line in ``python -m benchmarks --help``.
+SUMMARY = "abuse scenarios against aioecho on both loops: what the neighbours get"
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -173,12 +175,3 @@ def main(options: argparse.Namespace, cli: Parser) -> int:
     document = {"machine": machine.describe(), "settings": asdict(settings), "runs": runs}
     print(json.dumps(document, indent=2) if options.json else tables(document))
     return 0 if all(run["status"] == "ok" for run in runs) else 1
-
-
-ABUSE = Command(
-    name="abuse",
-    summary="abuse scenarios against aioecho on both loops: what the neighbours get",
-    description=__doc__,
-    add_arguments=add_arguments,
-    run=main,
-)

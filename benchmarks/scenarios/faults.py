@@ -21,8 +21,8 @@ from collections import Counter
 from pathlib import Path
 
 from . import sockets
-from .beside import NEIGHBOUR_COLUMNS, alone_then_beside
-from .memory import EMPTY_LINES, STALL_S, settle
+from .beside import beside_neighbours
+from .memory import CLIENTS, EMPTY_LINES, REFUSED, SENT, STALL_S, settle
 from .model import Column, Figures, Scenario, Settings, mib, ratio
 from .target import PeakMemory, ServerProcess
 
@@ -122,13 +122,13 @@ def paced_idle(server: ServerProcess, settings: Settings) -> Figures:
 
 
 MEMORY_COLUMNS = (
-    Column("clients", "clients"),
-    Column("sent MiB", "sent_mib", "float"),
+    CLIENTS,
+    SENT,
     Column("RSS growth MiB (peak)", "growth_mib|peak_growth_mib", "float"),
     Column("counted MiB", "counted_mib", "float"),
     Column("growth ÷ counted", "growth_per_counted", "ratio"),
     Column("still open", "open"),
-    Column("refused", "refused", "text"),
+    REFUSED,
 )
 
 
@@ -158,14 +158,15 @@ TLS_MEMORY = Scenario(
     columns=MEMORY_COLUMNS,
 )
 
-FAULT_NEIGHBOURS = Scenario(
-    name="fault-neighbours",
-    title=f"Faulted streams: 10 ping-pong neighbours alone, then beside {STREAMERS} clients "
+FAULT_NEIGHBOURS = beside_neighbours(
+    "fault-neighbours",
+    f"Faulted streams: 10 ping-pong neighbours alone, then beside {STREAMERS} clients "
     f"streaming empty lines at {STREAMERS * STREAM_RATE // 1000} KB/s together, "
     "`--jitter 1ms` on every connection",
-    flags=lambda settings: ("--jitter", "1ms"),
-    run=lambda server, settings: alone_then_beside(server, settings, b"\n", STREAM_RATE, STREAMERS),
-    columns=NEIGHBOUR_COLUMNS,
+    ("--jitter", "1ms"),
+    b"\n",
+    STREAM_RATE,
+    STREAMERS,
 )
 
 FRAGMENT_IDLE = Scenario(

@@ -31,6 +31,16 @@ SETTLED_GROWTH = 1024 * 1024
 SETTLE_LIMIT_S = 30.0
 
 
+# Columns more than one memory scenario shows.
+CLIENTS = Column("clients", "clients")
+SENT = Column("sent MiB", "sent_mib", "float")
+CLIENT_CPU = Column("client CPU", "client_cpu", "cores")
+RSS_BEFORE = Column("RSS before MiB", "rss_before_mib", "float")
+RSS_PEAK = Column("RSS peak MiB", "rss_peak_mib", "float")
+GROWTH = Column("growth MiB", "growth_mib", "float")
+REFUSED = Column("refused", "refused", "text")
+
+
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -121,13 +131,13 @@ AMPLIFICATION = Scenario(
     flags=lambda settings: ("--suffix", AMPLIFYING_SUFFIX),
     run=amplify,
     columns=(
-        Column("clients", "clients"),
-        Column("sent MiB", "sent_mib", "float"),
-        Column("client CPU", "client_cpu", "cores"),
-        Column("RSS before MiB", "rss_before_mib", "float"),
-        Column("RSS peak MiB", "rss_peak_mib", "float"),
+        CLIENTS,
+        SENT,
+        CLIENT_CPU,
+        RSS_BEFORE,
+        RSS_PEAK,
         Column("RSS after reset MiB", "rss_after_mib", "float"),
-        Column("growth MiB", "growth_mib", "float"),
+        GROWTH,
         Column("growth per client MiB", "growth_per_client_mib", "float"),
         Column("kept after reset MiB", "kept_after_reset_mib", "float"),
         Column(
@@ -145,12 +155,12 @@ GLOBAL_MEMORY = Scenario(
     columns=(
         Column("connections", "connections"),
         Column("held", "held"),
-        Column("refused", "refused", "text"),
+        REFUSED,
         Column("connect errors", "connect_errors", "text"),
         Column("data held MiB", "held_data_mib", "float"),
-        Column("RSS before MiB", "rss_before_mib", "float"),
-        Column("RSS peak MiB", "rss_peak_mib", "float"),
-        Column("growth MiB", "growth_mib", "float"),
-        Column("client CPU", "client_cpu", "cores"),
+        RSS_BEFORE,
+        RSS_PEAK,
+        GROWTH,
+        CLIENT_CPU,
     ),
 )

@@ -33,13 +33,15 @@ import argparse
 import sys
 
 from ..core import cprograms
-from ..core.args import Command, Parser, at_least_two, positive_float
+from ..core.args import Parser, at_least_two, positive_float
 from ..core.load import Load
 from ..core.servers import all_running, running
 from . import clients, instructions
 from .contenders import Contender, aioecho_builds, c_server, contenders
 from .tables import clients_table, harnesses, instruction_table, rounds, table
 
+# One line in ``python -m benchmarks --help``.
+SUMMARY = "aioecho's CPU per round trip against the minimal protocol and C"
 LOADS = (Load(10, 64, 1), Load(1000, 64, 1), Load(10, 16384, 16))
 CLIENT_LOADS = (Load(10, 64, 1), Load(1000, 64, 1), Load(10_000, 64, 1))
 
@@ -121,12 +123,3 @@ def count_instructions(chosen: list[Contender], note: str, cli: Parser) -> int:
     )
     print(instruction_table(chosen), flush=True)
     return 0
-
-
-SPEED = Command(
-    name="speed",
-    summary="aioecho's CPU per round trip against the minimal protocol and C",
-    description=__doc__.split("\n\n")[0],
-    add_arguments=add_arguments,
-    run=main,
-)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from ..core import markdown
 from ..core.load import Load, size_label
 from ..core.servers import ServerProcess
 from ..suite.measure import c_sample
@@ -107,8 +108,7 @@ def table(load: Load, chosen: list[Contender], runs: list[Round]) -> str:
         for sample in results.values()
         if isinstance(sample, Sample)
     )
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = [f"### {title}", "", *markdown.table(header, rows)]
     lines += ["", f"Other processes kept {text(others, lambda v: f'{v:.1f}')} cores busy."]
     return "\n".join(lines)
 
@@ -125,7 +125,7 @@ def instruction_table(chosen: list[Contender]) -> str:
     header = ["server"] + [
         f"{size_label(load.size)} lines, {load.pipeline} in flight" for load, _ in COUNTED_LOADS
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = markdown.table(header, [])
     for contender in chosen:
         name, floor = contender.spec.name, contender.floor
         if name not in counted:
@@ -134,7 +134,7 @@ def instruction_table(chosen: list[Contender]) -> str:
             f"{mine:,.0f}" + (f" ({mine / counted[floor][i]:.2f}x minimal)" if floor else "")
             for i, mine in enumerate(counted[name])
         ]
-        lines.append("| " + " | ".join([name, *cells]) + " |")
+        lines.append(markdown.row([name, *cells]))
     return "\n".join(lines)
 
 
@@ -165,7 +165,7 @@ def clients_table(load: Load, names: list[str], runs: list[clients.Round]) -> st
         return f"{value:.2f}x"
 
     lines = [f"### {load.connections:,} connections, {size_label(load.size)} lines, closed loop"]
-    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["", *markdown.table(header, [])]
     for name in names:
         failures = [r[name].failure for r in runs if name in r and r[name].failure]
         held = over(name, lambda run: run.rate_held)
@@ -180,5 +180,5 @@ def clients_table(load: Load, names: list[str], runs: list[clients.Round]) -> st
             text(over(name, lambda run: run.p50_us), lambda v: f"{v:,.0f}"),
             text(over(name, lambda run: run.p99_us), lambda v: f"{v:,.0f}"),
         ]
-        lines.append("| " + " | ".join(rows) + " |")
+        lines.append(markdown.row(rows))
     return "\n".join(lines)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..core import machine
 from ..core.args import (
-    Command,
     Parser,
     add_from_json,
     at_least_two,
@@ -30,10 +29,13 @@ from .measure import choose_client, run_cell
 from .model import AFTER_FAILURE, Cell, Outcome, Run
 from .servers import SERVERS
 
+# One line in ``python -m benchmarks --help``.
+SUMMARY = "servers under loads: the JSON, the tables, the plots (or --claims, measured)"
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 # Lines longer than this exceed aioecho's default --max-line and the streams
 # baseline's readline() limit: they would measure a protocol error.
 MAX_SIZE = 65536
+CLAIMS_TITLE = "aioecho: the claims, measured"
 PLOTS_MISSING = "matplotlib is missing: pip install -e '.[suite]' (or pass --no-plots)"
 
 
@@ -189,7 +191,7 @@ def write_claims(options: argparse.Namespace, out: Path) -> list[Path]:
     paths = [out / f"{stem}.{kind}" for kind in ("json", "md", "html")]
     paths[0].write_text(json.dumps(document, indent=1) + "\n")
     paths[1].write_text(markdown)
-    paths[2].write_text(html.to_html(markdown, "aioecho: the claims, measured", out))
+    paths[2].write_text(html.to_html(markdown, CLAIMS_TITLE, out))
     return paths
 
 
@@ -239,12 +241,3 @@ def measure(name: str, matrix: Matrix, client_note: str) -> tuple[Run, str]:
         outcomes=tuple(outcomes),
     )
     return run, now.strftime("%Y%m%d-%H%M%SZ")
-
-
-MATRIX = Command(
-    name="matrix",
-    summary="servers under loads: the JSON, the tables, the plots (or --claims, measured)",
-    description=__doc__,
-    add_arguments=add_arguments,
-    run=main,
-)

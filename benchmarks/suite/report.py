@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..core import machine
+from ..core import machine, markdown
 from ..core.load import Load, size_label
 from .model import CLIENT_BOUND, METRICS, Outcome, Run, Spread
 
@@ -87,8 +87,7 @@ def median(outcome: Outcome | None, metric: str = "rps") -> float | None:
 
 
 def table(header: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = markdown.table(header, rows)
     return "\n".join(lines)
 
 
