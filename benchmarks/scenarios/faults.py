@@ -22,8 +22,8 @@ from pathlib import Path
 
 from . import sockets
 from .beside import beside_neighbours
-from .memory import CLIENTS, EMPTY_LINES, REFUSED, SENT, STALL_S, settle
-from .model import Column, Figures, Scenario, Settings, mib, ratio
+from .memory import EMPTY_LINES, STALL_S, settle
+from .model import CLIENTS, REFUSED, SENT, Column, Figures, Scenario, Settings, mib, ratio
 from .target import PeakMemory, ServerProcess
 
 STATS_INTERVAL = ("--stats-interval", "0.2")
@@ -176,7 +176,7 @@ FRAGMENT_IDLE = Scenario(
     flags=lambda settings: ("--fragment", "1", *STATS_INTERVAL),
     run=paced_idle,
     columns=(
-        Column("clients", "clients"),
+        CLIENTS,
         Column("server CPU", "server_cpu", "cores"),
         Column("bytes sent/s", "sent_per_s", "rps"),
         Column("CPU µs per byte sent", "cpu_us_per_byte", "float"),

@@ -12,7 +12,20 @@ import time
 from collections import Counter
 
 from . import sockets
-from .model import Column, Figures, Scenario, Settings, mib
+from .model import (
+    CLIENT_CPU,
+    CLIENTS,
+    GROWTH,
+    REFUSED,
+    RSS_BEFORE,
+    RSS_PEAK,
+    SENT,
+    Column,
+    Figures,
+    Scenario,
+    Settings,
+    mib,
+)
 from .target import PeakMemory, ServerProcess, open_files
 
 AMPLIFYING_SUFFIX = "S" * 60  # an empty line is answered with 61 bytes
@@ -29,16 +42,6 @@ FILL_LIMIT_S = 120.0  # bounds the writing however slowly the server reads
 SETTLE_S = 1.0
 SETTLED_GROWTH = 1024 * 1024
 SETTLE_LIMIT_S = 30.0
-
-
-# Columns more than one memory scenario shows.
-CLIENTS = Column("clients", "clients")
-SENT = Column("sent MiB", "sent_mib", "float")
-CLIENT_CPU = Column("client CPU", "client_cpu", "cores")
-RSS_BEFORE = Column("RSS before MiB", "rss_before_mib", "float")
-RSS_PEAK = Column("RSS peak MiB", "rss_peak_mib", "float")
-GROWTH = Column("growth MiB", "growth_mib", "float")
-REFUSED = Column("refused", "refused", "text")
 
 
 def _cpu_s() -> float:
