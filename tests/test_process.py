@@ -6,6 +6,7 @@ import ast
 import asyncio
 import contextlib
 import os
+import platform
 import signal
 import socket
 import stat
@@ -415,3 +416,37 @@ def test_the_package_imports_without_cycles_lazy_imports_included() -> None:
 
     for module in sorted(graph):
         assert cycle_from(module, [module]) is None, " -> ".join(cycle_from(module, [module]) or [])
+
+
+# -- the allocator of a serving process ---------------------------------------
+
+# A 1 MiB buffer mapped and freed, then a 256 KiB one held: does glibc put the
+# held one on the heap, where what it frees stays resident?
+HELD_ON_HEAP = """
+import ctypes, sys
+from aioecho.process.allocator import keep_large_buffers_mapped
+if sys.argv[1] == "fixed":
+    assert keep_large_buffers_mapped()
+def on_heap(buffer):
+    address = ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            low, high = (int(end, 16) for end in line.split()[0].split("-"))
+            return low <= address < high
+    return False
+freed = bytearray(1 << 20)
+del freed
+held = bytearray(256 * 1024)
+print(on_heap(held))
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only"
+)
+@pytest.mark.parametrize(("threshold", "on_heap"), [("glibc's", "True"), ("fixed", "False")])
+def test_a_serving_process_keeps_large_buffers_off_the_heap(threshold: str, on_heap: str) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", HELD_ON_HEAP, threshold], capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip() == on_heap

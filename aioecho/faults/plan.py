@@ -10,6 +10,7 @@ them up, nor on what other connections send).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ class DelayStep:
     below: float
 
 
+# Read once per text: a config checks its delay when made and hands out its
+# plan on every FaultPlan it makes after; the steps are immutable.
+@functools.lru_cache(maxsize=64)
 def parse_delays(text: str) -> tuple[DelayStep, ...]:
     """Read fortio's delay syntax: ``DURATION`` or ``DURATION:PERCENT[,DURATION:PERCENT...]``.
 

@@ -13,6 +13,7 @@ stop gracefully. Imports flow downward in this list, never up:
 ``child``       a server in a child process for the harness, the suite and the tests
 ``launch``      start ``python -m aioecho`` in a child and wait until it is ready
 ``single``      one in-process :class:`~aioecho.EchoServer` as a service
+``allocator``   a serving process's large buffers mapped on their own, so freed ones go back
 ``lifecycle``   start, announce, wait for a signal, stop: the one sequence
 ``signals``     stop signals, with the previous handlers restored afterwards
 ``early``       stop signals caught from a program's first line until ``signals`` takes over

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..server import EchoServer
+from .allocator import keep_large_buffers_mapped
 from .readiness import Readiness
 
 
@@ -17,6 +18,8 @@ class ServerService:
         self._loop_name = loop_name
 
     async def start(self) -> None:
+        # This process serves and nothing else: its allocator may be tuned to.
+        keep_large_buffers_mapped()
         await self.server.start()  # undoes itself if any part fails
 
     def readiness(self) -> Readiness:

@@ -20,19 +20,25 @@ INVALID_UTF8_RATE = 2_000_000  # bytes/s
 
 
 def alone_then_beside(
-    server: ServerProcess, settings: Settings, line: bytes, rate: float, abusers: int = 1
+    server: ServerProcess,
+    settings: Settings,
+    line: bytes,
+    rate: float,
+    abusers: int = 1,
+    measure: neighbours.Measure = neighbours.measure,
 ) -> Figures:
     """The neighbours alone, then beside ``abusers`` clients each sending ``line`` at ``rate``
     (0: flat out).
 
     The two phases alternate ``settings.repeats`` times and each figure is
     the median, so that a burst of other work on the machine shifts one
-    phase of one pair rather than the ratio.
+    phase of one pair rather than the ratio. ``measure`` runs the neighbours
+    for a phase.
     """
     suffix = suffix_of(server.spec.args)
     alone, beside, abused = [], [], []
     for _ in range(settings.repeats):
-        alone.append(neighbours.measure(server.port, settings.duration, suffix))
+        alone.append(measure(server.port, settings.duration, suffix))
         abuser_seconds = RAMP_S + settings.duration + neighbours.WARMUP_S + ABUSER_SLACK_S
         with contextlib.ExitStack() as stack:
             group = [
@@ -40,7 +46,7 @@ def alone_then_beside(
                 for _ in range(abusers)
             ]
             time.sleep(RAMP_S)
-            beside.append(neighbours.measure(server.port, settings.duration, suffix))
+            beside.append(measure(server.port, settings.duration, suffix))
             abused.extend(abuser.stop() for abuser in group)
     typical_alone = neighbours.Neighbours.median(alone)
     typical_beside = neighbours.Neighbours.median(beside)
@@ -81,14 +87,22 @@ NEIGHBOUR_COLUMNS = (
 
 
 def beside_neighbours(
-    name: str, title: str, flags: tuple[str, ...], line: bytes, rate: float, abusers: int = 1
+    name: str,
+    title: str,
+    flags: tuple[str, ...],
+    line: bytes,
+    rate: float,
+    abusers: int = 1,
+    measure: neighbours.Measure = neighbours.measure,
 ) -> Scenario:
     """A scenario of the server with ``flags``: :func:`alone_then_beside` with these abusers."""
     return Scenario(
         name=name,
         title=title,
         flags=lambda settings: flags,
-        run=lambda server, settings: alone_then_beside(server, settings, line, rate, abusers),
+        run=lambda server, settings: alone_then_beside(
+            server, settings, line, rate, abusers, measure
+        ),
         columns=NEIGHBOUR_COLUMNS,
     )
 

@@ -35,11 +35,17 @@ WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def connect_many(
-    port: int, count: int, errors: Counter[str], tls: ssl.SSLContext | None = None
+    port: int,
+    count: int,
+    errors: Counter[str],
+    tls: ssl.SSLContext | None = None,
+    receive_buffer: int | None = None,
 ) -> list[socket.socket]:
     """``count`` connections to the server, non-blocking once open; failures counted by kind.
 
     With ``tls``, each finishes its handshake before the next one connects.
+    ``receive_buffer`` sets SO_RCVBUF before connecting, which bounds the
+    window the client offers the server.
     """
     opened: list[socket.socket] = []
     try:
@@ -47,6 +53,8 @@ def connect_many(
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.settimeout(CONNECT_TIMEOUT_S)
+                if receive_buffer is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
                 sock.bind((source(index), 0))
                 sock.connect((HOST, port))
                 if tls is not None:
