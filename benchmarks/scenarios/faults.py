@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -82,6 +83,11 @@ def _tls_flags(settings: Settings) -> tuple[str, ...]:
     return ("--tls-cert", cert, "--tls-key", key, *BUDGET, *STATS_INTERVAL)
 
 
+def _written(socks: list[socket.socket], errors: Counter[str], sent: int) -> Figures:
+    """The figures every filling scenario starts with: clients, connect errors, MiB sent."""
+    return {"clients": len(socks), "connect_errors": dict(errors), "sent_mib": mib(sent)}
+
+
 def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = False) -> Figures:
     """Non-readers send empty lines (64 KiB each; TLS: until the server stops reading)."""
     context = ssl.create_default_context(cafile=_certificates()[2]) if tls else None
@@ -100,9 +106,7 @@ def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = 
     finally:
         sockets.reset_all(socks)
     return {
-        "clients": len(socks),
-        "connect_errors": dict(errors),
-        "sent_mib": mib(sent),
+        **_written(socks, errors, sent),
         "growth_mib": mib(resident),
         "peak_growth_mib": mib(peak.peak - before),
         "counted_mib": mib(counted),
@@ -179,9 +183,7 @@ def kernel_held(server: ServerProcess, settings: Settings) -> Figures:
     finally:
         sockets.reset_all(socks)
     return {
-        "clients": len(socks),
-        "connect_errors": dict(errors),
-        "sent_mib": mib(sent),
+        **_written(socks, errors, sent),
         "kernel_mib": mib(queued),
         "kernel_kib_per_client": queued / 1024 / max(1, len(socks)),
         "growth_mib": mib(resident),
