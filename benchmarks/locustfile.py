@@ -33,41 +33,37 @@ from aioecho.locust import EchoUser
 from aioecho.locust.wire import PAYLOADS
 
 
+def _with_default(parser: LocustArgumentParser, flag: str, what: str, **options: Any) -> None:
+    """A flag whose help ends with its default value."""
+    parser.add_argument(flag, help=f"{what} (default: %(default)s)", **options)
+
+
 @events.init_command_line_parser.add_listener
 def add_options(parser: LocustArgumentParser) -> None:
-    parser.add_argument(
-        "--line-size",
-        type=int,
-        default=EchoUser.line_size,
-        metavar="BYTES",
-        help="body bytes of each line, without the newline (default: %(default)s)",
+    line_size = "body bytes of each line, without the newline"
+    _with_default(
+        parser, "--line-size", line_size, type=int, default=EchoUser.line_size, metavar="BYTES"
     )
-    parser.add_argument(
-        "--payload",
-        choices=PAYLOADS,
-        default=EchoUser.payload,
-        help="text: mixed-case ASCII; random: any bytes but CR and LF (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--suffix",
-        default=EchoUser.suffix.decode(),
-        metavar="TEXT",
-        help="the suffix the server appends to replies (default: %(default)s)",
-    )
-    parser.add_argument(
+    payload = "text: mixed-case ASCII; random: any bytes but CR and LF"
+    _with_default(parser, "--payload", payload, choices=PAYLOADS, default=EchoUser.payload)
+    suffix = "the suffix the server appends to replies"
+    _with_default(parser, "--suffix", suffix, default=EchoUser.suffix.decode(), metavar="TEXT")
+    _with_default(
+        parser,
         "--request-timeout",
+        "a request with no full reply after this long fails",
         type=float,
         default=EchoUser.timeout,
         metavar="SECONDS",
-        help="a request with no full reply after this long fails (default: %(default)s)",
     )
-    parser.add_argument(
+    _with_default(
+        parser,
         "--wait-time",
+        "each user's pause after a checked reply before its next line; 0 sends at once,"
+        " the most load per user",
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="each user's pause after a checked reply before its next line; 0 sends at once,"
-        " the most load per user (default: %(default)s)",
     )
     parser.add_argument(
         "--tls-ca",

@@ -1,4 +1,4 @@
-"""benchmarks/abuse.py end to end in miniature, so that the scenario runner cannot rot."""
+"""``python -m benchmarks abuse`` end to end in miniature, so that the scenarios cannot rot."""
 
 from __future__ import annotations
 
@@ -10,20 +10,16 @@ from typing import Any
 
 import pytest
 
-from .support import refusal_from_a_real_start, refusal_in_process
+from benchmarks import cli
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-ABUSE = BENCHMARKS / "abuse.py"
-sys.path.insert(0, str(BENCHMARKS))
-
-from scenarios import cli  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]
 LOOPS = ["asyncio", "uvloop"]
 
 
 def abuse(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "benchmarks", "abuse", *args]
     return subprocess.run(
-        [sys.executable, str(ABUSE), *args], capture_output=True, text=True, timeout=60, check=False
+        command, capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
     )
 
 
@@ -58,7 +54,7 @@ def test_slow_clients_holding_every_slot_leave_normal_clients_refused(
     saved = tmp_path / "run.json"
     saved.write_text(json.dumps(document))
     # Remade in this process: the tables come from the document alone.
-    assert cli.main(["--from-json", str(saved)]) == 0
+    assert cli.main(["abuse", "--from-json", str(saved)]) == 0
     assert "| asyncio | 5 | 5 | held to the end: 5 | 2 | 0 | ERR " in capsys.readouterr().out
 
 
@@ -71,29 +67,6 @@ def test_with_room_left_normal_clients_are_served_and_the_table_says_so() -> Non
     assert "## slowloris" in done.stdout
     for loop in LOOPS:
         assert f"| {loop} | 1 | 1 | held to the end: 1 | 2 | 2 | none |" in done.stdout
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--scenario", "nope"],
-        ["--duration", "0"],
-        ["--server-args", "'unclosed"],
-        ["--holders", "x"],
-    ],
-)
-def test_a_bad_flag_is_one_line_and_exit_2(
-    args: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    [line] = refusal_in_process(capsys, *args, main=cli.main)
-    assert line.startswith("abuse.py: error:")
-
-
-def test_the_script_itself_refuses_a_bad_flag_so() -> None:
-    # The refusals above are all the parser's: one real start shows the script exits so.
-    program = (sys.executable, str(ABUSE))
-    [line] = refusal_from_a_real_start("--duration", "0", program=program)
-    assert line.startswith("abuse.py: error: argument --duration")
 
 
 def test_scrapes_succeed_while_one_address_opens_metrics_connections() -> None:

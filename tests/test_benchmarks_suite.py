@@ -17,16 +17,19 @@ from time import monotonic_ns
 
 import pytest
 
-from .support import refusal_from_a_real_start, refusal_in_process
+from benchmarks import cli
+from benchmarks.core import cprograms
+from benchmarks.core.load import Load
+from benchmarks.core.servers import BACKLOG, ServerProcess, ServerSpec, running
+from benchmarks.speed import contenders, tables
+from benchmarks.suite import html, report
+from benchmarks.suite.cli import CLAIMS_TITLE, output_dir, skip_reason
+from benchmarks.suite.matrix import PRESETS
+from benchmarks.suite.measure import Probe, choose_client, run_cell
+from benchmarks.suite.model import Cell, Outcome, Run, Sample
+from benchmarks.suite.servers import SERVERS
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-from suite import cli, cprograms, html, report  # noqa: E402
-from suite.matrix import PRESETS  # noqa: E402
-from suite.measure import Probe, choose_client, run_cell  # noqa: E402
-from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
-from suite.servers import BACKLOG, SERVERS, ServerProcess, ServerSpec, running  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BASELINES = [
     "streams", "selectors", "select", "poll", "epoll", "threads",
@@ -201,7 +204,7 @@ def test_results_survive_a_json_round_trip() -> None:
 
 
 def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
-    from suite import plots  # matplotlib is a test dependency: no skipping
+    from benchmarks.suite import plots  # matplotlib is a test dependency: no skipping
 
     written = plots.write_all(synthetic_run(), tmp_path / "run")
     assert [path.name for path in written] == [
@@ -214,7 +217,7 @@ def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
 
 
 def test_rps_plot_starts_at_zero_and_keeps_failures_off_the_value_axes() -> None:
-    from suite import plots
+    from benchmarks.suite import plots
 
     figure = plots._figure(synthetic_run())
     plots._by_connections(figure, synthetic_run(), "rps", "round trips/s", 1.0)
@@ -234,11 +237,11 @@ def test_heavier_loads_are_skipped_after_a_failure_with_the_reason() -> None:
     failed = Outcome(Cell("select", Load(2000, 64, 1)), "failed", "FD_SETSIZE")
     heavier, lighter = Cell("select", Load(2000, 1024, 16)), Cell("select", Load(1000, 1024, 1))
     assert (
-        cli.skip_reason(heavier, [failed], None)
+        skip_reason(heavier, [failed], None)
         == "already failed at 2000 conns, 64 B, k=1: FD_SETSIZE"
     )
-    assert cli.skip_reason(lighter, [failed], None) is None
-    assert cli.skip_reason(Cell("threads", Load(2000, 64, 1)), [failed], None) is None
+    assert skip_reason(lighter, [failed], None) is None
+    assert skip_reason(Cell("threads", Load(2000, 64, 1)), [failed], None) is None
 
 
 def test_cpu_per_round_trip_counts_only_the_measured_window() -> None:
@@ -278,39 +281,14 @@ def test_the_harness_cpu_is_its_own_threads_alone() -> None:
     assert used == pytest.approx(0.3, abs=0.08)  # /proc counts 10 ms ticks; not 0.6
 
 
-@pytest.mark.parametrize(
-    ("flags", "complaint"),
-    [
-        (["--sizes", "big"], "--sizes"),
-        (["--servers", "nginx"], "--servers"),
-        (["--repeats", "1"], "--repeats"),
-        (["--client", "rust"], "--client"),
-        (["--quick", "--smoke"], "not allowed with"),
-    ],
-)
-def test_bad_flags_are_one_line_and_status_2(
-    flags: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    [line] = refusal_in_process(capsys, *flags, main=cli.main)
-    assert complaint in line
-
-
-def test_bad_flags_are_refused_so_by_the_scripts_themselves() -> None:
-    # Each refusal above is the parser's: one real start of each script shows it exits so.
-    for script in ("run.py", "speed.py"):
-        program = (sys.executable, str(BENCHMARKS / script))
-        [line] = refusal_from_a_real_start("--repeats", "1", program=program)
-        assert line.startswith(f"{script}: error: ")
-
-
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files of one smoke run of the suite."""
     out = tmp_path_factory.mktemp("smoke")
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--servers", "aioecho-uvloop",
+        [sys.executable, "-m", "benchmarks", "matrix", "--smoke", "--servers", "aioecho-uvloop",
          "--duration", "0.1", "--warmup", "0.05", "--out", str(out)],
-        capture_output=True, text=True,
+        capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return out
@@ -366,11 +344,18 @@ def test_a_page_without_its_plots_shows_no_chart(tmp_path: Path) -> None:
 
 def test_results_go_to_out_or_beside_the_remade_file_or_to_results() -> None:
     def out(*flags: str) -> Path:
-        return cli.output_dir(cli.parser().parse_args(list(flags)))
+        return output_dir(cli.parser().parse_args(["matrix", *flags]))
 
-    assert out() == BENCHMARKS / "results"
+    assert out() == ROOT / "benchmarks" / "results"
     assert out("--out", "/tmp/x") == Path("/tmp/x")
     assert out("--from-json", "/data/run.json") == Path("/data")
+
+
+def test_the_committed_claims_page_is_what_its_markdown_makes() -> None:
+    results = ROOT / "benchmarks" / "results"
+    markdown = (results / "20261206-044255Z-claims.md").read_text()
+    page = (results / "20261206-044255Z-claims.html").read_text()
+    assert html.to_html(markdown, CLAIMS_TITLE, results) == page
 
 
 def listen_queue(port: int) -> int:
@@ -392,9 +377,7 @@ def somaxconn() -> int:
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
 def minimal_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    script = str(BENCHMARKS / "servers" / "minimal_protocol.py")
-    spec = ServerSpec("minimal", "minimal protocol", (script, "--loop", request.param))
-    with running(spec) as server:
+    with running(contenders.minimal(request.param)) as server:
         yield server
 
 
@@ -413,22 +396,22 @@ def test_minimal_protocol_answers_lf_lines_however_they_are_split(
 
 
 def test_speed_ratios_are_taken_within_each_round() -> None:
-    import speed
+    c_server = contenders.C_SERVER
 
-    def named(name: str, floor: str | None = None) -> speed.Contender:
-        return speed.Contender(ServerSpec(name, name, ()), floor)
+    def named(name: str, floor: str | None = None) -> contenders.Contender:
+        return contenders.Contender(ServerSpec(name, name, ()), floor)
 
-    chosen = [named(speed.C_SERVER), named("minimal uvloop"), named("aioecho", "minimal uvloop")]
+    chosen = [named(c_server), named("minimal uvloop"), named("aioecho", "minimal uvloop")]
     # The machine slows down between the rounds; the ratios within each stay 1.5x and 1.2x.
-    runs: list[speed.Round] = [
-        {speed.C_SERVER: sample(100e3, 8.0), "minimal uvloop": sample(100e3, 10.0),
+    runs: list[tables.Round] = [
+        {c_server: sample(100e3, 8.0), "minimal uvloop": sample(100e3, 10.0),
          "aioecho": sample(80e3, 12.0)},
-        {speed.C_SERVER: sample(50e3, 16.0), "minimal uvloop": sample(50e3, 20.0),
+        {c_server: sample(50e3, 16.0), "minimal uvloop": sample(50e3, 20.0),
          "aioecho": sample(40e3, 24.0)},
-        {speed.C_SERVER: sample(50e3, 16.0), "minimal uvloop": "server died",
+        {c_server: sample(50e3, 16.0), "minimal uvloop": "server died",
          "aioecho": sample(40e3, 24.0)},
     ]  # fmt: skip
-    rows = speed.table(Load(10, 64, 1), chosen, runs).splitlines()
+    rows = tables.table(Load(10, 64, 1), chosen, runs).splitlines()
     assert rows[0] == "### 10 connections, 64 B lines, 1 in flight"
     assert rows.pop() == "Other processes kept 0.1 cores busy."
     assert rows.pop() == ""
@@ -437,10 +420,3 @@ def test_speed_ratios_are_taken_within_each_round() -> None:
         "| 1.50x | 1.20x | 0.80x | 0.80x |"
     )
     assert rows[-2].startswith("| minimal uvloop (1 failed: server died) | 15.0 (10.0-20.0) |")
-
-
-def test_speed_bad_flag_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
-    import speed
-
-    [line] = refusal_in_process(capsys, "--repeats", "1", main=speed.main)
-    assert "--repeats" in line

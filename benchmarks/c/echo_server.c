@@ -7,11 +7,16 @@
  * level-triggered epoll: the point is a cheap, honest upper bound to compare
  * the Python server against, not a feature-complete replacement.
  *
- * usage: echo_server [-h HOST] [-p PORT]
+ * usage: echo_server [-h HOST] [-p PORT] [--ready-fd FD]
+ *
+ * --ready-fd: once listening, also write aioecho's readiness line (one JSON
+ * object, see aioecho.process.readiness) to descriptor FD and close it, so
+ * that the benchmarks start this server with aioecho's own launcher.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -307,7 +312,7 @@ static int open_listener(const char *host, const char *port)
     return fd;
 }
 
-static void print_listening(int lfd)
+static void print_listening(int lfd, int ready_fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -322,11 +327,20 @@ static void print_listening(int lfd)
     }
     printf("listening on %s:%s\n", host, port);
     fflush(stdout);
+    if (ready_fd >= 0) {
+        dprintf(ready_fd,
+                "{\"pid\": %d, \"addresses\": [[\"%s\", %s]], \"unix\": null, "
+                "\"metrics\": [], \"workers\": 1, \"loop\": \"epoll\", "
+                "\"framing\": \"line\", \"tls\": false}\n",
+                (int)getpid(), host, port);
+        close(ready_fd);
+    }
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: echo_server [-h HOST] [-p PORT]  (PORT 0 picks a free port)\n");
+    fprintf(stderr,
+            "usage: echo_server [-h HOST] [-p PORT] [--ready-fd FD]  (PORT 0 picks a free port)\n");
     exit(2);
 }
 
@@ -334,9 +348,19 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     const char *port = "8089";
+    int ready_fd = -1;
+    static const struct option longs[] = {{"ready-fd", required_argument, NULL, 'r'}, {0}};
     int opt;
-    while ((opt = getopt(argc, argv, "h:p:")) != -1) {
+    while ((opt = getopt_long(argc, argv, "h:p:", longs, NULL)) != -1) {
         switch (opt) {
+        case 'r': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 65535)
+                usage();
+            ready_fd = (int)v;
+            break;
+        }
         case 'h':
             host = optarg;
             break;
@@ -384,7 +408,7 @@ int main(int argc, char **argv)
     ev.data.ptr = &signal_tag;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev) < 0)
         die("epoll_ctl");
-    print_listening(lfd);
+    print_listening(lfd, ready_fd);
 
     struct epoll_event events[MAX_EVENTS];
     for (;;) {

@@ -1,1 +1,1 @@
-"""Abuse scenarios against an aioecho server: ``python benchmarks/abuse.py``."""
+"""Abuse scenarios against an aioecho server: ``python -m benchmarks abuse``."""

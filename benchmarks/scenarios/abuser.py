@@ -2,7 +2,7 @@
 
 As a script (what :class:`Abuser` runs)::
 
-    python abuser.py HOST PORT --line HEX [--rate BYTES_PER_S] --seconds S
+    python -m benchmarks.scenarios.abuser HOST PORT --line HEX [--rate BYTES_PER_S] --seconds S
 
 it writes the line over and over, flat out (``--rate 0``) or paced at
 ``--rate`` bytes per second, on one connection, while a second thread reads
@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any
 
+from ..core.servers import child_env
+
 WRITE_BLOCK = 65536
 READ_BLOCK = 1 << 20
 # Socket timeout: how often the threads look at the stop flag while blocked.
@@ -38,10 +40,10 @@ class Abuser:
 
     def __init__(self, host: str, port: int, line: bytes, rate: float, seconds: float) -> None:
         command = [
-            sys.executable, __file__, host, str(port), "--line", line.hex(),
+            sys.executable, "-m", __spec__.name, host, str(port), "--line", line.hex(),
             "--rate", str(rate), "--seconds", str(seconds),
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env())
 
     def stop(self) -> dict[str, Any]:
         """SIGTERM, then its report; a process that does not answer is killed."""

@@ -85,22 +85,42 @@ NEIGHBOUR_COLUMNS = (
     Column("server closed abuser", "abuser_closed_by_server", "text"),
 )
 
-PIPELINER = Scenario(
-    name="pipeliner",
-    title="Greedy pipeliner: 10 ping-pong neighbours alone, then beside one client "
+
+def beside_neighbours(
+    name: str,
+    title: str,
+    flags: tuple[str, ...],
+    line: bytes,
+    rate: float,
+    abusers: int = 1,
+    measure: neighbours.Measure = neighbours.measure,
+) -> Scenario:
+    """A scenario of the server with ``flags``: :func:`alone_then_beside` with these abusers."""
+    return Scenario(
+        name=name,
+        title=title,
+        flags=lambda settings: flags,
+        run=lambda server, settings: alone_then_beside(
+            server, settings, line, rate, abusers, measure
+        ),
+        columns=NEIGHBOUR_COLUMNS,
+    )
+
+
+PIPELINER = beside_neighbours(
+    "pipeliner",
+    "Greedy pipeliner: 10 ping-pong neighbours alone, then beside one client "
     "pipelining 64-byte lines flat out (and reading its replies)",
-    flags=lambda settings: (),
-    run=lambda server, settings: alone_then_beside(server, settings, PIPELINE_LINE, 0),
-    columns=NEIGHBOUR_COLUMNS,
+    (),
+    PIPELINE_LINE,
+    0,
 )
 
-UNICODE = Scenario(
-    name="unicode",
-    title="Invalid UTF-8 under --unicode: 10 ping-pong neighbours alone, then beside one "
+UNICODE = beside_neighbours(
+    "unicode",
+    "Invalid UTF-8 under --unicode: 10 ping-pong neighbours alone, then beside one "
     "client sending \\xff\\n lines at 2 MB/s (and reading its replies)",
-    flags=lambda settings: ("--unicode",),
-    run=lambda server, settings: alone_then_beside(
-        server, settings, INVALID_UTF8_LINE, INVALID_UTF8_RATE
-    ),
-    columns=NEIGHBOUR_COLUMNS,
+    ("--unicode",),
+    INVALID_UTF8_LINE,
+    INVALID_UTF8_RATE,
 )

@@ -1,4 +1,4 @@
-"""Run abuse scenarios against aioecho on both loops: ``python benchmarks/abuse.py``.
+"""Run abuse scenarios against aioecho on both loops: ``python -m benchmarks abuse``.
 
 Each scenario starts a fresh server (``python -m aioecho serve --loop LOOP
 --host 127.0.0.1 --port 0`` with the scenario's flags, then --server-args),
@@ -15,14 +15,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
-
-from suite import machine
-from suite.cli import Parser, positive_float, whole_number
 
 from aioecho.sockets.limits import raise_open_file_limit
 
+from ..core import machine
+from ..core.args import Parser, add_from_json, positive_float, whole_number
 from . import report, target
 from .beside import PIPELINER, UNICODE
 from .faults import FAULT_SCENARIOS
@@ -32,6 +30,8 @@ from .pause import SUPERVISOR_PAUSE
 from .scrapes import SCRAPES
 from .slowloris import SLOWLORIS
 
+# One line in ``python -m benchmarks --help``.
+SUMMARY = "abuse scenarios against aioecho on both loops: what the neighbours get"
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -68,8 +68,8 @@ def server_args(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"cannot split {text!r}: {error}") from None
 
 
-def parser() -> Parser:
-    cli = Parser(prog="abuse.py", description=__doc__)
+def add_arguments(cli: Parser) -> None:
+    """The scenarios, the loops, the size knobs, and what to print."""
     cli.add_argument(
         "--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all"
     )
@@ -96,13 +96,7 @@ def parser() -> Parser:
         help_text = f"{what} (full: {full})"
         cli.add_argument(f"--{knob}", type=whole_number(1), metavar="N", help=help_text)
     cli.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    cli.add_argument(
-        "--from-json",
-        type=Path,
-        metavar="FILE",
-        help="run nothing: print the tables of a --json run",
-    )
-    return cli
+    add_from_json(cli, "print the tables of a --json run")
 
 
 def settings_from(options: argparse.Namespace) -> Settings:
@@ -155,20 +149,20 @@ def tables(document: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    options = parser().parse_args(argv)
+def main(options: argparse.Namespace, cli: Parser) -> int:
+    """Run the scenarios (or show an earlier run's tables); the exit status."""
     if options.from_json:
         try:
             document = json.loads(options.from_json.read_text())
             print(tables(document), end="")
         except (OSError, ValueError, KeyError) as error:
-            parser().error(f"cannot read {options.from_json}: {error}")
+            cli.error(f"cannot read {options.from_json}: {error}")
         return 0
     settings = settings_from(options)
     limit = raise_open_file_limit()  # the server inherits it
     if settings.holders > limit - FD_RESERVE:
         most = limit - FD_RESERVE
-        parser().error(
+        cli.error(
             f"--holders {settings.holders} is over {most} (the open-file limit less {FD_RESERVE})"
         )
     scenarios = [SCENARIOS[name] for name in options.scenario or SCENARIOS]
@@ -176,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runs = run_all(scenarios, loops, settings, lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:
-        print("abuse.py: interrupted", file=sys.stderr)
+        print(f"{cli.prog}: interrupted", file=sys.stderr)
         return 130
     document = {"machine": machine.describe(), "settings": asdict(settings), "runs": runs}
     print(json.dumps(document, indent=2) if options.json else tables(document))

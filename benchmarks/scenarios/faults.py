@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -29,9 +30,9 @@ from collections import Counter
 from pathlib import Path
 
 from . import neighbours, sockets
-from .beside import NEIGHBOUR_COLUMNS, alone_then_beside
+from .beside import beside_neighbours
 from .memory import EMPTY_LINES, STALL_S, settle
-from .model import Column, Figures, Scenario, Settings, mib, ratio
+from .model import CLIENTS, REFUSED, SENT, Column, Figures, Scenario, Settings, mib, ratio
 from .neighbours import Measure
 from .target import PeakMemory, ServerProcess
 
@@ -82,6 +83,11 @@ def _tls_flags(settings: Settings) -> tuple[str, ...]:
     return ("--tls-cert", cert, "--tls-key", key, *BUDGET, *STATS_INTERVAL)
 
 
+def _written(socks: list[socket.socket], errors: Counter[str], sent: int) -> Figures:
+    """The figures every filling scenario starts with: clients, connect errors, MiB sent."""
+    return {"clients": len(socks), "connect_errors": dict(errors), "sent_mib": mib(sent)}
+
+
 def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = False) -> Figures:
     """Non-readers send empty lines (64 KiB each; TLS: until the server stops reading)."""
     context = ssl.create_default_context(cafile=_certificates()[2]) if tls else None
@@ -100,9 +106,7 @@ def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = 
     finally:
         sockets.reset_all(socks)
     return {
-        "clients": len(socks),
-        "connect_errors": dict(errors),
-        "sent_mib": mib(sent),
+        **_written(socks, errors, sent),
         "growth_mib": mib(resident),
         "peak_growth_mib": mib(peak.peak - before),
         "counted_mib": mib(counted),
@@ -179,9 +183,7 @@ def kernel_held(server: ServerProcess, settings: Settings) -> Figures:
     finally:
         sockets.reset_all(socks)
     return {
-        "clients": len(socks),
-        "connect_errors": dict(errors),
-        "sent_mib": mib(sent),
+        **_written(socks, errors, sent),
         "kernel_mib": mib(queued),
         "kernel_kib_per_client": queued / 1024 / max(1, len(socks)),
         "growth_mib": mib(resident),
@@ -190,13 +192,13 @@ def kernel_held(server: ServerProcess, settings: Settings) -> Figures:
 
 
 MEMORY_COLUMNS = (
-    Column("clients", "clients"),
-    Column("sent MiB", "sent_mib", "float"),
+    CLIENTS,
+    SENT,
     Column("RSS growth MiB (peak)", "growth_mib|peak_growth_mib", "float"),
     Column("counted MiB", "counted_mib", "float"),
     Column("growth ÷ counted", "growth_per_counted", "ratio"),
     Column("still open", "open"),
-    Column("refused", "refused", "text"),
+    REFUSED,
 )
 
 
@@ -228,21 +230,21 @@ TLS_MEMORY = Scenario(
 
 
 def _neighbours(name: str, *fault: str, measure: Measure = neighbours.measure) -> Scenario:
-    return Scenario(
-        name=name,
-        title=f"Faulted streams: 10 ping-pong neighbours alone, then beside {STREAMERS} "
+    return beside_neighbours(
+        name,
+        f"Faulted streams: 10 ping-pong neighbours alone, then beside {STREAMERS} "
         f"clients streaming empty lines at {STREAMERS * STREAM_RATE // 1000} KB/s together, "
         f"`{' '.join(fault)}` on every connection",
-        flags=lambda settings: fault,
-        run=lambda server, settings: alone_then_beside(
-            server, settings, b"\n", STREAM_RATE, STREAMERS, measure
-        ),
-        columns=NEIGHBOUR_COLUMNS,
+        fault,
+        b"\n",
+        STREAM_RATE,
+        STREAMERS,
+        measure,
     )
 
 
 PACED_COLUMNS = (
-    Column("clients", "clients"),
+    CLIENTS,
     Column("server CPU", "server_cpu", "cores"),
     Column("bytes sent/s", "sent_per_s", "rps"),
     Column("CPU µs per byte sent", "cpu_us_per_byte", "float"),

@@ -12,7 +12,20 @@ import time
 from collections import Counter
 
 from . import sockets
-from .model import Column, Figures, Scenario, Settings, mib
+from .model import (
+    CLIENT_CPU,
+    CLIENTS,
+    GROWTH,
+    REFUSED,
+    RSS_BEFORE,
+    RSS_PEAK,
+    SENT,
+    Column,
+    Figures,
+    Scenario,
+    Settings,
+    mib,
+)
 from .target import PeakMemory, ServerProcess, open_files
 
 AMPLIFYING_SUFFIX = "S" * 60  # an empty line is answered with 61 bytes
@@ -121,13 +134,13 @@ AMPLIFICATION = Scenario(
     flags=lambda settings: ("--suffix", AMPLIFYING_SUFFIX),
     run=amplify,
     columns=(
-        Column("clients", "clients"),
-        Column("sent MiB", "sent_mib", "float"),
-        Column("client CPU", "client_cpu", "cores"),
-        Column("RSS before MiB", "rss_before_mib", "float"),
-        Column("RSS peak MiB", "rss_peak_mib", "float"),
+        CLIENTS,
+        SENT,
+        CLIENT_CPU,
+        RSS_BEFORE,
+        RSS_PEAK,
         Column("RSS after reset MiB", "rss_after_mib", "float"),
-        Column("growth MiB", "growth_mib", "float"),
+        GROWTH,
         Column("growth per client MiB", "growth_per_client_mib", "float"),
         Column("kept after reset MiB", "kept_after_reset_mib", "float"),
         Column(
@@ -145,12 +158,12 @@ GLOBAL_MEMORY = Scenario(
     columns=(
         Column("connections", "connections"),
         Column("held", "held"),
-        Column("refused", "refused", "text"),
+        REFUSED,
         Column("connect errors", "connect_errors", "text"),
         Column("data held MiB", "held_data_mib", "float"),
-        Column("RSS before MiB", "rss_before_mib", "float"),
-        Column("RSS peak MiB", "rss_peak_mib", "float"),
-        Column("growth MiB", "growth_mib", "float"),
-        Column("client CPU", "client_cpu", "cores"),
+        RSS_BEFORE,
+        RSS_PEAK,
+        GROWTH,
+        CLIENT_CPU,
     ),
 )

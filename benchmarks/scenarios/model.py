@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from suite.servers import ServerProcess
+from ..core.servers import ServerProcess
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,16 @@ class Column:
     header: str
     key: str
     style: str = "int"  # int, rps, ms, float, ratio, percent, cores, text
+
+
+# Columns more than one scenario shows.
+CLIENTS = Column("clients", "clients")
+SENT = Column("sent MiB", "sent_mib", "float")
+CLIENT_CPU = Column("client CPU", "client_cpu", "cores")
+RSS_BEFORE = Column("RSS before MiB", "rss_before_mib", "float")
+RSS_PEAK = Column("RSS peak MiB", "rss_peak_mib", "float")
+GROWTH = Column("growth MiB", "growth_mib", "float")
+REFUSED = Column("refused", "refused", "text")
 
 
 Figures = dict[str, Any]

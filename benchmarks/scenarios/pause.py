@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 
-from .model import Column, Figures, Scenario, Settings
+from .model import CLIENTS, Column, Figures, Scenario, Settings
 from .target import HOST, ServerProcess, suffix_of
 
 PAUSE_S = 8.0
@@ -94,7 +94,7 @@ SUPERVISOR_PAUSE = Scenario(
     flags=lambda settings: ("--workers", "2"),
     run=run,
     columns=(
-        Column("clients", "clients"),
+        CLIENTS,
         Column("dropped", "dropped"),
         Column("workers killed", "workers_replaced"),
         Column("answers while paused", "answered_paused"),

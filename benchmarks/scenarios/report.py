@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..core import markdown
 from .model import Column, Scenario
 
 MISSING = "-"
@@ -17,13 +18,13 @@ def table(scenario: Scenario, runs: Sequence[dict[str, Any]]) -> str:
         command = " ".join(["python -m aioecho serve --loop", run["loop"], *run["server_flags"]])
         lines.append(f"- {run['loop']}: `{command}`")
     headers = ["loop", *(column.header for column in scenario.columns)]
-    lines += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["", *markdown.table(headers, [])]
     for run in runs:
         if run["status"] != "ok":
             cells = [f"**failed**: {run['reason']}", *[MISSING] * (len(headers) - 2)]
         else:
             cells = [cell(run["figures"], column) for column in scenario.columns]
-        lines.append("| " + " | ".join([run["loop"], *cells]) + " |")
+        lines.append(markdown.row([run["loop"], *cells]))
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """The aioecho server under attack: one subprocess per scenario and loop.
 
-Started and stopped by the benchmark suite's launcher (``suite.servers``), so
-it is found, drained and stopped exactly as the matrix's servers are.
+Started and stopped by the benchmarks' launcher (:mod:`benchmarks.core.servers`),
+so it is found, drained and stopped exactly as the matrix's servers are.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from suite.servers import HOST, ServerProcess, ServerSpec, running
+from ..core.servers import HOST, ServerProcess, ServerSpec, aioecho, running
 
 DEFAULT_SUFFIX = "_SB"
 # How often the peak sampler reads the server's resident memory.
@@ -21,11 +21,7 @@ RSS_SAMPLE_S = 0.05
 
 def spec(loop: str, flags: Sequence[str]) -> ServerSpec:
     """``python -m aioecho serve --loop LOOP FLAGS... --host 127.0.0.1 --port 0``."""
-    return ServerSpec(
-        f"aioecho-{loop}",
-        f"aioecho, {loop} loop",
-        ("-m", "aioecho", "serve", "--loop", loop, *flags),
-    )
+    return aioecho(f"aioecho-{loop}", f"aioecho, {loop} loop", ("--loop", loop, *flags))
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ difference in the numbers is a difference in the design.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import signal
 import socket
@@ -62,16 +64,28 @@ def forget(conn: socket.socket, pending: dict[socket.socket, bytes]) -> None:
     del pending[conn]
 
 
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """``--host``, ``--port`` (0 = any free port), ``--backlog`` and ``--ready-fd``,
+    the flags every baseline takes."""
+    cli = argparse.ArgumentParser(description=description)
+    cli.add_argument("--host", default="127.0.0.1")
+    cli.add_argument("--port", type=int, default=0)
+    cli.add_argument("--backlog", type=int, default=BACKLOG, help="listen queue length")
+    cli.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="N",
+        help="once listening, write the readiness line to descriptor N, as aioecho does",
+    )
+    return cli
+
+
 def parse_args(description: str | None, loops: bool = False) -> argparse.Namespace:
-    """``--host``, ``--port`` (0 = any free port) and ``--backlog``, the flags every
-    baseline takes; with ``loops``, ``--loop asyncio|uvloop`` too."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--backlog", type=int, default=BACKLOG, help="listen queue length")
+    """The flags of :func:`parser`; with ``loops``, ``--loop asyncio|uvloop`` too."""
+    cli = parser(description)
     if loops:
-        parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    return parser.parse_args()
+        cli.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    return cli.parse_args()
 
 
 def raise_fd_limit() -> None:
@@ -95,10 +109,25 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def announce(sock: socket.socket) -> None:
-    """The readiness line the benchmark suite waits for."""
-    host, port = sock.getsockname()[:2]
+def announce(host: str, port: int, ready_fd: int | None) -> None:
+    """Where the server listens: a line for people on stdout and, with ``--ready-fd``,
+    aioecho's readiness line (:mod:`aioecho.process.readiness`), which the
+    benchmarks' launcher waits for. Written here rather than imported, so that
+    a baseline runs none of aioecho's code."""
     print(f"listening on {host}:{port}", flush=True)
+    if ready_fd is not None:
+        ready = {
+            "pid": os.getpid(),
+            "addresses": [[host, port]],
+            "unix": None,
+            "metrics": [],
+            "workers": 1,
+            "loop": "baseline",
+            "framing": "line",
+            "tls": False,
+        }
+        with open(ready_fd, "w", closefd=True) as pipe:
+            pipe.write(json.dumps(ready) + "\n")
 
 
 def exit_on_sigterm() -> None:
@@ -147,5 +176,6 @@ def serve_forever(serve: Callable[[socket.socket], None], description: str | Non
     exit_on_sigterm()
     with listen(args.host, args.port, args.backlog) as server:
         server.setblocking(False)
-        announce(server)
+        host, port = server.getsockname()[:2]
+        announce(host, port, args.ready_fd)
         serve(server)

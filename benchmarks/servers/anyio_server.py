@@ -10,9 +10,10 @@ import signal
 import sys
 
 import anyio
-from _common import BACKLOG, raise_fd_limit, reply
 from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
+
+from ._common import announce, parser, raise_fd_limit, reply
 
 # A line longer than this ends the connection (the protocol's max_line).
 MAX_LINE = 65536 + 2
@@ -31,28 +32,27 @@ async def handle(client: SocketStream) -> None:
             pass
 
 
-async def main(host: str, port: int, backlog: int) -> None:
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port, backlog=backlog)
+async def main(args: argparse.Namespace) -> None:
+    listener = await anyio.create_tcp_listener(
+        local_host=args.host, local_port=args.port, backlog=args.backlog
+    )
     host, port = listener.extra(SocketAttribute.local_address)[:2]
     async with anyio.create_task_group() as group:
         group.start_soon(listener.serve, handle)
-        print(f"listening on {host}:{port}", flush=True)
+        announce(host, port, args.ready_fd)
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
             async for _ in signals:
                 group.cancel_scope.cancel()
 
 
 def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--backlog", type=int, default=BACKLOG)
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    return parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    return cli.parse_args()
 
 
 if __name__ == "__main__":
     args = parse()
     raise_fd_limit()
-    anyio.run(main, args.host, args.port, args.backlog, backend=args.backend)
+    anyio.run(main, args, backend=args.backend)
     sys.exit(0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import select
 import socket
 
-from _common import serve_forever, serve_polled
+from ._common import serve_forever, serve_polled
 
 
 def serve(server: socket.socket) -> None:

@@ -9,8 +9,9 @@ import signal
 import socket
 
 import gevent
-from _common import parse_args, raise_fd_limit, reply
 from gevent.server import StreamServer
+
+from ._common import announce, parse_args, raise_fd_limit, reply
 
 
 def handle(conn: socket.socket, address: tuple[str, int]) -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     raise_fd_limit()
     server = StreamServer((args.host, args.port), handle, backlog=args.backlog)
     server.start()
-    print(f"listening on {args.host}:{server.server_port}", flush=True)
+    announce(args.host, server.server_port, args.ready_fd)
     gevent.signal_handler(signal.SIGTERM, server.stop)
     server.serve_forever()
 

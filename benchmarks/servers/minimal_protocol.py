@@ -6,18 +6,19 @@ over two reads needs none, as the reply maps byte for byte except at LF), no
 counters, no limits, no backpressure, one receive buffer shared by every
 connection (each read is answered before the loop reads again). It answers
 LF-terminated lines only, as ``benchmarks/c/echo_load`` sends them; a CR
-before LF would get the suffix after it. ``benchmarks/speed.py`` uses it as
+before LF would get the suffix after it. ``python -m benchmarks speed`` uses it as
 the floor of Python's cost per round trip, not as a server to use.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 from collections.abc import Callable
 from typing import cast
 
-from _common import RECV_SIZE, SUFFIX, parse_args, raise_fd_limit
+from ._common import RECV_SIZE, SUFFIX, announce, parse_args, raise_fd_limit
 
 LF = b"\n"
 REPLY_LF = SUFFIX + LF
@@ -37,13 +38,13 @@ class MinimalEcho(asyncio.BufferedProtocol):
         self.transport.write(self.buffer[:nbytes].upper().replace(LF, REPLY_LF))
 
 
-async def serve(host: str, port: int, backlog: int) -> None:
+async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(MinimalEcho, host, port, backlog=backlog)
+    server = await loop.create_server(MinimalEcho, args.host, args.port, backlog=args.backlog)
     stop = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
-    print(f"listening on {bound_host}:{bound_port}", flush=True)
+    announce(bound_host, bound_port, args.ready_fd)
     async with server:
         await stop
 
@@ -60,4 +61,4 @@ if __name__ == "__main__":
     args = parse_args(__doc__, loops=True)
     raise_fd_limit()
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(serve(args.host, args.port, args.backlog))
+        runner.run(serve(args))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import select
 import socket
 
-from _common import echo_once, forget, serve_forever
+from ._common import echo_once, forget, serve_forever
 
 
 def serve(server: socket.socket) -> None:

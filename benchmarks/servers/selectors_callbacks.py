@@ -15,7 +15,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
-from _common import echo_once, forget, serve_forever
+from ._common import echo_once, forget, serve_forever
 
 sel = selectors.DefaultSelector()
 pending: dict[socket.socket, bytes] = {}  # the unterminated line of each connection

@@ -5,10 +5,11 @@ Runs on the standard library's event loop, one task per connection.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 
-from _common import parse_args, raise_fd_limit, reply
+from ._common import announce, parse_args, raise_fd_limit, reply
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -22,12 +23,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
-async def main(host: str, port: int, backlog: int) -> None:
-    server = await asyncio.start_server(handle, host, port, backlog=backlog)
+async def main(args: argparse.Namespace) -> None:
+    server = await asyncio.start_server(handle, args.host, args.port, backlog=args.backlog)
     stop = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
     host, port = server.sockets[0].getsockname()[:2]
-    print(f"listening on {host}:{port}", flush=True)
+    announce(host, port, args.ready_fd)
     async with server:
         await stop
 
@@ -35,4 +36,4 @@ async def main(host: str, port: int, backlog: int) -> None:
 if __name__ == "__main__":
     args = parse_args(__doc__)
     raise_fd_limit()
-    asyncio.run(main(args.host, args.port, args.backlog))
+    asyncio.run(main(args))

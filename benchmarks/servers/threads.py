@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socketserver
 
-from _common import announce, exit_on_sigterm, parse_args, raise_fd_limit, reply
+from ._common import announce, exit_on_sigterm, parse_args, raise_fd_limit, reply
 
 
 class EchoHandler(socketserver.StreamRequestHandler):
@@ -33,7 +33,8 @@ def main() -> None:
     exit_on_sigterm()
     Server.request_queue_size = args.backlog  # read by server_activate's listen()
     with Server((args.host, args.port), EchoHandler) as server:
-        announce(server.socket)
+        host, port = server.server_address[:2]
+        announce(str(host), int(port), args.ready_fd)
         server.serve_forever()
 
 

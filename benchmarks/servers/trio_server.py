@@ -7,10 +7,12 @@ baselines, and answers every complete line of a read in one write.
 
 from __future__ import annotations
 
+import argparse
 import signal
 
 import trio
-from _common import RECV_SIZE, answer_lines, parse_args, raise_fd_limit
+
+from ._common import RECV_SIZE, announce, answer_lines, parse_args, raise_fd_limit
 
 
 async def handle(stream: trio.SocketStream) -> None:
@@ -26,12 +28,12 @@ async def handle(stream: trio.SocketStream) -> None:
         await stream.aclose()
 
 
-async def main(host: str, port: int, backlog: int) -> None:
-    listeners = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
+async def main(args: argparse.Namespace) -> None:
+    listeners = await trio.open_tcp_listeners(args.port, host=args.host, backlog=args.backlog)
     host, port = listeners[0].socket.getsockname()[:2]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(trio.serve_listeners, handle, listeners)
-        print(f"listening on {host}:{port}", flush=True)
+        announce(host, port, args.ready_fd)
         with trio.open_signal_receiver(signal.SIGTERM) as signals:
             async for _ in signals:
                 nursery.cancel_scope.cancel()
@@ -40,4 +42,4 @@ async def main(host: str, port: int, backlog: int) -> None:
 if __name__ == "__main__":
     args = parse_args(__doc__)
     raise_fd_limit()
-    trio.run(main, args.host, args.port, args.backlog)
+    trio.run(main, args)

@@ -8,10 +8,11 @@ from twisted.internet import epollreactor
 
 epollreactor.install()
 
-from _common import parse_args, raise_fd_limit, reply  # noqa: E402
 from twisted.internet import reactor  # noqa: E402
 from twisted.internet.protocol import Factory  # noqa: E402
 from twisted.protocols.basic import LineReceiver  # noqa: E402
+
+from ._common import announce, parse_args, raise_fd_limit, reply  # noqa: E402
 
 
 class Echo(LineReceiver):
@@ -27,7 +28,7 @@ def main() -> None:
     raise_fd_limit()
     factory = Factory.forProtocol(Echo)
     port = reactor.listenTCP(args.port, factory, backlog=args.backlog, interface=args.host)  # type: ignore[attr-defined]
-    print(f"listening on {args.host}:{port.getHost().port}", flush=True)
+    announce(args.host, port.getHost().port, args.ready_fd)
     reactor.run()  # type: ignore[attr-defined]  # SIGTERM stops it
 
 

@@ -1,1 +1,1 @@
-"""The benchmark suite behind ``benchmarks/run.py``: matrix, servers, measuring, report."""
+"""The suite behind ``python -m benchmarks matrix``: matrix, servers, measuring, report."""

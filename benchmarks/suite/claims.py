@@ -1,4 +1,4 @@
-"""``python benchmarks/run.py --claims``: each claim of the tutorial and of
+"""``python -m benchmarks matrix --claims``: each claim of the tutorial and of
 uvloop, measured with the load that can show it, and a verdict.
 
 Every figure comes from the harness (``aioecho.bench``) against a server in
@@ -11,6 +11,7 @@ and is *unclear* when the repeats overlap: never more than the ranges allow.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from typing import Any, Literal
 from aioecho.bench import BenchConfig, BenchResult
 from aioecho.bench.runner import run as bench_run
 
-from .servers import SERVERS, ServerProcess, running
+from ..core import markdown
+from ..core.servers import ServerProcess, running
+from .servers import SERVERS
 
 Verdict = Literal["held", "did not hold", "unclear"]
 # Each run: connect, this warm-up, this window.
@@ -49,14 +52,7 @@ class Claim:
     figures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "source": self.source,
-            "statement": self.statement,
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "figures": self.figures,
-        }
+        return dataclasses.asdict(self)
 
 
 Log = Callable[[str], None]
@@ -267,9 +263,9 @@ def to_markdown(claims: Sequence[Claim], header: str) -> str:
         parts.append(f"## {claim.statement}\n")
         parts.append(f"Source: {claim.source}. **Verdict: {claim.verdict}** ({claim.reason}).\n")
         keys = list(dict.fromkeys(key for row in claim.figures for key in row))
-        lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines = markdown.table(keys, [])
         for row in claim.figures:
-            lines.append("| " + " | ".join(_cell(row.get(key)) for key in keys) + " |")
+            lines.append(markdown.row(_cell(row.get(key)) for key in keys))
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 

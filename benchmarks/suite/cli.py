@@ -1,4 +1,4 @@
-"""``python benchmarks/run.py``: run the matrix, write the JSON, the tables and the plots."""
+"""``python -m benchmarks matrix``: run the matrix, write the JSON, the tables and the plots."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ import importlib.util
 import json
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
-from . import html, machine, report
+from ..core import machine
+from ..core.args import (
+    Parser,
+    add_from_json,
+    at_least_two,
+    names_of,
+    positive_float,
+    positive_ints,
+)
+from . import html, report
 from .claims import CLAIMS, run_claims
 from .claims import to_markdown as claims_markdown
 from .matrix import PRESETS, Matrix
@@ -21,86 +29,22 @@ from .measure import choose_client, run_cell
 from .model import AFTER_FAILURE, Cell, Outcome, Run
 from .servers import SERVERS
 
+# One line in ``python -m benchmarks --help``.
+SUMMARY = "servers under loads: the JSON, the tables, the plots (or --claims, measured)"
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 # Lines longer than this exceed aioecho's default --max-line and the streams
 # baseline's readline() limit: they would measure a protocol error.
 MAX_SIZE = 65536
+CLAIMS_TITLE = "aioecho: the claims, measured"
 PLOTS_MISSING = "matplotlib is missing: pip install -e '.[suite]' (or pass --no-plots)"
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, then exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def positive_ints(text: str) -> tuple[int, ...]:
-    """``10,100`` or ``64,1k,16k`` (k = 1024) as a tuple of positive integers."""
-    values = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        scale = 1024 if part.endswith("k") else 1
-        try:
-            value = int(part.removesuffix("k")) * scale
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1: {part!r}")
-        values.append(value)
-    return tuple(values)
-
-
-def names_of(kind: str, known: Collection[str]) -> Callable[[str], tuple[str, ...]]:
-    """An argparse type: a comma list of names, each one of ``known`` (``kind`` names them)."""
-
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(name.strip() for name in text.split(","))
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}"
-            )
-        return names
-
-    return parse
 
 
 claim_names = names_of("claim", CLAIMS)
 server_names = names_of("server", SERVERS)
 
 
-def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum`` (``why`` says why, if given)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}{why}: {text!r}")
-        return value
-
-    return parse
-
-
-# A repeat count: one run has no range, so nothing could be ranked on it.
-at_least_two = whole_number(2, " (a range needs two runs)")
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def parser() -> Parser:
-    cli = Parser(prog="run.py", description=__doc__)
+def add_arguments(cli: Parser) -> None:
+    """The matrix's flags: a preset, its dimensions, the client, where results go."""
     preset = cli.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="reduced matrix, about a minute")
     preset.add_argument("--smoke", action="store_true", help="two servers, seconds (for CI)")
@@ -137,13 +81,7 @@ def parser() -> Parser:
     )
     cli.add_argument("--out", type=Path, metavar="DIR", help=f"where results go ({RESULTS})")
     cli.add_argument("--no-plots", action="store_true", help="write JSON and Markdown only")
-    cli.add_argument(
-        "--from-json",
-        type=Path,
-        metavar="FILE",
-        help="measure nothing: remake the report and plots of FILE (beside it, or in --out)",
-    )
-    return cli
+    add_from_json(cli, "remake the report and plots of FILE (beside it, or in --out)")
 
 
 def matrix_from(options: argparse.Namespace) -> tuple[str, Matrix]:
@@ -253,15 +191,15 @@ def write_claims(options: argparse.Namespace, out: Path) -> list[Path]:
     paths = [out / f"{stem}.{kind}" for kind in ("json", "md", "html")]
     paths[0].write_text(json.dumps(document, indent=1) + "\n")
     paths[1].write_text(markdown)
-    paths[2].write_text(html.to_html(markdown, "aioecho: the claims, measured", out))
+    paths[2].write_text(html.to_html(markdown, CLAIMS_TITLE, out))
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    options = parser().parse_args(argv)
+def main(options: argparse.Namespace, cli: Parser) -> int:
+    """Measure (or remake from ``--from-json``) and write the results; the exit status."""
     plots = not options.no_plots
     if plots and importlib.util.find_spec("matplotlib") is None:
-        print(f"run.py: {PLOTS_MISSING}", file=sys.stderr)
+        print(f"{cli.prog}: {PLOTS_MISSING}", file=sys.stderr)
         return 2
     out = output_dir(options)
     out.mkdir(parents=True, exist_ok=True)  # fail now, not after half an hour of measuring
@@ -276,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             client, note = choose_client(matrix.client)
         except RuntimeError as exc:
-            print(f"run.py: {exc}", file=sys.stderr)
+            print(f"{cli.prog}: {exc}", file=sys.stderr)
             return 2
         print(f"load client: {note}", file=sys.stderr, flush=True)
         run, stem = measure(name, dataclasses.replace(matrix, client=client), note)
@@ -284,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in written:
         print(path)
     if options.smoke and any(outcome.status != "ok" for outcome in run.outcomes):
-        print("run.py: a smoke cell did not pass", file=sys.stderr)
+        print(f"{cli.prog}: a smoke cell did not pass", file=sys.stderr)
         return 1
     return 0
 

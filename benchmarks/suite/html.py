@@ -35,9 +35,14 @@ def to_html(markdown: str, title: str, base: Path) -> str:
     body = "\n".join(_blocks(markdown.splitlines(), base))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n"
+        f"<title>{html.escape(title)}</title><style>{_compact(STYLE)}</style></head>\n"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def _compact(css: str) -> str:
+    """The style sheet on one line: a page carries it, not a copy of this module's lines."""
+    return " ".join(css.split())
 
 
 def _blocks(lines: list[str], base: Path) -> Iterator[str]:

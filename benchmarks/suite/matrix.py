@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from .model import Cell, Load
+from ..core.load import Load
+from .model import Cell
 from .servers import SERVERS
 
 ALL_SERVERS = tuple(SERVERS)

@@ -24,10 +24,12 @@ from typing import Any, Literal
 
 from aioecho import bench
 
-from . import cprograms, proc
+from ..core import cprograms, proc
+from ..core.load import Load
+from ..core.servers import ServerError, ServerProcess, running
 from .matrix import Matrix
-from .model import Cell, Load, Outcome, Sample
-from .servers import SERVERS, ServerError, ServerProcess, running
+from .model import Cell, Outcome, Sample
+from .servers import SERVERS
 
 US_PER_S = 1_000_000
 NS_PER_S = 1_000_000_000

@@ -13,25 +13,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..core.load import Load
+
 Status = Literal["ok", "failed", "not run"]
 # The reason of a cell not run because its server failed a lighter load.
 AFTER_FAILURE = "already failed at "
 # A client that used this much of a core in any repeat may have been the
 # limit, not the server: such a cell is flagged and never ranked.
 CLIENT_BOUND = 0.9
-
-
-@dataclass(frozen=True, order=True)
-class Load:
-    """The shape of one load: concurrent connections, line size, messages in flight each."""
-
-    connections: int
-    size: int
-    pipeline: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.connections} conns, {size_label(self.size)}, k={self.pipeline}"
 
 
 @dataclass(frozen=True, order=True)
@@ -125,11 +114,6 @@ METRICS: dict[str, Callable[[Sample], float | None]] = {
     "client": lambda s: s.client_cpu,
     "others": lambda s: s.other_load,
 }
-
-
-def size_label(size: int) -> str:
-    """``64 B``, ``1 KiB``, ``16 KiB``."""
-    return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
 
 
 def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:

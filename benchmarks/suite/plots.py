@@ -23,8 +23,9 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI; before pyp
 import matplotlib.pyplot as plt
 from matplotlib import ticker
 
-from . import machine
-from .model import METRICS, Load, Outcome, Run, Spread, size_label
+from ..core import machine
+from ..core.load import Load, size_label
+from .model import METRICS, Outcome, Run, Spread
 from .report import connection_counts, shapes
 
 DPI = 90

@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from . import machine
-from .model import CLIENT_BOUND, METRICS, Load, Outcome, Run, Spread, size_label
+from ..core import machine, markdown
+from ..core.load import Load, size_label
+from .model import CLIENT_BOUND, METRICS, Outcome, Run, Spread
 
 REFERENCE = "aioecho-uvloop"
 STDLIB = "aioecho-asyncio"
@@ -86,8 +87,7 @@ def median(outcome: Outcome | None, metric: str = "rps") -> float | None:
 
 
 def table(header: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = markdown.table(header, rows)
     return "\n".join(lines)
 
 

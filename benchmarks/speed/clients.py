@@ -16,8 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from . import cprograms
-from .model import Load
+from ..core import cprograms
+from ..core.load import Load
 
 US_PER_S = 1_000_000
 # The open-loop rate, as a share of what the C client reached closed loop.

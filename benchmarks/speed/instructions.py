@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import Load
-from .servers import ServerSpec, running
+from ..core.load import Load
+from ..core.servers import ServerSpec, running
 
 # Start-up under valgrind takes seconds: the readiness wait allows for it.
 TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)

@@ -3,7 +3,7 @@
 ``echo_load`` is the load client that ranks servers: single-threaded C, it
 costs a fraction of the CPU per round trip the Python harness does, so the
 server, not the client, is the limit. ``echo_server`` is the reference server
-of ``benchmarks/speed.py``.
+of ``python -m benchmarks speed``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .model import Load
+from .load import Load
 
 C_DIR = Path(__file__).resolve().parent.parent / "c"
 LOAD_CLIENT = C_DIR / "echo_load"

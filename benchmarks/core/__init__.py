@@ -1,0 +1,1 @@
+"""What every benchmark shares: arguments, servers in child processes, the machine, tables."""

@@ -1,0 +1,1 @@
+"""The baseline servers of the suite, each a module: ``python -m benchmarks.servers.NAME``."""

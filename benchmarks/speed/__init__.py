@@ -1,0 +1,1 @@
+"""``python -m benchmarks speed``: aioecho's CPU per round trip against the floor and against C."""
