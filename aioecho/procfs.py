@@ -8,7 +8,11 @@ suite in ``benchmarks/``: one reader of each kind.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
+
+Figure = TypeVar("Figure", int, float)
 
 PROC = Path("/proc")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -35,6 +39,15 @@ def cpu_seconds(pid: int | str = "self") -> float | None:
 def thread_cpu_seconds(tid: int) -> float | None:
     """User plus system CPU seconds one thread of this process has used, or ``None``."""
     return _stat_seconds(PROC / "self" / "task" / str(tid) / "stat")
+
+
+def summed(read: Callable[[int], Figure | None], pids: Iterable[int]) -> Figure | None:
+    """``read``'s figure summed over ``pids``: ``None`` when there are none or one is unreadable."""
+    figures = [read(pid) for pid in pids]
+    known = [figure for figure in figures if figure is not None]
+    if not figures or len(known) < len(figures):
+        return None
+    return sum(known[1:], known[0])
 
 
 def tree(pid: int) -> list[int]:

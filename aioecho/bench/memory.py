@@ -12,7 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..procfs import PROC, rss_bytes
+from ..procfs import PROC, rss_bytes, summed
 
 TCP_TABLES = ("net/tcp", "net/tcp6")
 LISTEN = "0A"  # the kernel's TCP_LISTEN state, as /proc/net/tcp writes it
@@ -20,14 +20,6 @@ LISTEN = "0A"  # the kernel's TCP_LISTEN state, as /proc/net/tcp writes it
 # descriptors: looking at only these keeps the scan cheap beside processes
 # that hold a hundred thousand connections.
 FIRST_DESCRIPTORS = 256
-
-
-def total_rss(pids: list[int]) -> int | None:
-    """The sum over ``pids``; ``None`` when there are none or one cannot be read."""
-    sizes = [rss_bytes(pid) for pid in pids]
-    if not sizes or any(size is None for size in sizes):
-        return None
-    return sum(size for size in sizes if size is not None)
 
 
 def listening_pids(port: int) -> list[int]:
@@ -80,10 +72,10 @@ class ServerMemory:
         return cls(listening_pids(port))
 
     def before_connecting(self) -> None:
-        self._before = total_rss(self.pids)
+        self._before = summed(rss_bytes, self.pids)
 
     def after_connecting(self) -> None:
-        self._after = total_rss(self.pids)
+        self._after = summed(rss_bytes, self.pids)
 
     def per_connection(self, connections: int) -> float | None:
         """Bytes the server grew by per connection, if it could be measured."""

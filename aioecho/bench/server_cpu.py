@@ -13,19 +13,11 @@ from __future__ import annotations
 import threading
 from time import monotonic_ns
 
-from ..procfs import cpu_seconds
+from ..procfs import cpu_seconds, summed
 from .memory import ServerMemory, listening_pids
 
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000
-
-
-def total_cpu(pids: list[int]) -> float | None:
-    """The sum over ``pids``; ``None`` when there are none or one cannot be read."""
-    seconds = [cpu_seconds(pid) for pid in pids]
-    if not seconds or any(value is None for value in seconds):
-        return None
-    return sum(value for value in seconds if value is not None)
 
 
 class ServerCpu:
@@ -48,7 +40,7 @@ class ServerCpu:
 
         def sample() -> None:
             if not self._cancelled.wait(max(0.0, (instant - monotonic_ns()) / NS_PER_S)):
-                self._start = total_cpu(self.pids)
+                self._start = summed(cpu_seconds, self.pids)
 
         self._sampler = threading.Thread(target=sample, name="server-cpu", daemon=True)
         self._sampler.start()
@@ -58,7 +50,7 @@ class ServerCpu:
         self._cancelled.set()
         if self._sampler is not None:
             self._sampler.join()
-        self._end = total_cpu(self.pids)
+        self._end = summed(cpu_seconds, self.pids)
 
     def per_round_trip_us(self, round_trips: int) -> float | None:
         """Microseconds of server CPU per round trip, if it could be measured."""

@@ -98,15 +98,8 @@ class FaultPlan:
     @property
     def active(self) -> bool:
         """Whether any fault is on (a seed alone changes nothing)."""
-        return bool(
-            self.delays
-            or self.jitter
-            or self.bandwidth
-            or self.fragment
-            or self.drop
-            or self.reset
-            or self.close_after is not None
-            or self.stall_after is not None
+        return self.draws or bool(
+            self.delays or self.bandwidth or self.fragment or self.close_after is not None
         )
 
     @property
