@@ -42,7 +42,7 @@ import pytest
 
 from .config import ConfigError, ServerConfig
 from .server import EchoServer
-from .sockets.binding import Address
+from .sockets.binding import Address, HostAndPort
 
 try:
     from pytest_asyncio import fixture as async_fixture
@@ -63,7 +63,7 @@ MARKER_HELP = (
 TEST_DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
 
 
-class EchoTestServer(EchoServer):
+class EchoTestServer(EchoServer, HostAndPort):
     """An :class:`~aioecho.EchoServer` with the accessors a test wants.
 
     ``host`` and ``port`` are where it listened once started; they stay
@@ -86,16 +86,6 @@ class EchoTestServer(EchoServer):
                 f"{self.config.unix!r}"
             )
         return self._bound[0]
-
-    @property
-    def host(self) -> str:
-        """The address the server listened on, such as ``127.0.0.1``."""
-        return self.address[0]
-
-    @property
-    def port(self) -> int:
-        """The port the server listened on (the real one, chosen by the kernel)."""
-        return self.address[1]
 
 
 class EchoClock:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from ..sockets.binding import HostAndPort
 from .launch import START_TIMEOUT, LaunchedServer, LaunchError, launch_server
 from .readiness import Readiness
 
@@ -64,7 +65,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT
     return process.wait()
 
 
-class ChildServer:
+class ChildServer(HostAndPort):
     """``python -m aioecho`` serving in a child process (see :meth:`start`)."""
 
     def __init__(self, launched: LaunchedServer, log: LogTail) -> None:
@@ -104,14 +105,6 @@ class ChildServer:
     def address(self) -> tuple[str, int]:
         """Its first TCP address."""
         return self.ready.addresses[0]
-
-    @property
-    def host(self) -> str:
-        return self.address[0]
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """Ask it to stop (SIGTERM), kill it if it does not in time; the exit status."""

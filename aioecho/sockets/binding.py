@@ -21,6 +21,24 @@ Address = tuple[str, int]
 STALE_PROBE_TIMEOUT = 1.0
 
 
+class HostAndPort:
+    """``host`` and ``port``, the parts of the ``address`` a subclass gives."""
+
+    @property
+    def address(self) -> Address:
+        raise NotImplementedError
+
+    @property
+    def host(self) -> str:
+        """The address listened on, such as ``127.0.0.1``."""
+        return self.address[0]
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one, where the kernel chose it)."""
+        return self.address[1]
+
+
 def format_address(address: Address) -> str:
     """``host:port``, with IPv6 hosts in brackets."""
     host, port = address
