@@ -12,7 +12,6 @@ import functools
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TypeVar
 
 from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
@@ -232,12 +231,7 @@ class EchoClient:
     async def __aenter__(self) -> EchoClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 

@@ -14,7 +14,6 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 
 from .config import FAULT_FIELDS, ConfigError, ServerConfig
@@ -159,12 +158,7 @@ class EchoServer:
             await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
 
     def check_timeouts(self) -> None:
