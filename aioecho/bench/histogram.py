@@ -18,11 +18,8 @@ from typing import BinaryIO
 from ..core import LatencyCounts
 from ..extras import import_extra
 
-try:
-    from hdrh.histogram import HdrHistogram
-except ImportError:
-    import_extra("hdrh", "bench", "the load harness")  # names the extra to install
-    raise
+import_extra("hdrh", "bench", "the load harness")  # first: a missing extra is named
+from hdrh.histogram import HdrHistogram  # noqa: E402
 
 # 1 µs to one hour: an open-loop run against a stalled server can see
 # latencies of minutes, and a value past the top would be lost.
