@@ -37,8 +37,19 @@ SEND_LAG_FLOOR_US = 100
 STARVED_CPU = 0.5
 
 
+@dataclass(frozen=True, kw_only=True)
+class Accounted:
+    """Every request accounted for (requests whose latency counts from an instant
+    in the window): ``sent = answered + timed_out + unanswered``."""
+
+    sent: int = 0
+    answered: int = 0
+    timed_out: int = 0
+    unanswered: int = 0
+
+
 @dataclass(frozen=True)
-class PartialResult:
+class PartialResult(Accounted):
     """One process's share, picklable so that it can cross a process boundary.
 
     Histograms travel encoded; the measurement window is in monotonic
@@ -57,10 +68,6 @@ class PartialResult:
     latency: bytes
     connect_latency: bytes
     mismatch_kinds: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
-    answered: int = 0
-    timed_out: int = 0
-    unanswered: int = 0
     due: int | None = None
     late: int = 0
     unsent: int = 0
@@ -90,7 +97,7 @@ class PartialResult:
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class BenchResult(Accounted):
     """The outcome of a benchmark run; :meth:`to_dict` is the ``--json`` object.
 
     ``latency_us`` and ``connect_latency_us`` map ``p50``, ``p90``, ``p95``,
@@ -134,14 +141,9 @@ class BenchResult:
     mismatches: int
     mismatch_examples: list[str]
     expect: str
-    # -- every request accounted for (requests whose latency counts from an
-    # instant in the window): sent = answered + timed_out + unanswered.
+    # -- the accounting (Accounted's fields), and what it found
     mismatch_kinds: dict[str, int] = field(default_factory=dict)
     timeout_s: float = 5.0
-    sent: int = 0
-    answered: int = 0
-    timed_out: int = 0
-    unanswered: int = 0
     # -- open loop: the schedule. due = sent + unsent; late were sent > 10 ms late.
     due: int | None = None
     late: int | None = None
