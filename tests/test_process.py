@@ -186,8 +186,8 @@ except KeyboardInterrupt:
 
 
 WORKERS_THAT_NEVER_REPORT = """
-import sys, aioecho.process.pool as pool, aioecho.cli
-pool.WORKER_COMMAND = (sys.executable, "-c", "import time; time.sleep(60)")
+import sys, aioecho.process.spawn as spawn, aioecho.cli
+spawn.command = lambda module: (sys.executable, "-c", "import time; time.sleep(60)")
 sys.exit(aioecho.cli.main(["--workers", "2", "--port", "0"]))
 """
 

@@ -250,8 +250,8 @@ def test_a_busy_port_is_one_line_and_exit_1() -> None:
 
 def test_a_worker_that_cannot_start_stops_the_service_with_exit_1() -> None:
     program = (
-        "import sys, aioecho.process.pool as pool, aioecho.cli\n"
-        "pool.WORKER_COMMAND = (sys.executable, '-c', 'raise SystemExit(3)')\n"
+        "import sys, aioecho.process.spawn as spawn, aioecho.cli\n"
+        "spawn.command = lambda module: (sys.executable, '-c', 'raise SystemExit(3)')\n"
         "sys.exit(aioecho.cli.main(['--workers', '3', '--port', '0']))\n"
     )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=30)

@@ -1,9 +1,11 @@
 """Running a benchmark: the target, the client processes, the merged result.
 
 With one client process the load runs in this process. With several, each
-is a ``spawn``-ed worker running its own event loop and its share of the
-connections; they connect, report in, start traffic at one agreed instant
-of the machine-wide monotonic clock, and send back encoded histograms that
+is a child (``python -m aioecho.bench.client_process``, started as every
+child of the package is, :mod:`aioecho.process.spawn`) running its own event
+loop and its share of the connections, over a socket pair to this
+process; they connect, report in, start traffic at one agreed instant of
+the machine-wide monotonic clock, and send back encoded histograms that
 merge exactly.
 """
 
@@ -13,16 +15,19 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from time import monotonic_ns
 from typing import Any
 
 from ..loops import resolve_loop, run_on
+from ..process import spawn
 from .config import BenchConfig, BenchConfigError
 from .load import LoadEngine, Progress, ProgressCallback
 from .memory import ServerMemory
@@ -38,6 +43,9 @@ from .target import Target, open_target, resolve, usable_descriptors
 START_DELAY_NS = 100_000_000
 # How often the parent checks for a stop request while waiting on workers.
 POLL_INTERVAL = 0.1
+CLIENT_MODULE = "aioecho.bench.client_process"
+# A client process that has sent its result exits at once; past this it is killed.
+CLIENT_EXIT_TIMEOUT = 5.0
 # How often the combined progress of the workers is reported.
 REPORT_NS = 400_000_000
 PHASE_ORDER = ("idle", "connecting", "warmup", "measuring", "draining", "done", "closing")
@@ -263,20 +271,15 @@ def _fan_out(
     probes: ServerProbes,
     interruption: Interruption,
 ) -> list[PartialResult]:
-    context = multiprocessing.get_context("spawn")
-    workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    workers: list[tuple[subprocess.Popen[bytes], Connection]] = []
     probes.before_connecting()
     try:
         for share, first in split(config, processes):
-            ours, theirs = context.Pipe()
-            process = context.Process(
-                target=worker_main,
-                args=(theirs, share, target, first, config.connections),
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            workers.append((process, ours))
+            ours, theirs = socket.socketpair()
+            with theirs:
+                task = ClientTask(theirs.fileno(), share, target, first, config.connections)
+                process = spawn.start(CLIENT_MODULE, task, pass_fds=(theirs.fileno(),))
+            workers.append((process, Connection(ours.detach())))
         with _interrupt_flag(handle_interrupt) as interrupted:
             pipes = [pipe for _, pipe in workers]
             parts = _coordinate(pipes, on_progress, interrupted, probes, config.warmup)
@@ -284,11 +287,12 @@ def _fan_out(
             return parts
     finally:
         for worker, pipe in workers:
-            pipe.close()
-            worker.join(timeout=5)
-            if worker.is_alive():
+            pipe.close()  # a client still running sees the end of its pipe, and ends
+            try:
+                worker.wait(timeout=CLIENT_EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
                 worker.kill()
-                worker.join()
+                worker.wait()
 
 
 def _coordinate(
@@ -367,6 +371,17 @@ def _interrupt_flag(enabled: bool) -> Iterator[Callable[[], bool]]:
         yield lambda: bool(hits)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@dataclass(frozen=True)
+class ClientTask:
+    """What a client process is handed: its pipe's descriptor and its share of the load."""
+
+    pipe_fd: int
+    config: BenchConfig
+    target: Target
+    first_index: int
+    total: int
 
 
 def worker_main(

@@ -1,7 +1,8 @@
 """The worker processes of one service: started, watched, restarted, stopped,
 their counters summed.
 
-Each worker is ``python -P -m aioecho.process.worker`` with its
+Each worker is ``python -P -m aioecho.process.worker``, started as every
+child of the package is (:mod:`aioecho.process.spawn`), with its
 :class:`~aioecho.process.spec.WorkerSpec` on stdin and a status pipe back
 (:mod:`aioecho.process.status`); the watchdog kills one that stops
 reporting, and a worker that exits is restarted after a back-off.
@@ -14,10 +15,8 @@ import contextlib
 import dataclasses
 import logging
 import os
-import pickle
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from ..config import ServerConfig
 from ..core import Counters
 from ..loops import LoopName
 from ..stats import Stats, snapshot
+from . import spawn
 from .backoff import RestartBackoff
 from .lifecycle import ServiceFailed
 from .spec import WorkerSpec
@@ -49,9 +49,7 @@ WATCHDOG_CHECKS_PER_TIMEOUT = 4
 # the loop's ordinary lateness, not counted against the workers either.
 WATCHDOG_HELD_UP = 1.0
 
-# -P: no working directory on the path; the workers get the parent's sys.path
-# instead, so that they run the very code the parent runs.
-WORKER_COMMAND = (sys.executable, "-P", "-m", "aioecho.process.worker")
+WORKER_MODULE = "aioecho.process.worker"
 
 
 @dataclass(eq=False)
@@ -204,14 +202,12 @@ class WorkerPool:
         worker.hung = False
         read_fd, write_fd = os.pipe()
         try:
-            worker.process = await asyncio.create_subprocess_exec(
-                *WORKER_COMMAND,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                stdin=asyncio.subprocess.PIPE,
+            worker.process = await spawn.start_async(
+                WORKER_MODULE,
                 pass_fds=(write_fd, *self._listen_fds),
                 # Its own session: a terminal's Ctrl-C reaches the parent only,
                 # which forwards it once (twice would force the stop).
-                start_new_session=True,
+                new_session=True,
             )
         except OSError as exc:
             logger.error("cannot start worker %d: %s", worker.number, exc)
@@ -231,8 +227,7 @@ class WorkerPool:
             self._listen_fds,
         )
         assert worker.process.stdin is not None
-        worker.process.stdin.write(pickle.dumps(spec))
-        worker.process.stdin.close()
+        spawn.hand_over(worker.process.stdin, spec)
         if self._stopping.is_set():
             self.signal_all()  # the stop began while this one was starting
         code = await worker.process.wait()

@@ -15,12 +15,12 @@ if __name__ == "__main__":
     # First: the supervisor's stop signals may come while the imports below run.
     catch_stop_signals()
 
-import pickle
 import socket
 import sys
 
 from ..loops import resolve_loop, run_on
 from ..server import EchoServer
+from . import spawn
 from .lifecycle import run_service
 from .logs import configure_logging
 from .single import ServerService
@@ -30,7 +30,7 @@ from .status import StatusWriter
 
 def main() -> int:
     """Run the worker the spec on stdin describes; the exit code."""
-    spec: WorkerSpec = pickle.load(sys.stdin.buffer)
+    spec: WorkerSpec = spawn.received()
     configure_logging(spec.log_level, prefix=f"worker {spec.number}: ")
     return run_on(resolve_loop(spec.loop), _work(spec))
 
