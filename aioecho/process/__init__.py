@@ -11,6 +11,7 @@ stop gracefully. Imports flow downward in this list, never up:
 ``watchdog``    deadlines by which the workers must report, on the supervisor's clock
 ``worker``      the entry of one worker process (``python -m aioecho.process.worker``)
 ``child``       a server in a child process for the harness, the suite and the tests
+``spawn``       how every child of the package starts: python -P -m MODULE, its task on stdin
 ``launch``      start ``python -m aioecho`` in a child and wait until it is ready
 ``single``      one in-process :class:`~aioecho.EchoServer` as a service
 ``allocator``   a serving process's large buffers mapped on their own, so freed ones go back
