@@ -11,10 +11,16 @@ from collections.abc import Sequence
 from .core.args import Benchmark, Parser
 from .scenarios import cli as abuse
 from .speed import cli as speed
+from .suite import claims_command as claims
 from .suite import cli as matrix
 
 PROG = "python -m benchmarks"
-COMMANDS: dict[str, Benchmark] = {"matrix": matrix, "speed": speed, "abuse": abuse}
+COMMANDS: dict[str, Benchmark] = {
+    "matrix": matrix,
+    "claims": claims,
+    "speed": speed,
+    "abuse": abuse,
+}
 
 
 def parser() -> Parser:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cli
+from benchmarks.suite.claims import CLAIMS
 
 from .support import refusal_from_a_real_start, refusal_in_process
 
@@ -57,3 +58,10 @@ def test_the_help_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> N
     assert exited.value.code == 0
     shown = capsys.readouterr().out
     assert all(f"    {command} " in shown for command in cli.COMMANDS)
+
+
+def test_claims_is_the_matrix_measuring_every_claim_or_those_named() -> None:
+    every = cli.parser().parse_args(["claims"])
+    assert every.main is cli.COMMANDS["matrix"].main
+    assert every.claims == tuple(CLAIMS)
+    assert cli.parser().parse_args(["claims", "--claims", "one_thread"]).claims == ("one_thread",)
