@@ -17,6 +17,7 @@ from time import monotonic_ns
 
 import pytest
 
+from .extras import needs
 from .support import refusal_from_a_real_start, refusal_in_process
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -28,9 +29,12 @@ from suite.measure import Probe, choose_client, run_cell  # noqa: E402
 from suite.model import Cell, Load, Outcome, Run, Sample  # noqa: E402
 from suite.servers import BACKLOG, SERVERS, ServerProcess, ServerSpec, running  # noqa: E402
 
+needs_plots = needs("report", "matplotlib")
+needs_frameworks = needs("frameworks", "trio", "anyio", "gevent", "twisted")
 BASELINES = [
     "streams", "selectors", "select", "poll", "epoll", "threads",
-    "trio", "anyio-asyncio", "anyio-trio", "gevent", "twisted",
+    *(pytest.param(name, marks=needs_frameworks)
+      for name in ("trio", "anyio-asyncio", "anyio-trio", "gevent", "twisted")),
 ]  # fmt: skip
 needs_c_compiler = pytest.mark.skipif(
     cprograms.build() is not None, reason=f"the C load client: {cprograms.build()}"
@@ -200,8 +204,9 @@ def test_results_survive_a_json_round_trip() -> None:
     assert report.from_json(report.to_json(run)) == run
 
 
+@needs_plots
 def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
-    from suite import plots  # matplotlib is a test dependency: no skipping
+    from suite import plots
 
     written = plots.write_all(synthetic_run(), tmp_path / "run")
     assert [path.name for path in written] == [
@@ -213,6 +218,7 @@ def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
 
 
+@needs_plots
 def test_rps_plot_starts_at_zero_and_keeps_failures_off_the_value_axes() -> None:
     from suite import plots
 
@@ -316,6 +322,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@needs_plots
 def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
     names = sorted(path.suffix for path in smoke_run.iterdir())
     assert names == [".html", ".json", ".md", ".png", ".png", ".png", ".png"]
@@ -328,6 +335,7 @@ def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
     assert 'href="http' not in text
 
 
+@needs_plots
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no browser on this machine")
 def test_the_html_report_shows_its_charts_in_a_real_browser(
     smoke_run: Path, tmp_path: Path
@@ -356,6 +364,7 @@ def assert_renders_charts(page: Path, screenshot: Path) -> None:
     assert (distance < 0.08).sum() > 200, "no chart drawn in the screenshot"
 
 
+@needs_plots
 @pytest.mark.skipif(shutil.which(BROWSER) is None, reason="no browser on this machine")
 def test_a_page_without_its_plots_shows_no_chart(tmp_path: Path) -> None:
     page = tmp_path / "empty.html"

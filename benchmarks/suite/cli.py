@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 # Lines longer than this exceed aioecho's default --max-line and the streams
 # baseline's readline() limit: they would measure a protocol error.
 MAX_SIZE = 65536
-PLOTS_MISSING = "matplotlib is missing: pip install -e '.[suite]' (or pass --no-plots)"
+PLOTS_MISSING = "matplotlib is missing: pip install -e '.[report]' (or pass --no-plots)"
 
 
 class Parser(argparse.ArgumentParser):
