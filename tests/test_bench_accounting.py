@@ -19,6 +19,7 @@ import pytest
 from aioecho import EchoServer
 from aioecho.bench import BenchConfig, BenchResult, run_async
 
+from .support import until
 from .test_bench import LineServer, bench_config, drop_suffix, port_of, serve, upper_sb
 
 
@@ -235,9 +236,17 @@ async def test_a_corrupted_reply_is_wrong() -> None:
 
 
 async def test_a_blocked_client_loop_is_reported_as_the_limit(server: EchoServer) -> None:
-    # The probe rings every millisecond: a 0.25 s block holds up 250 rings.
-    asyncio.get_running_loop().call_later(0.15, time.sleep, 0.25)
+    async def block_while_measuring() -> None:
+        # Without a warmup, the run measures once replies flow. A block at a
+        # fixed time could come while a loaded machine is still connecting,
+        # before the probe rings. It rings every millisecond: a 0.25 s block
+        # holds up 250 rings.
+        await until(lambda: server.stats.messages_answered > 0)
+        asyncio.get_running_loop().call_soon(time.sleep, 0.25)
+
+    blocking = asyncio.create_task(block_while_measuring())
     result = await run_async(bench_config(port_of(server), warmup=0, duration=0.45))
+    await blocking
     lag = result.loop_lag_us["max"]
     assert lag is not None
     assert lag >= 200_000, result.loop_lag_us

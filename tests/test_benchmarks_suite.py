@@ -29,11 +29,16 @@ from benchmarks.suite.measure import Probe, choose_client, run_cell
 from benchmarks.suite.model import Cell, Outcome, Run, Sample
 from benchmarks.suite.servers import SERVERS
 
+from .extras import needs
+
 ROOT = Path(__file__).resolve().parents[1]
 
+needs_plots = needs("report", "matplotlib")
+needs_frameworks = needs("frameworks", "trio", "anyio", "gevent", "twisted")
 BASELINES = [
     "streams", "selectors", "select", "poll", "epoll", "threads",
-    "trio", "anyio-asyncio", "anyio-trio", "gevent", "twisted",
+    *(pytest.param(name, marks=needs_frameworks)
+      for name in ("trio", "anyio-asyncio", "anyio-trio", "gevent", "twisted")),
 ]  # fmt: skip
 needs_c_compiler = pytest.mark.skipif(
     cprograms.build() is not None, reason=f"the C load client: {cprograms.build()}"
@@ -203,8 +208,9 @@ def test_results_survive_a_json_round_trip() -> None:
     assert report.from_json(report.to_json(run)) == run
 
 
+@needs_plots
 def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
-    from benchmarks.suite import plots  # matplotlib is a test dependency: no skipping
+    from benchmarks.suite import plots
 
     written = plots.write_all(synthetic_run(), tmp_path / "run")
     assert [path.name for path in written] == [
@@ -216,6 +222,7 @@ def test_plots_are_written_for_a_result(tmp_path: Path) -> None:
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
 
 
+@needs_plots
 def test_rps_plot_starts_at_zero_and_keeps_failures_off_the_value_axes() -> None:
     from benchmarks.suite import plots
 
@@ -294,6 +301,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@needs_plots
 def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
     names = sorted(path.suffix for path in smoke_run.iterdir())
     assert names == [".html", ".json", ".md", ".png", ".png", ".png", ".png"]
@@ -306,6 +314,7 @@ def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
     assert 'href="http' not in text
 
 
+@needs_plots
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no browser on this machine")
 def test_the_html_report_shows_its_charts_in_a_real_browser(
     smoke_run: Path, tmp_path: Path
@@ -334,6 +343,7 @@ def assert_renders_charts(page: Path, screenshot: Path) -> None:
     assert (distance < 0.08).sum() > 200, "no chart drawn in the screenshot"
 
 
+@needs_plots
 @pytest.mark.skipif(shutil.which(BROWSER) is None, reason="no browser on this machine")
 def test_a_page_without_its_plots_shows_no_chart(tmp_path: Path) -> None:
     page = tmp_path / "empty.html"

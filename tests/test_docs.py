@@ -13,6 +13,8 @@ import pytest
 
 from aioecho.cli import parsers
 
+from .extras import needs
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -63,8 +65,8 @@ def test_the_marker_is_replaced_only_where_it_stands() -> None:
     assert "## client" in page
 
 
+@needs("docs", "mkdocs")
 def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
-    pytest.importorskip("mkdocs", reason="the docs extra is not installed")
     site = tmp_path / "site"
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],

@@ -8,7 +8,6 @@ process, never in pytest's.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import random
 import re
@@ -38,11 +37,11 @@ from aioecho.locust.wire import (
     Trust,
 )
 
+from .extras import missing
 from .support import Certificates, ChildServer, serve_in_subprocess
 
-# pytest.importorskip would import Locust, and with it gevent's patches, here.
-if importlib.util.find_spec("locust") is None:
-    pytest.skip("the locust extra is not installed", allow_module_level=True)
+if (reason := missing("locust", "locust")) is not None:
+    pytest.skip(reason, allow_module_level=True)
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "benchmarks" / "locustfile.py"
 USERS = 20

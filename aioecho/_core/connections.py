@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from .counters import Counters
 
@@ -158,8 +158,15 @@ class ConnectionTracker:
         for connection in list(self._open):
             connection.abort()
 
-    async def wait_none_open(self) -> None:
-        await self._none_open.wait()
+    def wait_none_open(self) -> Coroutine[Any, Any, Literal[True]]:
+        """Wait until no connection is open.
+
+        The Event's own coroutine, not one of this module: compiled, a
+        coroutine here would relay a cancellation's throw() to it through
+        Cython's code rather than CPython's, whose arguments differ across
+        Cython versions (the (type, exc, tb) form is deprecated from 3.12).
+        """
+        return self._none_open.wait()
 
     def start_sweeping(self, timeouts: Timeouts) -> None:
         """Check every connection's timeouts once per ``timeouts.interval``."""

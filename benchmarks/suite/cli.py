@@ -36,7 +36,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 # baseline's readline() limit: they would measure a protocol error.
 MAX_SIZE = 65536
 CLAIMS_TITLE = "aioecho: the claims, measured"
-PLOTS_MISSING = "matplotlib is missing: pip install -e '.[suite]' (or pass --no-plots)"
+PLOTS_MISSING = "matplotlib is missing: pip install -e '.[report]' (or pass --no-plots)"
 
 
 claim_names = names_of("claim", CLAIMS)
