@@ -8,7 +8,13 @@ import subprocess
 
 import pytest
 
-from .support import ChildServer, aioecho_command, serve_in_subprocess, stop
+from .support import (
+    ChildServer,
+    aioecho_command,
+    refusal_in_process,
+    serve_in_subprocess,
+    stop,
+)
 
 
 def talk(server: ChildServer, message: bytes) -> bytes:
@@ -62,18 +68,29 @@ def test_a_repeatable_flag_takes_a_comma_separated_list() -> None:
     ],
 )
 def test_a_bad_value_names_its_variable_in_one_line_and_exit_2(
-    variable: str, value: str, complaint: str
+    variable: str,
+    value: str,
+    complaint: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(variable, value)
+    [line] = refusal_in_process(capsys, "--port", "0")
+    assert line.startswith(f"aioecho serve: error: {complaint}")
+
+
+def test_a_bad_value_is_refused_so_when_really_started() -> None:
+    # The refusals above run in this process; a real start shows the same.
     result = subprocess.run(
         aioecho_command("--port", "0"),
-        env={**os.environ, variable: value},
+        env={**os.environ, "AIOECHO_MAX_LINE": "lots"},
         input=b"",
         capture_output=True,
         timeout=30,
     )
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.decode().splitlines()
-    assert line.startswith(f"aioecho serve: error: {complaint}")
+    assert line.startswith("aioecho serve: error: AIOECHO_MAX_LINE: not a byte count: 'lots'")
 
 
 def test_variables_of_no_flag_are_left_alone() -> None:

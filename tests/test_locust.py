@@ -610,37 +610,27 @@ def one_echo_per_user(run: LocustRun, name: str) -> dict[str, Any]:
     return echoes
 
 
-def test_master_and_workers_count_verified_echoes(tmp_path: Path) -> None:
-    with counting_server() as server:
-        run = run_locust(
-            tmp_path,
-            server,
-            every_user_connected_and_echoed,
-            "--payload=random",
-            "--line-size=100",
-            wait=ONE_LINE_EACH,
-        )
-    echoes = one_echo_per_user(run, "100 B")
-    # Replies to 100-byte bodies, upper(body) + "_SB\n": the workers took the
-    # line size from the master.
-    assert content_size(echoes) == 104
-
-
-def test_master_and_workers_verify_the_server_certificate(
+def test_master_and_workers_count_verified_echoes_over_verified_tls(
     tmp_path: Path, certificates: Certificates
 ) -> None:
-    # The workers can only verify the server with the CA file the master names.
+    # The workers get every option from the master: the payload, the line
+    # size, and the CA file without which they could not verify the server.
     tls = (f"--tls-cert={certificates.cert}", f"--tls-key={certificates.key}")
     with counting_server(*tls) as server:
         run = run_locust(
             tmp_path,
             server,
             every_user_connected_and_echoed,
+            "--payload=random",
+            "--line-size=100",
             f"--tls-ca={certificates.ca}",
             scheme="tls",
             wait=ONE_LINE_EACH,
         )
-    one_echo_per_user(run, "64 B")
+    echoes = one_echo_per_user(run, "100 B")
+    # Replies to 100-byte bodies, upper(body) + "_SB\n": the workers took the
+    # line size from the master.
+    assert content_size(echoes) == 104
 
 
 def test_wrong_replies_are_failures_with_the_difference(tmp_path: Path) -> None:
