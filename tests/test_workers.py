@@ -358,8 +358,8 @@ def test_a_stopped_supervisor_kills_no_healthy_worker(loop: str, frozen: str) ->
             stopped = [server.process.pid, *(workers if frozen == "everything" else [])]
             for pid in stopped:
                 os.kill(pid, signal.SIGSTOP)
-            # What the test is about: a stop twice as long as --worker-timeout.
-            time.sleep(2.0)
+            # What the test is about: a stop half as long again as --worker-timeout.
+            time.sleep(1.5)
             for pid in reversed(stopped):
                 os.kill(pid, signal.SIGCONT)
             # Logged at its first check after the stop: where it used to kill them.
