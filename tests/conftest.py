@@ -16,7 +16,7 @@ from .support import Certificates, ChildServer, issue_certificates, serve_in_sub
 
 if TYPE_CHECKING:
     # Imported by pytest_plugins below, not here: pytest rewrites a plugin's asserts on import.
-    from aioecho.pytest_plugin import EchoTestServer
+    pass
 
 # The package's plugin is active through its entry point already; listing it
 # keeps the suite working with plugin autoloading off, and registers nothing twice.
@@ -62,13 +62,6 @@ def loop_name() -> str:
     """Which kind of loop the current test runs on."""
     loop: Any = asyncio.get_running_loop()
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-
-
-@pytest.fixture
-def server(echo_server: EchoTestServer) -> EchoTestServer:
-    """The package's own ``echo_server`` fixture, under the name the suite's
-    tests use; ``server_options`` (tests/support.py) is its mark."""
-    return echo_server
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
@@ -119,11 +118,6 @@ def issue_certificates(folder: Path) -> Certificates:
     ca.cert_pem.write_to_path(str(paths.ca))
     trustme.CA().cert_pem.write_to_path(str(paths.other_ca))
     return paths
-
-
-def server_options(**options: Any) -> pytest.MarkDecorator:
-    """Options for the ``server`` fixture of the marked test: the plugin's own mark."""
-    return pytest.mark.echo_server(**options)
 
 
 async def exchange(address: Address, *sends: bytes) -> bytes:

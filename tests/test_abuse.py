@@ -16,7 +16,7 @@ from aioecho import CloseReason, EchoServer, ServerConfig
 from aioecho.core import RECEIVE_BUFFER_SIZE, REPLY_SLICE, WRITE_HIGH_WATER
 from aioecho.pytest_plugin import EchoClock, EchoTestServer
 
-from .support import read_to_end, server_options, until
+from .support import read_to_end, until
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def clock(echo_clock: EchoClock) -> EchoClock:
 
 @pytest.fixture
 def timed_server(echo_server: EchoTestServer, echo_clock: EchoClock) -> EchoServer:
-    """The plugin's server, with the test's ``server_options``, its time limits on ``clock``."""
+    """The plugin's server, with the test's ``echo_server`` mark, its time limits on ``clock``."""
     return echo_server
 
 
@@ -46,7 +46,7 @@ def elapse(server: EchoServer, clock: EchoClock, seconds: float) -> None:
 # -- slow senders --------------------------------------------------------------
 
 
-@server_options(line_timeout=30, idle_timeout=0)
+@pytest.mark.echo_server(line_timeout=30, idle_timeout=0)
 async def test_a_line_trickled_in_slower_than_the_line_timeout_is_refused(
     timed_server: EchoServer, clock: EchoClock
 ) -> None:
@@ -61,7 +61,7 @@ async def test_a_line_trickled_in_slower_than_the_line_timeout_is_refused(
     assert timed_server.stats.connections_rejected[CloseReason.LINE_TIMEOUT] == 1
 
 
-@server_options(line_timeout=30, idle_timeout=0)
+@pytest.mark.echo_server(line_timeout=30, idle_timeout=0)
 async def test_the_line_timeout_counts_from_each_lines_first_byte(
     timed_server: EchoServer, clock: EchoClock
 ) -> None:
@@ -77,7 +77,7 @@ async def test_the_line_timeout_counts_from_each_lines_first_byte(
     assert not timed_server.stats.connections_rejected[CloseReason.LINE_TIMEOUT]
 
 
-@server_options(idle_timeout=300, line_timeout=0)
+@pytest.mark.echo_server(idle_timeout=300, line_timeout=0)
 async def test_an_idle_connection_is_told_and_closed_and_a_talking_one_is_not(
     timed_server: EchoServer, clock: EchoClock
 ) -> None:
@@ -97,9 +97,11 @@ async def test_an_idle_connection_is_told_and_closed_and_a_talking_one_is_not(
 # -- connections per address ---------------------------------------------------------
 
 
-@server_options(max_connections_per_ip=2)
-async def test_connections_beyond_the_per_address_limit_are_refused(server: EchoServer) -> None:
-    host, port = server.addresses[0]
+@pytest.mark.echo_server(max_connections_per_ip=2)
+async def test_connections_beyond_the_per_address_limit_are_refused(
+    echo_server: EchoServer,
+) -> None:
+    host, port = echo_server.addresses[0]
     first, second = [await aioecho.connect(host, port) for _ in range(2)]
     for client in (first, second):
         assert await client.request("in") == b"IN_SB"
@@ -109,9 +111,9 @@ async def test_connections_beyond_the_per_address_limit_are_refused(server: Echo
     other_reader, other = await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0))
     other.write(b"other address\n")
     assert await other_reader.readline() == b"OTHER ADDRESS_SB\n"
-    assert server.stats.connections_rejected[CloseReason.MAX_CONNECTIONS_PER_IP] == 1
+    assert echo_server.stats.connections_rejected[CloseReason.MAX_CONNECTIONS_PER_IP] == 1
     await first.close()
-    await until(lambda: server.stats.connections_active == 2)
+    await until(lambda: echo_server.stats.connections_active == 2)
     async with await aioecho.connect(host, port) as newcomer:
         assert await newcomer.request("my turn") == b"MY TURN_SB"
     await second.close()
@@ -157,23 +159,23 @@ async def answered_in_order(sock: socket.socket, reply: bytes, count: int) -> No
 # -- the global memory budget ---------------------------------------------------------
 
 
-@server_options(max_client_memory="1M")
+@pytest.mark.echo_server(max_client_memory="1M")
 async def test_past_the_memory_budget_the_biggest_holders_are_refused(
-    server: EchoServer,
+    echo_server: EchoServer,
 ) -> None:
-    address = server.addresses[0]
+    address = echo_server.addresses[0]
     held_line = b"y" * 60_000  # 17 such lines fit in 1 MiB, 40 do not
     clients = [await asyncio.open_connection(*address) for _ in range(40)]
     for _, writer in clients:
         writer.write(held_line)
 
     def settled() -> bool:  # every connection refused, or holding its whole line
-        stats = server.stats
+        stats = echo_server.stats
         refused = stats.connections_rejected[CloseReason.CLIENT_MEMORY]
         return bool(refused) and stats.bytes_buffered == len(held_line) * (40 - refused)
 
     await until(settled)
-    stats = server.stats
+    stats = echo_server.stats
     assert stats.connections_rejected[CloseReason.CLIENT_MEMORY] == 23
     assert stats.bytes_buffered <= 1024 * 1024
     survivors = 0

@@ -145,8 +145,8 @@ def unused_port() -> int:
 # -- against a correct server ------------------------------------------------
 
 
-async def test_result_is_internally_consistent(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server)))
+async def test_result_is_internally_consistent(echo_server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(echo_server)))
     assert result.ok, result
     assert (result.connections, result.connected, result.processes) == (20, 20, 1)
     assert result.mode == "closed"
@@ -168,24 +168,26 @@ async def test_result_is_internally_consistent(server: EchoServer) -> None:
     assert result.connect_errors == {}
 
 
-async def test_messages_stop_the_run_at_exactly_that_count(server: EchoServer) -> None:
-    config = bench_config(port_of(server), duration=None, messages=1001, pipeline=4)
+async def test_messages_stop_the_run_at_exactly_that_count(echo_server: EchoServer) -> None:
+    config = bench_config(port_of(echo_server), duration=None, messages=1001, pipeline=4)
     result = await run_async(config)
     assert result.ok, result
     assert result.messages == 1001
 
 
-async def test_pipelined_load_verifies_coalesced_replies(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server), pipeline=16, size=200))
+async def test_pipelined_load_verifies_coalesced_replies(echo_server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(echo_server), pipeline=16, size=200))
     assert result.ok, result
     assert result.pipeline == 16
     assert result.size == 200
 
 
-async def test_connect_rate_paces_the_ramp_up(server: EchoServer) -> None:
+async def test_connect_rate_paces_the_ramp_up(echo_server: EchoServer) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    config = bench_config(port_of(server), connections=10, connect_rate=100, duration=0.1, warmup=0)
+    config = bench_config(
+        port_of(echo_server), connections=10, connect_rate=100, duration=0.1, warmup=0
+    )
     result = await run_async(config)
     assert result.ok, result
     assert loop.time() - started >= 0.09  # the tenth connect may not start before 90 ms
@@ -239,8 +241,8 @@ async def test_a_server_closing_connections_counts_errors() -> None:
 # -- open loop ---------------------------------------------------------------
 
 
-async def test_open_loop_reaches_the_requested_rate(server: EchoServer) -> None:
-    config = bench_config(port_of(server), rate=2000, duration=0.2, warmup=0.05)
+async def test_open_loop_reaches_the_requested_rate(echo_server: EchoServer) -> None:
+    config = bench_config(port_of(echo_server), rate=2000, duration=0.2, warmup=0.05)
     result = await run_async(config)
     assert result.ok, result
     assert (result.mode, result.rate, result.pipeline) == ("open", 2000, None)
@@ -269,8 +271,8 @@ async def test_open_loop_shows_a_stall_as_latency(pipeline: int | None) -> None:
     assert p99 >= 100_000, result.latency_us
 
 
-async def test_open_loop_messages_bound_the_run(server: EchoServer) -> None:
-    config = bench_config(port_of(server), rate=5000, duration=None, messages=500, warmup=0)
+async def test_open_loop_messages_bound_the_run(echo_server: EchoServer) -> None:
+    config = bench_config(port_of(echo_server), rate=5000, duration=None, messages=500, warmup=0)
     result = await run_async(config)
     assert result.ok, result
     assert result.messages == 500
@@ -500,9 +502,9 @@ def test_config_defaults() -> None:
     assert BenchConfig(messages=5).time_limit is None
 
 
-async def test_a_timeline_second_must_be_positive(server: EchoServer) -> None:
+async def test_a_timeline_second_must_be_positive(echo_server: EchoServer) -> None:
     with pytest.raises(BenchConfigError, match="second must be positive"):
-        await run_async(bench_config(port_of(server)), second=0)
+        await run_async(bench_config(port_of(echo_server)), second=0)
 
 
 def test_split_shares_everything_out() -> None:

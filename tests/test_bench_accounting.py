@@ -138,9 +138,9 @@ def next_request(line: bytes) -> bytes:
 
 @pytest.mark.parametrize("options", [{}, {"pipeline": 8}, {"rate": 2000}])
 async def test_a_right_server_answers_every_request_sent(
-    server: EchoServer, options: dict[str, Any]
+    echo_server: EchoServer, options: dict[str, Any]
 ) -> None:
-    result = await run_async(bench_config(port_of(server), **options))
+    result = await run_async(bench_config(port_of(echo_server), **options))
     assert result.ok, result
     assert result.timed_out == result.unanswered == 0
     assert result.sent == result.answered == result.messages > 0
@@ -149,13 +149,15 @@ async def test_a_right_server_answers_every_request_sent(
     assert result.unique_requests
 
 
-async def test_the_window_is_exactly_the_duration(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server), duration=0.15))
+async def test_the_window_is_exactly_the_duration(echo_server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(echo_server), duration=0.15))
     assert result.duration_s == 0.15  # fixed on the clock, not by when a timer ran
 
 
-async def test_open_loop_due_follows_the_schedule_not_the_replies(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server), rate=1000, duration=0.2, warmup=0.05))
+async def test_open_loop_due_follows_the_schedule_not_the_replies(echo_server: EchoServer) -> None:
+    result = await run_async(
+        bench_config(port_of(echo_server), rate=1000, duration=0.2, warmup=0.05)
+    )
     assert result.ok, result
     assert result.due is not None
     assert abs(result.due - 200) <= 1  # 1,000 msg/s over exactly 0.2 s
@@ -235,17 +237,17 @@ async def test_a_corrupted_reply_is_wrong() -> None:
 # -- the client's own limits -------------------------------------------------------
 
 
-async def test_a_blocked_client_loop_is_reported_as_the_limit(server: EchoServer) -> None:
+async def test_a_blocked_client_loop_is_reported_as_the_limit(echo_server: EchoServer) -> None:
     async def block_while_measuring() -> None:
         # Without a warmup, the run measures once replies flow. A block at a
         # fixed time could come while a loaded machine is still connecting,
         # before the probe rings. It rings every millisecond: a 0.25 s block
         # holds up 250 rings.
-        await until(lambda: server.stats.messages_answered > 0)
+        await until(lambda: echo_server.stats.messages_answered > 0)
         asyncio.get_running_loop().call_soon(time.sleep, 0.25)
 
     blocking = asyncio.create_task(block_while_measuring())
-    result = await run_async(bench_config(port_of(server), warmup=0, duration=0.45))
+    result = await run_async(bench_config(port_of(echo_server), warmup=0, duration=0.45))
     await blocking
     lag = result.loop_lag_us["max"]
     assert lag is not None
@@ -254,8 +256,8 @@ async def test_a_blocked_client_loop_is_reported_as_the_limit(server: EchoServer
     assert result.client_bound
 
 
-async def test_source_addresses_are_reported(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server), connections=7))
+async def test_source_addresses_are_reported(echo_server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(echo_server), connections=7))
     assert result.source_addresses == {"127.0.0.1": 7}
 
 
@@ -286,9 +288,9 @@ async def test_churn_reconnects_every_n_requests() -> None:
     assert sum(second["connects"] for second in result.timeline) >= 8
 
 
-async def test_a_ramp_schedules_the_area_under_the_rate(server: EchoServer) -> None:
+async def test_a_ramp_schedules_the_area_under_the_rate(echo_server: EchoServer) -> None:
     config = bench_config(
-        port_of(server), rate=200, rate_to=2000, ramp=0.2, duration=0.2, warmup=0.05
+        port_of(echo_server), rate=200, rate_to=2000, ramp=0.2, duration=0.2, warmup=0.05
     )
     result = await run_async(config)
     assert result.ok, result
@@ -298,11 +300,11 @@ async def test_a_ramp_schedules_the_area_under_the_rate(server: EchoServer) -> N
     assert_accounted(result)
 
 
-async def test_the_timeline_has_a_second_per_second_and_adds_up(server: EchoServer) -> None:
+async def test_the_timeline_has_a_second_per_second_and_adds_up(echo_server: EchoServer) -> None:
     # Time compressed: a timeline "second" of 0.25 s, a window of 1.2 of them.
     # The replies drained after the window have 0.2 s to come before they
     # would open a third.
-    config = bench_config(port_of(server), connections=5, duration=0.3)
+    config = bench_config(port_of(echo_server), connections=5, duration=0.3)
     result = await run_async(config, second=0.25)
     assert result.ok, result
     assert [second["second"] for second in result.timeline] == [0, 1]

@@ -58,8 +58,10 @@ class SlowServer:
 # -- open loop: send lag apart from the server's time ------------------------------
 
 
-async def test_open_loop_reports_send_lag_beside_both_latencies(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server), connections=5, rate=2000, duration=0.3))
+async def test_open_loop_reports_send_lag_beside_both_latencies(echo_server: EchoServer) -> None:
+    result = await run_async(
+        bench_config(port_of(echo_server), connections=5, rate=2000, duration=0.3)
+    )
     assert result.ok, to_table(result)
     assert result.send_lag_us is not None
     assert result.uncorrected_latency_us is not None
@@ -169,9 +171,9 @@ async def test_every_reconnect_is_timed() -> None:
 
 
 async def test_server_memory_is_not_measured_on_a_server_the_harness_did_not_start(
-    server: EchoServer,
+    echo_server: EchoServer,
 ) -> None:
-    result = await run_async(bench_config(port_of(server), connections=3))
+    result = await run_async(bench_config(port_of(echo_server), connections=3))
     assert result.server_bytes_per_connection is None
     assert "server not measured" in to_table(result)
 
@@ -179,9 +181,9 @@ async def test_server_memory_is_not_measured_on_a_server_the_harness_did_not_sta
 # -- a JSON to keep -------------------------------------------------------------------
 
 
-async def test_the_json_validates_and_says_where_it_came_from(server: EchoServer) -> None:
+async def test_the_json_validates_and_says_where_it_came_from(echo_server: EchoServer) -> None:
     for options in ({}, {"rate": 1000}):
-        result = await run_async(bench_config(port_of(server), connections=3, **options))
+        result = await run_async(bench_config(port_of(echo_server), connections=3, **options))
         assert_valid(result)
         document = json.loads(to_json(result))
         assert document["schema_version"] == 2
@@ -220,8 +222,8 @@ def test_two_runs_merge_exactly_into_the_histogram_of_their_union() -> None:
     assert merged.summary() == union.summary()
 
 
-async def test_results_of_real_runs_merge(server: EchoServer) -> None:
-    runs = [await run_async(bench_config(port_of(server), connections=2)) for _ in range(2)]
+async def test_results_of_real_runs_merge(echo_server: EchoServer) -> None:
+    runs = [await run_async(bench_config(port_of(echo_server), connections=2)) for _ in range(2)]
     merged = merge_latency([runs[0], json.loads(to_json(runs[1]))])
     assert merged.count == runs[0].messages + runs[1].messages
     assert merged.summary()["max"] == max(run.latency_us["max"] or 0 for run in runs)
@@ -324,8 +326,8 @@ class ClosesTheSilent(LineServer):
             self.transport.close()
 
 
-async def test_idle_connections_are_held_and_checked_alive(server: EchoServer) -> None:
-    result = await run_async(bench_config(port_of(server), connections=3, idle=40))
+async def test_idle_connections_are_held_and_checked_alive(echo_server: EchoServer) -> None:
+    result = await run_async(bench_config(port_of(echo_server), connections=3, idle=40))
     assert result.ok, to_table(result)
     assert (result.idle, result.idle_connected, result.idle_alive) == (40, 40, 40)
     assert result.connected == 3

@@ -21,25 +21,24 @@ from aioecho.tls import client_context
 
 from . import rogue as behaviours
 from .rogue import ENDLESS_BOUNDED, rogue_server
-from .support import server_options
 
 
-async def test_request_returns_the_reply_without_terminator(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
+async def test_request_returns_the_reply_without_terminator(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         assert await client.request("hello") == b"HELLO_SB"
         assert await client.request(b"crlf\r") == b"CRLF_SB"
         assert await client.request("") == b"_SB"
 
 
-async def test_a_request_is_one_line(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
+async def test_a_request_is_one_line(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         with pytest.raises(ValueError, match="single line"):
             await client.request("two\nlines")
 
 
-@server_options(max_line=3)
-async def test_an_error_reply_raises_server_error(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
+@pytest.mark.echo_server(max_line=3)
+async def test_an_error_reply_raises_server_error(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         with pytest.raises(
             aioecho.ServerError, match=r"^ERR line too long \(max 3 bytes\)$"
         ) as error:
@@ -47,20 +46,20 @@ async def test_an_error_reply_raises_server_error(server: EchoServer) -> None:
     assert error.value.reply == b"ERR line too long (max 3 bytes)\n"
 
 
-async def test_the_echo_of_an_err_line_is_a_reply(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
+async def test_the_echo_of_an_err_line_is_a_reply(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         assert await client.request("err not an error") == b"ERR NOT AN ERROR_SB"
 
 
-@server_options(suffix="")
-async def test_without_a_suffix_every_err_line_is_an_error(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0], suffix="") as client:
+@pytest.mark.echo_server(suffix="")
+async def test_without_a_suffix_every_err_line_is_an_error(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0], suffix="") as client:
         with pytest.raises(aioecho.ServerError, match=r"^ERR ECHOED$"):
             await client.request("err echoed")
 
 
-async def test_finish_after_every_reply_closes_quietly(server: EchoServer) -> None:
-    client = await aioecho.connect(*server.addresses[0])
+async def test_finish_after_every_reply_closes_quietly(echo_server: EchoServer) -> None:
+    client = await aioecho.connect(*echo_server.addresses[0])
     assert await client.request("last") == b"LAST_SB"
     await client.finish()
     assert client.writer.transport.is_closing()
@@ -75,8 +74,8 @@ async def test_a_reply_to_no_line_is_an_error() -> None:
         assert client.writer.transport.is_closing()
 
 
-async def test_raw_access_and_half_close(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
+async def test_raw_access_and_half_close(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         await client.send(b"a\nb")
         client.half_close()
         assert await client.read_reply() == b"A_SB\n"
@@ -85,18 +84,18 @@ async def test_raw_access_and_half_close(server: EchoServer) -> None:
 
 
 async def test_a_server_that_closes_before_replying_is_a_connection_error(
-    server: EchoServer,
+    echo_server: EchoServer,
 ) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
-        await server.shutdown()
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
+        await echo_server.shutdown()
         with pytest.raises(ConnectionError):
             await client.request("anyone?")
 
 
-@server_options(max_line=100)
-async def test_a_reply_of_exactly_max_reply_bytes_is_accepted(server: EchoServer) -> None:
+@pytest.mark.echo_server(max_line=100)
+async def test_a_reply_of_exactly_max_reply_bytes_is_accepted(echo_server: EchoServer) -> None:
     bound = reply_bound(100, "_SB")  # 100 bytes, the suffix, CRLF
-    address = server.addresses[0]
+    address = echo_server.addresses[0]
     async with await aioecho.connect(*address, max_reply=bound) as client:
         assert await client.request(b"x" * 100 + b"\r") == b"X" * 100 + b"_SB"
     async with await aioecho.connect(*address, max_reply=bound - 1) as client:
@@ -148,12 +147,14 @@ async def test_the_timeout_of_connect_is_the_default_of_each_request() -> None:
                 await client.read_reply()
 
 
-async def test_tls_to_a_plain_server_ends_within_the_connect_timeout(server: EchoServer) -> None:
+async def test_tls_to_a_plain_server_ends_within_the_connect_timeout(
+    echo_server: EchoServer,
+) -> None:
     # The echo of the TLS hello starts like a TLS record, whose rest never comes.
     with pytest.raises(
         TimeoutError, match=r"no TLS handshake within 0\.1 s \(is it a TLS server\?\)"
     ):
-        await aioecho.connect(*server.addresses[0], ssl=client_context(), connect_timeout=0.1)
+        await aioecho.connect(*echo_server.addresses[0], ssl=client_context(), connect_timeout=0.1)
 
 
 async def test_tls_to_a_server_that_answers_in_plain_text_fails_at_once() -> None:

@@ -19,7 +19,7 @@ from aioecho.core import WRITE_HIGH_WATER
 from aioecho.faults.outbox import LINES_PER_TURN
 from aioecho.pytest_plugin import EchoClock
 
-from .support import read_to_end, server_options, until
+from .support import read_to_end, until
 
 if TYPE_CHECKING:
     from aioecho.pytest_plugin import EchoServerFactory
@@ -69,22 +69,22 @@ async def test_held_replies_cost_what_the_memory_budget_counts(
     server.abort()  # not five minutes of replies to wait for
 
 
-@server_options(jitter="5m")
+@pytest.mark.echo_server(jitter="5m")
 async def test_a_loop_turn_decides_a_bounded_number_of_lines(
-    server: EchoServer, raw_client: socket.socket
+    echo_server: EchoServer, raw_client: socket.socket
 ) -> None:
-    raw_client.connect(server.addresses[0])
+    raw_client.connect(echo_server.addresses[0])
     raw_client.setblocking(False)
     await asyncio.get_running_loop().sock_sendall(raw_client, b"\n" * EMPTY_LINES)
-    decided, steps = server.stats.messages_answered, []
+    decided, steps = echo_server.stats.messages_answered, []
     while decided < EMPTY_LINES:
         await asyncio.sleep(0)  # one turn of the loop
-        now = server.stats.messages_answered
+        now = echo_server.stats.messages_answered
         steps.append(now - decided)
         decided = now
     assert max(steps) <= LINES_PER_TURN
     assert len([step for step in steps if step]) >= EMPTY_LINES // LINES_PER_TURN - 2
-    server.abort()
+    echo_server.abort()
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from .support import (
     exchange,
     read_to_end,
     serve_in_subprocess,
-    server_options,
     until,
 )
 from .test_observability import http_get, samples
@@ -154,77 +153,77 @@ def held_cost(reply: bytes) -> int:
     return ENTRY_COST + bytearray(reply).__sizeof__()
 
 
-@server_options(delay="50ms")
-async def test_a_delay_holds_the_reply_back(server: EchoServer) -> None:
-    reply, elapsed = await timed_exchange(server.addresses[0], b"late\n", 8)
+@pytest.mark.echo_server(delay="50ms")
+async def test_a_delay_holds_the_reply_back(echo_server: EchoServer) -> None:
+    reply, elapsed = await timed_exchange(echo_server.addresses[0], b"late\n", 8)
     assert reply == b"LATE_SB\n"
     assert elapsed >= 0.05
-    assert server.stats.faults[Fault.DELAY] == 1
-    assert server.stats.messages_answered == 1
+    assert echo_server.stats.faults[Fault.DELAY] == 1
+    assert echo_server.stats.messages_answered == 1
 
 
-@server_options(delay="20ms:50,1ms:25", jitter="5ms", seed=3)
-async def test_delayed_replies_keep_their_order(server: EchoServer) -> None:
+@pytest.mark.echo_server(delay="20ms:50,1ms:25", jitter="5ms", seed=3)
+async def test_delayed_replies_keep_their_order(echo_server: EchoServer) -> None:
     lines = [b"line %d\n" % n for n in range(40)]
-    reply = await exchange(server.addresses[0], b"".join(lines[:17]), b"".join(lines[17:]))
+    reply = await exchange(echo_server.addresses[0], b"".join(lines[:17]), b"".join(lines[17:]))
     assert reply == b"".join(line.upper().replace(b"\n", b"_SB\n") for line in lines)
-    faults = server.stats.faults
+    faults = echo_server.stats.faults
     assert 0 < faults[Fault.DELAY] < 40  # 75 % of them, as drawn
     assert faults[Fault.JITTER] == 40
 
 
-@server_options(jitter="40ms", seed=11)
-async def test_jitter_delays_each_reply_by_its_draw(server: EchoServer) -> None:
+@pytest.mark.echo_server(jitter="40ms", seed=11)
+async def test_jitter_delays_each_reply_by_its_draw(echo_server: EchoServer) -> None:
     plan = FaultPlan(jitter=0.04, seed=11)
     # The first connection's first draw, as the server makes it.
     drawn = plan.extra_delay(next(plan.generators()))
-    reply, elapsed = await timed_exchange(server.addresses[0], b"shaky\n", 9)
+    reply, elapsed = await timed_exchange(echo_server.addresses[0], b"shaky\n", 9)
     assert reply == b"SHAKY_SB\n"
     assert elapsed >= drawn > 0
-    assert server.stats.faults[Fault.JITTER] == 1
+    assert echo_server.stats.faults[Fault.JITTER] == 1
 
 
-@server_options(delay="100ms")
-async def test_delayed_replies_count_as_held_memory(server: EchoServer) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+@pytest.mark.echo_server(delay="100ms")
+async def test_delayed_replies_count_as_held_memory(echo_server: EchoServer) -> None:
+    reader, writer = await asyncio.open_connection(*echo_server.addresses[0])
     writer.write(b"held\n")
     # Waiting in the server: its bytes, and the entry that holds them.
-    await until(lambda: server.stats.bytes_buffered == held_cost(b"HELD_SB\n"))
+    await until(lambda: echo_server.stats.bytes_buffered == held_cost(b"HELD_SB\n"))
     assert await reader.readline() == b"HELD_SB\n"
-    await until(lambda: server.stats.bytes_buffered == 0)
+    await until(lambda: echo_server.stats.bytes_buffered == 0)
     writer.close()
 
 
-@server_options(delay="5s")
+@pytest.mark.echo_server(delay="5s")
 async def test_a_peer_that_pipelines_against_a_delay_holds_bounded_memory(
-    server: EchoServer,
+    echo_server: EchoServer,
 ) -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(server.addresses[0])
+    sock.connect(echo_server.addresses[0])
     sock.setblocking(False)
     with contextlib.suppress(TimeoutError):  # it ends blocked: the server stopped reading
         await asyncio.wait_for(
             asyncio.get_running_loop().sock_sendall(sock, b"x\n" * 2_000_000), timeout=0.5
         )
-    server.check_timeouts()  # refreshes the count of unsent replies
+    echo_server.check_timeouts()  # refreshes the count of unsent replies
     # A read of input, and an outbox over its high-water mark by one slice of
     # replies at most: the answering stopped, so did the reading.
-    assert 0 < server.stats.bytes_buffered <= 64 * 1024 + (64 + 128) * 1024
-    server.abort()  # not five seconds of replies to wait for
+    assert 0 < echo_server.stats.bytes_buffered <= 64 * 1024 + (64 + 128) * 1024
+    echo_server.abort()  # not five seconds of replies to wait for
     sock.close()
 
 
 # -- bandwidth and fragments --------------------------------------------------------
 
 
-@server_options(bandwidth=1000, suffix="")
-async def test_bandwidth_paces_a_reply(server: EchoServer) -> None:
-    reply, elapsed = await timed_exchange(server.addresses[0], b"y" * 99 + b"\n", 100)
+@pytest.mark.echo_server(bandwidth=1000, suffix="")
+async def test_bandwidth_paces_a_reply(echo_server: EchoServer) -> None:
+    reply, elapsed = await timed_exchange(echo_server.addresses[0], b"y" * 99 + b"\n", 100)
     assert reply == b"Y" * 99 + b"\n"
     # 100 bytes at 1000 B/s go in 10-byte pieces, the last 90 ms after the first.
     assert elapsed >= 0.09
-    assert server.stats.faults[Fault.BANDWIDTH] == 1
+    assert echo_server.stats.faults[Fault.BANDWIDTH] == 1
 
 
 @pytest.mark.parametrize("size", [1, 3])
@@ -247,36 +246,36 @@ async def test_fragments_arrive_split_across_reads(
 # -- drop, reset, close-after, stall --------------------------------------------------
 
 
-@server_options(drop=1.0)
-async def test_dropped_lines_get_no_reply(server: EchoServer) -> None:
-    assert await exchange(server.addresses[0], b"one\ntwo\n") == b""
-    stats = server.stats
+@pytest.mark.echo_server(drop=1.0)
+async def test_dropped_lines_get_no_reply(echo_server: EchoServer) -> None:
+    assert await exchange(echo_server.addresses[0], b"one\ntwo\n") == b""
+    stats = echo_server.stats
     assert stats.faults[Fault.DROP] == 2
     assert stats.messages_answered == 0
     assert stats.connections_rejected == dict.fromkeys(CloseReason, 0)
 
 
-@server_options(reset=1.0)
-async def test_a_reset_reads_as_econnreset(server: EchoServer) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+@pytest.mark.echo_server(reset=1.0)
+async def test_a_reset_reads_as_econnreset(echo_server: EchoServer) -> None:
+    reader, writer = await asyncio.open_connection(*echo_server.addresses[0])
     writer.write(b"hello\n")
     with pytest.raises(ConnectionResetError) as raised:
         await reader.read()
     assert raised.value.errno == errno.ECONNRESET
     writer.close()
-    await until(lambda: server.stats.connections_active == 0)
-    assert server.stats.faults[Fault.RESET] == 1
-    assert server.stats.bytes_sent == 0
+    await until(lambda: echo_server.stats.connections_active == 0)
+    assert echo_server.stats.faults[Fault.RESET] == 1
+    assert echo_server.stats.bytes_sent == 0
 
 
-@server_options(reset=0.5, seed=5)
-async def test_the_replies_before_a_reset_are_sent(server: EchoServer) -> None:
+@pytest.mark.echo_server(reset=0.5, seed=5)
+async def test_the_replies_before_a_reset_are_sent(echo_server: EchoServer) -> None:
     plan = FaultPlan(reset=0.5, seed=5)
     rng = next(plan.generators())
     answered = 0
     while plan.verdict(rng) is Verdict.ANSWER:
         answered += 1
-    sock = socket.create_connection(server.addresses[0])
+    sock = socket.create_connection(echo_server.addresses[0])
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     await loop.sock_sendall(sock, b"".join(b"%d\n" % n for n in range(answered + 5)))
@@ -294,15 +293,15 @@ async def test_the_replies_before_a_reset_are_sent(server: EchoServer) -> None:
     assert b"".join(b"%d_SB\n" % n for n in range(answered)).startswith(received)
 
 
-@server_options(close_after=10)
-async def test_close_after_ends_the_connection_at_the_byte_limit(server: EchoServer) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+@pytest.mark.echo_server(close_after=10)
+async def test_close_after_ends_the_connection_at_the_byte_limit(echo_server: EchoServer) -> None:
+    reader, writer = await asyncio.open_connection(*echo_server.addresses[0])
     writer.write(b"hello\nworld\n")
     assert await read_to_end(reader) == b"HELLO_SB\nW"
     writer.close()
-    await until(lambda: server.stats.connections_active == 0)
-    assert server.stats.bytes_sent == 10
-    assert server.stats.faults[Fault.CLOSE_AFTER] == 1
+    await until(lambda: echo_server.stats.connections_active == 0)
+    assert echo_server.stats.bytes_sent == 10
+    assert echo_server.stats.faults[Fault.CLOSE_AFTER] == 1
 
 
 @pytest.fixture
@@ -395,14 +394,14 @@ def expected_survivors(plan: FaultPlan, rng: random.Random) -> bytes:
     return b"".join(kept)
 
 
-@server_options(drop=0.5, delay="1ms:30", seed=42)
-async def test_the_same_seed_and_input_give_the_same_faults(server: EchoServer) -> None:
-    address = server.addresses[0]
-    plan = server.config.faults
+@pytest.mark.echo_server(drop=0.5, delay="1ms:30", seed=42)
+async def test_the_same_seed_and_input_give_the_same_faults(echo_server: EchoServer) -> None:
+    address = echo_server.addresses[0]
+    plan = echo_server.config.faults
     data = b"".join(LINES)
     first = await exchange(address, data)
     second = await exchange(address, data)  # the next connection has draws of its own
-    server.set_faults(seed=42)  # the seed's order of connections starts again
+    echo_server.set_faults(seed=42)  # the seed's order of connections starts again
     # The same lines cut up differently by TCP: the same faults.
     again = await exchange(address, data[:7], data[7:200], data[200:])
     generators = plan.generators()
@@ -410,45 +409,47 @@ async def test_the_same_seed_and_input_give_the_same_faults(server: EchoServer) 
     assert second == expected_survivors(plan, next(generators)) != first
     assert 0 < first.count(b"\n") < len(LINES)
     dropped = 3 * len(LINES) - 2 * first.count(b"\n") - second.count(b"\n")
-    assert server.stats.faults[Fault.DROP] == dropped
-    server.set_faults(seed=43)
+    assert echo_server.stats.faults[Fault.DROP] == dropped
+    echo_server.set_faults(seed=43)
     assert await exchange(address, data) != first
 
 
 # -- runtime changes and counters ------------------------------------------------------
 
 
-async def test_set_faults_applies_to_connections_accepted_afterwards(server: EchoServer) -> None:
-    address = server.addresses[0]
+async def test_set_faults_applies_to_connections_accepted_afterwards(
+    echo_server: EchoServer,
+) -> None:
+    address = echo_server.addresses[0]
     async with await aioecho.connect(*address) as before:
         assert await before.request("a") == b"A_SB"
-        server.set_faults(reset=1.0)
+        echo_server.set_faults(reset=1.0)
         reader, writer = await asyncio.open_connection(*address)
         writer.write(b"b\n")
         with pytest.raises(ConnectionResetError):
             await reader.read()
         writer.close()
         assert await before.request("still answered") == b"STILL ANSWERED_SB"
-    server.set_faults(reset=0)
+    echo_server.set_faults(reset=0)
     async with await aioecho.connect(*address) as after:
         assert await after.request("c") == b"C_SB"
-    assert server.stats.faults[Fault.RESET] == 1
+    assert echo_server.stats.faults[Fault.RESET] == 1
 
 
-async def test_set_faults_refuses_bad_values_and_other_options(server: EchoServer) -> None:
+async def test_set_faults_refuses_bad_values_and_other_options(echo_server: EchoServer) -> None:
     with pytest.raises(ConfigError, match="drop"):
-        server.set_faults(drop=2)
+        echo_server.set_faults(drop=2)
     with pytest.raises(ConfigError, match="not a fault: suffix"):
-        server.set_faults(suffix="")
-    assert not server.config.faults.active
-    async with await aioecho.connect(*server.addresses[0]) as client:
+        echo_server.set_faults(suffix="")
+    assert not echo_server.config.faults.active
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         assert await client.request("unchanged") == b"UNCHANGED_SB"
 
 
-@server_options(metrics_port=0, drop=1.0)
-async def test_faults_are_counted_in_the_metrics(server: EchoServer) -> None:
-    assert await exchange(server.addresses[0], b"x\ny\nz\n") == b""
-    values = samples((await http_get(server.metrics_addresses[0], "/metrics"))[1])
+@pytest.mark.echo_server(metrics_port=0, drop=1.0)
+async def test_faults_are_counted_in_the_metrics(echo_server: EchoServer) -> None:
+    assert await exchange(echo_server.addresses[0], b"x\ny\nz\n") == b""
+    values = samples((await http_get(echo_server.metrics_addresses[0], "/metrics"))[1])
     assert values[("aioecho_faults_total", (("fault", "drop"),))] == 3
     assert values[("aioecho_faults_total", (("fault", "reset"),))] == 0
-    assert "faults=[drop=3]" in server.stats.summary()
+    assert "faults=[drop=3]" in echo_server.stats.summary()

@@ -20,16 +20,15 @@ from .support import (
     log_until,
     read_to_end,
     serve_in_subprocess,
-    server_options,
     until,
 )
 
 
-@server_options(max_connections=3)
+@pytest.mark.echo_server(max_connections=3)
 async def test_a_client_over_max_connections_is_refused_and_others_kept(
-    server: EchoServer,
+    echo_server: EchoServer,
 ) -> None:
-    address = server.addresses[0]
+    address = echo_server.addresses[0]
     clients = [await aioecho.connect(*address) for _ in range(3)]
     for client in clients:  # a round trip each: all three are admitted
         assert await client.request("in") == b"IN_SB"
@@ -38,35 +37,35 @@ async def test_a_client_over_max_connections_is_refused_and_others_kept(
     writer.close()
     for client in clients:
         assert await client.request("still here") == b"STILL HERE_SB"
-    stats = server.stats
+    stats = echo_server.stats
     assert stats.connections_rejected[CloseReason.MAX_CONNECTIONS] == 1
     assert (stats.connections_active, stats.connections_accepted) == (3, 3)
     await clients.pop().close()
-    await until(lambda: server.stats.connections_active == 2)
+    await until(lambda: echo_server.stats.connections_active == 2)
     async with await aioecho.connect(*address) as newcomer:
         assert await newcomer.request("my turn") == b"MY TURN_SB"
     for client in clients:
         await client.close()
 
 
-async def test_max_connections_defaults_below_the_open_file_limit(server: EchoServer) -> None:
+async def test_max_connections_defaults_below_the_open_file_limit(echo_server: EchoServer) -> None:
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert 0 < server.max_connections < soft
+    assert 0 < echo_server.max_connections < soft
 
 
-@server_options(write_timeout=30)
+@pytest.mark.echo_server(write_timeout=30)
 async def test_a_peer_that_never_reads_is_cut_off_after_the_write_timeout(
-    server: EchoServer, echo_clock: EchoClock
+    echo_server: EchoServer, echo_clock: EchoClock
 ) -> None:
-    hog = await flood_until_held(server, server.addresses[0])
+    hog = await flood_until_held(echo_server, echo_server.addresses[0])
     echo_clock.advance(29)
-    assert server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 0
+    assert echo_server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 0
     echo_clock.advance(2)  # 31 s without a byte taken: cut off
-    await until(lambda: server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 1)
-    await until(lambda: server.stats.connections_active == 0)
-    async with await aioecho.connect(*server.addresses[0]) as other:
+    await until(lambda: echo_server.stats.connections_rejected[CloseReason.WRITE_TIMEOUT] == 1)
+    await until(lambda: echo_server.stats.connections_active == 0)
+    async with await aioecho.connect(*echo_server.addresses[0]) as other:
         assert await other.request("unaffected") == b"UNAFFECTED_SB"
     hog.close()
 
@@ -86,10 +85,10 @@ async def garbage_and_resets(address: Address, rounds: int) -> None:
         writer.close()
 
 
-@server_options(max_line=1000, write_timeout=0.5, max_connections=200)
-async def test_abuse_costs_the_abuser_not_the_well_behaved_client(server: EchoServer) -> None:
-    address = server.addresses[0]
-    hogs = [await flood_until_held(server, address) for _ in range(3)]
+@pytest.mark.echo_server(max_line=1000, write_timeout=0.5, max_connections=200)
+async def test_abuse_costs_the_abuser_not_the_well_behaved_client(echo_server: EchoServer) -> None:
+    address = echo_server.addresses[0]
+    hogs = [await flood_until_held(echo_server, address) for _ in range(3)]
     abusers = [asyncio.create_task(garbage_and_resets(address, 100)) for _ in range(4)]
     async with await aioecho.connect(*address) as client:
         for i in range(300):
@@ -97,7 +96,7 @@ async def test_abuse_costs_the_abuser_not_the_well_behaved_client(server: EchoSe
     await asyncio.gather(*abusers)
     for hog in hogs:
         hog.close()
-    stats = server.stats
+    stats = echo_server.stats
     assert stats.connections_rejected[CloseReason.LINE_TOO_LONG] > 0
 
 
@@ -159,11 +158,11 @@ def server_end_of(client: socket.socket) -> socket.socket:
     raise LookupError(f"no server end of {wanted} in this process")
 
 
-@server_options(sndbuf=8192)
+@pytest.mark.echo_server(sndbuf=8192)
 async def test_sndbuf_sets_the_send_buffer_of_each_accepted_connection(
-    server: EchoServer,
+    echo_server: EchoServer,
 ) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    reader, writer = await asyncio.open_connection(*echo_server.addresses[0])
     writer.write(b"hi\n")
     assert await reader.readline() == b"HI_SB\n"  # accepted and served
     client = writer.get_extra_info("socket")
@@ -173,11 +172,11 @@ async def test_sndbuf_sets_the_send_buffer_of_each_accepted_connection(
     writer.close()
 
 
-@server_options(idle_timeout=300)
+@pytest.mark.echo_server(idle_timeout=300)
 async def test_the_plugin_clock_drives_the_idle_timeout(
-    server: EchoServer, echo_clock: EchoClock
+    echo_server: EchoServer, echo_clock: EchoClock
 ) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+    reader, writer = await asyncio.open_connection(*echo_server.addresses[0])
     echo_clock.advance(299)
     writer.write(b"still here\n")
     assert await reader.readline() == b"STILL HERE_SB\n"

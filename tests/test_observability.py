@@ -31,7 +31,6 @@ from .support import (
     log_line,
     read_to_end,
     serve_in_subprocess,
-    server_options,
     until,
 )
 
@@ -60,10 +59,10 @@ def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
     }
 
 
-@server_options(metrics_port=0, max_line=4)
-async def test_metrics_follow_the_traffic(server: EchoServer) -> None:
-    metrics_address = server.metrics_addresses[0]
-    async with await aioecho.connect(*server.addresses[0]) as client:
+@pytest.mark.echo_server(metrics_port=0, max_line=4)
+async def test_metrics_follow_the_traffic(echo_server: EchoServer) -> None:
+    metrics_address = echo_server.metrics_addresses[0]
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         assert await client.request("abc") == b"ABC_SB"
         status, body = await http_get(metrics_address, "/metrics")
         assert status == b"HTTP/1.0 200 OK"
@@ -75,7 +74,7 @@ async def test_metrics_follow_the_traffic(server: EchoServer) -> None:
         assert values[("aioecho_messages_answered_total", ())] == 1
         assert values[("aioecho_client_buffered_bytes", ())] == 0
         await client.send(b"ab")  # an unterminated line, held
-        await until(lambda: server.stats.bytes_received == 6)
+        await until(lambda: echo_server.stats.bytes_received == 6)
         values = samples((await http_get(metrics_address, "/metrics"))[1])
         assert values[("aioecho_client_buffered_bytes", ())] == 2
         await client.send(b"\n")
@@ -88,17 +87,17 @@ async def test_metrics_follow_the_traffic(server: EchoServer) -> None:
     assert values[(rejected, (("reason", "max_connections"),))] == 0
 
 
-@server_options(metrics_port=0)
-async def test_metrics_endpoint_answers_404_elsewhere(server: EchoServer) -> None:
-    status, body = await http_get(server.metrics_addresses[0], "/other")
+@pytest.mark.echo_server(metrics_port=0)
+async def test_metrics_endpoint_answers_404_elsewhere(echo_server: EchoServer) -> None:
+    status, body = await http_get(echo_server.metrics_addresses[0], "/other")
     assert status == b"HTTP/1.0 404 Not Found"
     assert body == b""
 
 
-async def test_stats_summary_is_one_line(server: EchoServer) -> None:
-    async with await aioecho.connect(*server.addresses[0]) as client:
+async def test_stats_summary_is_one_line(echo_server: EchoServer) -> None:
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         await client.request("x")
-    summary = server.stats.summary()
+    summary = echo_server.stats.summary()
     assert "\n" not in summary
     assert "accepted=1" in summary
     assert "answered=1" in summary
@@ -152,9 +151,9 @@ def test_importing_aioecho_does_not_import_prometheus() -> None:
 
 
 @pytest.fixture
-async def metrics(server: EchoServer, clock: EchoClock) -> AsyncIterator[MetricsServer]:
+async def metrics(echo_server: EchoServer, clock: EchoClock) -> AsyncIterator[MetricsServer]:
     """A metrics endpoint for ``server``'s stats whose request deadline ``clock`` drives."""
-    endpoint = await start_metrics(lambda: server.stats, "127.0.0.1", 0, clock=clock)
+    endpoint = await start_metrics(lambda: echo_server.stats, "127.0.0.1", 0, clock=clock)
     yield endpoint
     endpoint.close()
 

@@ -14,7 +14,7 @@ import aioecho
 from aioecho import EchoServer
 from aioecho.core import RECEIVE_BUFFER_SIZE, REPLY_SLICE, WRITE_HIGH_WATER
 
-from .support import FLOOD_LINE, exchange, flood_until_held, server_options
+from .support import FLOOD_LINE, exchange, flood_until_held
 
 
 async def read_until_closed(sock: socket.socket) -> bytes:
@@ -32,11 +32,11 @@ async def read_until_closed(sock: socket.socket) -> bytes:
     return bytes(received)
 
 
-async def test_port_zero_binds_a_real_port_and_serves(server: EchoServer) -> None:
-    host, port = server.addresses[0]
+async def test_port_zero_binds_a_real_port_and_serves(echo_server: EchoServer) -> None:
+    host, port = echo_server.addresses[0]
     assert host == "127.0.0.1"
     assert port > 0
-    assert server.is_serving
+    assert echo_server.is_serving
     async with await aioecho.connect(host, port) as client:
         assert await client.request("hello") == b"HELLO_SB"
 
@@ -58,10 +58,12 @@ async def test_start_then_shutdown_without_context_manager() -> None:
     assert not server.is_serving
 
 
-async def test_shutdown_is_idempotent_and_concurrent_calls_share_it(server: EchoServer) -> None:
-    await asyncio.gather(server.shutdown(), server.shutdown(1), server.shutdown())
-    await server.shutdown()
-    assert not server.is_serving
+async def test_shutdown_is_idempotent_and_concurrent_calls_share_it(
+    echo_server: EchoServer,
+) -> None:
+    await asyncio.gather(echo_server.shutdown(), echo_server.shutdown(1), echo_server.shutdown())
+    await echo_server.shutdown()
+    assert not echo_server.is_serving
 
 
 async def test_cancelling_serve_forever_is_a_graceful_stop() -> None:
@@ -78,20 +80,20 @@ async def test_cancelling_serve_forever_is_a_graceful_stop() -> None:
         await asyncio.open_connection(*address)
 
 
-async def test_serve_forever_returns_after_shutdown(server: EchoServer) -> None:
-    serving = asyncio.create_task(server.serve_forever())
-    await server.shutdown()
+async def test_serve_forever_returns_after_shutdown(echo_server: EchoServer) -> None:
+    serving = asyncio.create_task(echo_server.serve_forever())
+    await echo_server.shutdown()
     await serving  # returns instead of hanging
 
 
-async def test_graceful_shutdown_delivers_replies_already_owed(server: EchoServer) -> None:
+async def test_graceful_shutdown_delivers_replies_already_owed(echo_server: EchoServer) -> None:
     # The peer has not read a byte: megabytes of replies sit in the server's
     # buffer and the kernel's when the shutdown starts.
-    sock = await flood_until_held(server, server.addresses[0])
-    stopping = asyncio.create_task(server.shutdown(timeout=30))
+    sock = await flood_until_held(echo_server, echo_server.addresses[0])
+    stopping = asyncio.create_task(echo_server.shutdown(timeout=30))
     received = await read_until_closed(sock)
     await stopping
-    answered = server.stats.messages_answered
+    answered = echo_server.stats.messages_answered
     assert answered > 1000
     assert received == (b"X" * 63 + b"_SB\n") * answered
 
@@ -107,25 +109,25 @@ async def test_shutdown_timeout_aborts_a_peer_that_never_reads() -> None:
     sock.close()
 
 
-async def test_a_peer_that_never_reads_cannot_grow_server_memory(server: EchoServer) -> None:
-    sock = await flood_until_held(server, server.addresses[0])
+async def test_a_peer_that_never_reads_cannot_grow_server_memory(echo_server: EchoServer) -> None:
+    sock = await flood_until_held(echo_server, echo_server.addresses[0])
     # Blocked: what it holds for the peer is its bound, however much more
     # the peer sends (the kernel keeps the rest).
     for _ in range(16):
         with contextlib.suppress(BlockingIOError):
             sock.send(FLOOD_LINE * 1024)
-    server.check_timeouts()
-    assert server.stats.bytes_buffered <= WRITE_HIGH_WATER + REPLY_SLICE + RECEIVE_BUFFER_SIZE
-    async with await aioecho.connect(*server.addresses[0]) as other:
+    echo_server.check_timeouts()
+    assert echo_server.stats.bytes_buffered <= WRITE_HIGH_WATER + REPLY_SLICE + RECEIVE_BUFFER_SIZE
+    async with await aioecho.connect(*echo_server.addresses[0]) as other:
         assert await other.request("still served") == b"STILL SERVED_SB"
     sock.close()
 
 
 async def test_a_reset_mid_stream_is_routine(
-    server: EchoServer, caplog: pytest.LogCaptureFixture
+    echo_server: EchoServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    address = server.addresses[0]
+    address = echo_server.addresses[0]
     async with await aioecho.connect(*address) as bystander:
         for _ in range(20):
             sock = socket.create_connection(address)
@@ -134,13 +136,13 @@ async def test_a_reset_mid_stream_is_routine(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()
         assert await bystander.request("fine") == b"FINE_SB"
-    await server.shutdown()
+    await echo_server.shutdown()
     assert [r for r in caplog.records if r.levelno > logging.DEBUG] == []
 
 
-@server_options(max_line=16)
-async def test_one_connections_error_does_not_touch_another(server: EchoServer) -> None:
-    address = server.addresses[0]
+@pytest.mark.echo_server(max_line=16)
+async def test_one_connections_error_does_not_touch_another(echo_server: EchoServer) -> None:
+    address = echo_server.addresses[0]
     async with await aioecho.connect(*address) as steady:
         assert await steady.request("before") == b"BEFORE_SB"
         with pytest.raises(aioecho.ServerError, match="line too long"):

@@ -35,7 +35,6 @@ from .support import (
     read_to_end,
     refusal_in_process,
     serve_in_subprocess,
-    server_options,
     stop,
 )
 
@@ -349,26 +348,26 @@ needs_ipv6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback he
 
 
 @needs_ipv6
-@server_options(host="::1")
-async def test_ipv6_loopback(server: EchoServer) -> None:
-    host, port = server.addresses[0]
+@pytest.mark.echo_server(host="::1")
+async def test_ipv6_loopback(echo_server: EchoServer) -> None:
+    host, port = echo_server.addresses[0]
     assert host == "::1"
     assert await exchange((host, port), b"six\n") == b"SIX_SB\n"
 
 
 @needs_ipv6
-@server_options(host="::")
-async def test_ipv6_any_address(server: EchoServer) -> None:
-    assert await exchange(("::1", server.addresses[0][1]), b"any\n") == b"ANY_SB\n"
+@pytest.mark.echo_server(host="::")
+async def test_ipv6_any_address(echo_server: EchoServer) -> None:
+    assert await exchange(("::1", echo_server.addresses[0][1]), b"any\n") == b"ANY_SB\n"
 
 
 @needs_ipv6
-@server_options(host=("127.0.0.1", "::1"))
-async def test_several_hosts_share_one_port(server: EchoServer) -> None:
-    (host4, port4), (host6, port6) = server.addresses
+@pytest.mark.echo_server(host=("127.0.0.1", "::1"))
+async def test_several_hosts_share_one_port(echo_server: EchoServer) -> None:
+    (host4, port4), (host6, port6) = echo_server.addresses
     assert (host4, host6) == ("127.0.0.1", "::1")
     assert port4 == port6
-    for address in server.addresses:
+    for address in echo_server.addresses:
         assert await exchange(address, b"both\n") == b"BOTH_SB\n"
 
 
@@ -386,23 +385,23 @@ def test_several_hosts_from_the_command_line() -> None:
 # -- Unicode -----------------------------------------------------------------
 
 
-@server_options(unicode=True)
-async def test_unicode_rules_per_character_invalid_bytes_untouched(server: EchoServer) -> None:
+@pytest.mark.echo_server(unicode=True)
+async def test_unicode_rules_per_character_invalid_bytes_untouched(echo_server: EchoServer) -> None:
     request = "straße\r\n".encode() + b"caf\xe9 latin-1\n" + "ǆemal\n".encode()
     request += b"\xff " + "été\n".encode()  # an invalid byte does not spoil its line
-    reply = await exchange(server.addresses[0], request)
+    reply = await exchange(echo_server.addresses[0], request)
     expected = b"STRASSE_SB\r\n" + b"CAF\xe9 LATIN-1_SB\n" + "ǄEMAL_SB\n".encode()
     assert reply == expected + b"\xff " + "ÉTÉ_SB\n".encode()
 
 
-@server_options(unicode=True, framing="chunk")
-async def test_unicode_in_chunk_framing(server: EchoServer) -> None:
-    reader, writer = await asyncio.open_connection(*server.addresses[0])
+@pytest.mark.echo_server(unicode=True, framing="chunk")
+async def test_unicode_in_chunk_framing(echo_server: EchoServer) -> None:
+    reader, writer = await asyncio.open_connection(*echo_server.addresses[0])
     writer.write("grüße".encode())
     expected = "GRÜSSE_SB".encode()
     assert await reader.readexactly(len(expected)) == expected
     writer.close()
 
 
-async def test_unicode_is_off_by_default(server: EchoServer) -> None:
-    assert await exchange(server.addresses[0], "straße\n".encode()) == "STRAßE_SB\n".encode()
+async def test_unicode_is_off_by_default(echo_server: EchoServer) -> None:
+    assert await exchange(echo_server.addresses[0], "straße\n".encode()) == "STRAßE_SB\n".encode()

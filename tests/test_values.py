@@ -75,14 +75,14 @@ def test_server_config_refuses_in_one_line(option: str, value: Any, message: str
 
 @pytest.mark.parametrize(("option", "value", "message"), fault_cases())
 async def test_set_faults_refuses_alike_and_changes_nothing(
-    server: EchoServer, option: str, value: Any, message: str
+    echo_server: EchoServer, option: str, value: Any, message: str
 ) -> None:
-    before = server.config
+    before = echo_server.config
     with pytest.raises(ConfigError) as refused:
-        server.set_faults(**{option: value})
+        echo_server.set_faults(**{option: value})
     assert_one_line(refused.value, message)
-    assert server.config is before
-    async with await aioecho.connect(*server.addresses[0]) as client:
+    assert echo_server.config is before
+    async with await aioecho.connect(*echo_server.addresses[0]) as client:
         assert await client.request("still") == b"STILL_SB"
 
 
