@@ -2,7 +2,8 @@
 
 ``nox`` runs them all; ``nox -s tests-3.12`` one. Each session installs the
 package editable, which compiles the core, with the ``test`` extra and the
-extras of the tests that would otherwise skip (``suite``, ``locust``), then
+extras of the tests that would otherwise skip (``suite``, ``locust``,
+``docs``), then
 runs the whole suite twice on that one install: on the compiled build, which
 must load, and on the pure-Python one (``AIOECHO_NO_EXTENSIONS=1``).
 Arguments after ``--`` go to pytest.
@@ -28,7 +29,7 @@ nox.options.sessions = ["tests"]
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The suite on the compiled build, then on the pure-Python one."""
-    session.install("-e", ".[test,suite,locust]")
+    session.install("-e", ".[test,suite,locust,docs]")
     every_test = {"AIOECHO_REQUIRE_EXTRAS": "1"}  # a missing extra fails, never skips
     session.run("pytest", *session.posargs, env={**every_test, "AIOECHO_EXPECT_COMPILED": "1"})
     session.run("pytest", *session.posargs, env={**every_test, "AIOECHO_NO_EXTENSIONS": "1"})
@@ -95,7 +96,7 @@ def test_unpacked_sdist(session: nox.Session, sdist: Path) -> None:
     # the sdist compiles, and the wheel's test runs the compiled core).
     pure = {"AIOECHO_NO_EXTENSIONS": "1"}
     with session.chdir(root):
-        session.run(python, "-m", "pip", "install", ".[test,suite,locust]", env=pure, external=True)
+        session.run(python, "-m", "pip", "install", ".[test,suite,locust,docs]", env=pure, external=True)
         session.run(
             python, "-m", "pytest", env={**pure, "AIOECHO_REQUIRE_EXTRAS": "1"}, external=True
         )
