@@ -96,7 +96,9 @@ def test_unpacked_sdist(session: nox.Session, sdist: Path) -> None:
     # the sdist compiles, and the wheel's test runs the compiled core).
     pure = {"AIOECHO_NO_EXTENSIONS": "1"}
     with session.chdir(root):
-        session.run(python, "-m", "pip", "install", ".[test,suite,locust,docs]", env=pure, external=True)
+        session.run(
+            python, "-m", "pip", "install", ".[test,suite,locust,docs]", env=pure, external=True
+        )
         session.run(
             python, "-m", "pytest", env={**pure, "AIOECHO_REQUIRE_EXTRAS": "1"}, external=True
         )
