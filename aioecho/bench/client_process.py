@@ -15,8 +15,6 @@ if __name__ == "__main__":
     # of the terminal's group, from before the imports below run.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-from multiprocessing.connection import Connection
-
 from ..process import spawn
 from .runner import ClientTask, worker_main
 
@@ -24,7 +22,7 @@ from .runner import ClientTask, worker_main
 def main() -> None:
     """Run the share of the load handed over on stdin."""
     task: ClientTask = spawn.received()
-    worker_main(Connection(task.pipe_fd), task.config, task.target, task.first_index, task.total)
+    worker_main(task)
 
 
 if __name__ == "__main__":

@@ -384,21 +384,21 @@ class ClientTask:
     total: int
 
 
-def worker_main(
-    pipe: Connection, config: BenchConfig, target: Target, first_index: int, total: int
-) -> None:
-    """A client process: connect, report, wait for "go", run, send the result."""
-    # The parent decides when to stop: Ctrl-C reaches every process of the
-    # terminal's group, and a worker killed by it would lose its results.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def worker_main(task: ClientTask) -> None:
+    """A client process: connect, report, wait for "go", run, send the result.
+
+    Its pipe is the task's descriptor; SIGINT is ignored already
+    (:mod:`aioecho.bench.client_process`): the parent decides when to stop.
+    """
+    pipe = Connection(task.pipe_fd)
     try:
         usable_descriptors()
-        with asyncio.Runner(loop_factory=resolve_loop(config.loop).factory) as runner:
+        with asyncio.Runner(loop_factory=resolve_loop(task.config.loop).factory) as runner:
             engine = LoadEngine(
-                config,
-                target,
-                first_index=first_index,
-                total_connections=total,
+                task.config,
+                task.target,
+                first_index=task.first_index,
+                total_connections=task.total,
                 on_progress=lambda progress: pipe.send(("progress", progress)),
             )
             try:
