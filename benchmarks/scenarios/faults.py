@@ -88,6 +88,13 @@ def _written(socks: list[socket.socket], errors: Counter[str], sent: int) -> Fig
     return {"clients": len(socks), "connect_errors": dict(errors), "sent_mib": mib(sent)}
 
 
+def _settled(server: ServerProcess, before: int) -> tuple[int, int]:
+    """Once the server's memory stopped growing: what its budget counted, and its RSS growth."""
+    settle(server)
+    time.sleep(COUNT_WAIT_S)
+    return last_figure(server, BUFFERED) or 0, server.rss_bytes() - before
+
+
 def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = False) -> Figures:
     """Non-readers send empty lines (64 KiB each; TLS: until the server stops reading)."""
     context = ssl.create_default_context(cafile=_certificates()[2]) if tls else None
@@ -98,10 +105,7 @@ def held_against_counted(server: ServerProcess, settings: Settings, tls: bool = 
         with PeakMemory(server) as peak:
             total, limit = (None, TLS_FILL_S) if tls else (len(EMPTY_LINES), FILL_LIMIT_S)
             sent = sockets.fill(socks, EMPTY_LINES, total, time.monotonic() + limit, STALL_S)
-            settle(server)
-            time.sleep(COUNT_WAIT_S)
-            counted = last_figure(server, BUFFERED) or 0
-            resident = server.rss_bytes() - before
+            counted, resident = _settled(server, before)
             ended = sockets.fates(socks)
     finally:
         sockets.reset_all(socks)
@@ -175,11 +179,8 @@ def kernel_held(server: ServerProcess, settings: Settings) -> Figures:
     before = server.rss_bytes()
     try:
         sent = sockets.fill(socks, REQUEST_LINE, None, time.monotonic() + FILL_LIMIT_S, STALL_S)
-        settle(server)
-        time.sleep(COUNT_WAIT_S)
+        counted, resident = _settled(server, before)
         queued = kernel_queued(server.port)
-        counted = last_figure(server, BUFFERED) or 0
-        resident = server.rss_bytes() - before
     finally:
         sockets.reset_all(socks)
     return {
