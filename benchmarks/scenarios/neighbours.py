@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aioecho.bench.histogram import Histogram
+
 from .target import HOST
 
 CONNECTIONS = 10
@@ -32,6 +34,7 @@ LINE_BYTES = 64
 WARMUP_S = 0.5
 # The harness connects, warms up, measures, closes: give it this much more.
 SLACK_S = 30.0
+US_PER_S = 1_000_000
 # A line the server dropped is never answered: the tolerant neighbour moves on after this.
 GIVE_UP_S = 0.25
 
@@ -96,15 +99,15 @@ def measure_tolerant(port: int, seconds: float, suffix: str) -> Neighbours:
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     latencies, unanswered = asyncio.run(_tolerant_phase(port, seconds, suffix.encode()))
     used = resource.getrusage(resource.RUSAGE_SELF)
-    latencies.sort()
-
-    def percentile(share: float) -> float | None:
-        return latencies[int(share * (len(latencies) - 1))] * 1000 if latencies else None
-
+    # The harness's own histogram: the same percentiles as the harness-run neighbours'.
+    histogram = Histogram()
+    for latency in latencies:
+        histogram.record(round(latency * US_PER_S))
+    summary = histogram.summary()
     return Neighbours(
         rps=len(latencies) / seconds,
-        p50_ms=percentile(0.50),
-        p99_ms=percentile(0.99),
+        p50_ms=_ms(summary["p50"]),
+        p99_ms=_ms(summary["p99"]),
         client_cpu=(used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime) / seconds,
         errors=unanswered,
     )
