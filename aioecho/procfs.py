@@ -45,9 +45,9 @@ def summed(read: Callable[[int], Figure | None], pids: Iterable[int]) -> Figure 
     """``read``'s figure summed over ``pids``: ``None`` when there are none or one is unreadable."""
     figures = [read(pid) for pid in pids]
     known = [figure for figure in figures if figure is not None]
-    if not figures or len(known) < len(figures):
+    if not known or len(known) < len(figures):
         return None
-    return sum(known[1:], known[0])
+    return sum(known)
 
 
 def tree(pid: int) -> list[int]:
