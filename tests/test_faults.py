@@ -23,7 +23,7 @@ from aioecho import CloseReason, ConfigError, EchoServer, ServerConfig
 from aioecho.core import Fault
 from aioecho.durations import Duration, parse_duration
 from aioecho.faults import DelayStep, FaultPlan, Verdict, parse_delays
-from aioecho.faults.outbox import ENTRY_COST
+from aioecho.faults.outbox import ENTRY_COST, FRAGMENT_GAP
 from aioecho.pytest_plugin import EchoClock
 
 from .support import (
@@ -228,18 +228,24 @@ async def test_bandwidth_paces_a_reply(echo_server: EchoServer) -> None:
 
 @pytest.mark.parametrize("size", [1, 3])
 async def test_fragments_arrive_split_across_reads(
-    echo_server_factory: EchoServerFactory, size: int
+    echo_server_factory: EchoServerFactory, echo_clock: EchoClock, size: int
 ) -> None:
     server = await echo_server_factory(fragment=size)
     reader, writer = await asyncio.open_connection(*server.addresses[0])
     writer.write(b"hello\nworld\n")
+    expected = [
+        reply[start : start + size]
+        for reply in (b"HELLO_SB\n", b"WORLD_SB\n")  # a piece never spans two replies
+        for start in range(0, len(reply), size)
+    ]
     pieces = []
-    while b"".join(pieces).count(b"\n") < 2:
-        pieces.append(await reader.read(1024))  # a read takes whatever has arrived
+    for _ in expected:
+        # The test's clock holds the next piece back until it moves by one gap,
+        # so a read sees exactly one piece however late it comes.
+        pieces.append(await reader.read(1024))
+        echo_clock.advance(FRAGMENT_GAP)
     writer.close()
-    assert b"".join(pieces) == b"HELLO_SB\nWORLD_SB\n"
-    assert max(len(piece) for piece in pieces) <= size
-    assert len(pieces) >= 18 // size
+    assert pieces == expected
     assert server.stats.faults[Fault.FRAGMENT] == 2
 
 

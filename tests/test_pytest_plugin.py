@@ -39,7 +39,7 @@ import asyncio
 
 import pytest
 
-from aioecho.pytest_plugin import EchoServerFactory, EchoTestServer
+from aioecho.pytest_plugin import EchoClock, EchoServerFactory, EchoTestServer
 
 
 async def exchange(server, line):
@@ -234,12 +234,16 @@ def test_faults_come_through_the_mark_and_the_factory(inner: pytest.Pytester) ->
         inner,
         """
         @pytest.mark.echo_server(fragment=2)
-        async def test_marked(echo_server: EchoTestServer) -> None:
+        async def test_marked(echo_server: EchoTestServer, echo_clock: EchoClock) -> None:
             reader, writer = await asyncio.open_connection(echo_server.host, echo_server.port)
             writer.write(b"abc\\n")
-            pieces = [await reader.read(100) for _ in range(3)]
+            pieces = []
+            for _ in range(4):
+                # The next piece may go only once the test's clock has moved.
+                pieces.append(await reader.read(100))
+                echo_clock.advance(1)
             writer.close()
-            assert pieces == [b"AB", b"C_", b"SB"]
+            assert pieces == [b"AB", b"C_", b"SB", b"\\n"]
             assert echo_server.stats.faults["fragment"] == 1
 
         async def test_factory(echo_server_factory: EchoServerFactory) -> None:
