@@ -351,7 +351,7 @@ def test_a_ramp_and_an_hgrm_file_from_the_command_line(
 def test_find_max_rate_refuses_a_bound_below_the_floor(echo_process: ChildServer) -> None:
     args = ("--connections", "10", "--duration", "0.2", "--warmup", "0", "--rate", "250")
     # A 1 µs bound no server meets: the floor step shows it, the search stops there.
-    done = bench(*target_of(echo_process), *args, "--find-max-rate", "0.001", "--json")
+    done = bench(*target_of(echo_process), *args, "--find-max-rate", "1us", "--json")
     assert done.returncode == 2
     assert done.stdout == ""
     [line] = done.stderr.splitlines()

@@ -73,7 +73,7 @@ def model_target(knee: float) -> tuple[list[float], Callable[[BenchConfig], Benc
 
 def test_the_search_doubles_then_bisects_to_within_five_percent() -> None:
     asked, measure = model_target(knee=10_000)
-    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.010)
     result = find_max_rate(config, measure, stopped=lambda: False)
     assert asked[:6] == [200, 1000, 2000, 4000, 8000, 16000]  # the floor first
     # Bisection, then the last pass and the first failure once more each.
@@ -101,7 +101,7 @@ def test_a_pass_that_does_not_repeat_moves_the_bracket_down() -> None:
             return result_at(config.rate, 1_000)  # passed once, by luck
         return measure(config)
 
-    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.010)
     result = find_max_rate(config, lucky_once, stopped=lambda: False)
     assert runs[10_500] == 2
     assert result.max_rate == 10_000
@@ -115,7 +115,7 @@ def test_a_client_bound_step_is_inconclusive_not_a_failure() -> None:
             return result_at(config.rate, 1_000)
         return result_at(config.rate, 30_000, client_cpu=0.97)
 
-    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.010)
     result = find_max_rate(config, client_bound_above, stopped=lambda: False)
     verdicts = {step["rate"]: step["verdict"] for step in result.steps}
     assert verdicts[8000] == "inconclusive"
@@ -139,7 +139,7 @@ def test_a_step_whose_latency_climbs_fails() -> None:
 
 def test_a_bound_below_the_floor_is_refused() -> None:
     _, measure = model_target(knee=10_000)
-    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.5)  # 500 µs < 1 ms
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.0005)  # 500 µs < 1 ms
     with pytest.raises(SearchRefused, match=r"the floor here is p99 1,000 µs at 200 msg/s"):
         find_max_rate(config, measure, stopped=lambda: False)
 
@@ -153,7 +153,7 @@ def test_a_step_with_a_timeout_fails_even_under_the_bound() -> None:
             return dataclasses.replace(result, timed_out=1)
         return result
 
-    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0, rate=1000)
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.010, rate=1000)
     result = find_max_rate(config, with_timeouts, stopped=lambda: False)
     assert result.max_rate is not None
     assert 2000 <= result.max_rate <= 3000
@@ -162,7 +162,7 @@ def test_a_step_with_a_timeout_fails_even_under_the_bound() -> None:
 
 def test_the_search_stops_when_interrupted() -> None:
     asked, measure = model_target(knee=10_000)
-    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=10.0)
+    config = BenchConfig(host="127.0.0.1", port=9, find_max_rate=0.010)
     result = find_max_rate(config, measure, stopped=lambda: True)
     assert asked == [200]
     assert len(result.steps) == 1

@@ -301,8 +301,10 @@ def test_times_take_units_on_every_command() -> None:
     serve = build_parser().parse_args(["serve", "--idle-timeout", "5m", "--write-timeout", "250ms"])
     config = from_flags(ServerConfig, serve)
     assert (config.idle_timeout, config.write_timeout) == (300.0, 0.25)
-    bench = build_parser().parse_args(["bench", "--duration", "1s", "--warmup", "500ms"])
-    assert (bench.duration, bench.warmup) == (1.0, 0.5)
+    bench = build_parser().parse_args(
+        ["bench", "--duration", "1s", "--warmup", "500ms", "--find-max-rate", "5ms"]
+    )
+    assert (bench.duration, bench.warmup, bench.find_max_rate) == (1.0, 0.5, 0.005)
 
 
 def test_a_repeatable_flag_shows_its_real_default() -> None:

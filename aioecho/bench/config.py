@@ -124,8 +124,10 @@ class BenchConfig:
     )
     find_max_rate: float | None = option(
         None,
-        "search, in open-loop steps, the highest rate with p99 under P99_MS and nothing timed out",
-        "P99_MS",
+        "search, in open-loop steps, the highest rate with p99 under P99 (e.g. 5ms) and "
+        "nothing timed out",
+        "P99",
+        parse=Duration,
     )
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""The saturation search (``--find-max-rate P99_MS``): the highest open-loop
+"""The saturation search (``--find-max-rate P99``): the highest open-loop
 rate the target sustains with p99 under a bound and every request answered.
 
 First the floor: one step at a low rate measures what the harness itself
@@ -117,7 +117,7 @@ def find_max_rate(
     Raises :class:`SearchRefused` when the floor is above the bound.
     """
     assert config.find_max_rate is not None
-    bound_us = config.find_max_rate * 1000
+    bound_us = config.find_max_rate * 1e6
     search = Search()
     steps: list[dict[str, Any]] = []
     best: dict[float, BenchResult] = {}
