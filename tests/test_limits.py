@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import struct
+import subprocess
 
 import pytest
 
@@ -137,6 +139,41 @@ def test_running_out_of_descriptors_pauses_accepting_and_recovers(loop: str) -> 
         assert server.process.wait(timeout=20) == 0
     assert log.count(b"cannot accept: Too many open files") == 1
     assert b"Traceback" not in log
+
+
+def log_so_far(process: subprocess.Popen[bytes]) -> bytes:
+    """What a server has logged until now, without waiting for more."""
+    assert process.stderr is not None
+    fd, seen = process.stderr.fileno(), b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_descriptor_freed_with_nobody_waiting_ends_the_pause(loop: str) -> None:
+    # Linux's accept() takes a descriptor before it looks at the queue: the
+    # server that hands out its last one fails the next accept with EMFILE
+    # though nobody waits, so no new client will come to wake the listener.
+    flags = ("--loop", loop, "--max-connections", "1000")
+    with serve_in_subprocess(*flags, open_files=48) as server:
+        address, clients, log = (server.host, server.port), [], b""
+        while b"cannot accept" not in log:
+            client = socket.create_connection(address, timeout=20)
+            clients.append(client)
+            client.sendall(b"one more\n")
+            assert client.recv(100) == b"ONE MORE_SB\n"
+            # The pause is logged before the reply of the client that took
+            # the last descriptor is sent.
+            log += log_so_far(server.process)
+        clients.pop().close()
+        log += log_until(server.process, b"accepting connections again")
+        for client in clients:
+            client.close()
+    assert log.count(b"cannot accept: Too many open files") == 1
 
 
 def server_end_of(client: socket.socket) -> socket.socket:

@@ -120,6 +120,14 @@ class Listener:
     def _resume(self) -> None:
         self._retry = None
         self.start()
+        # Accept now rather than on the next readiness event: Linux's accept()
+        # fails with EMFILE before it looks at the queue, so the pause may
+        # have begun with nobody waiting, and then no event would come to end
+        # the episode.
+        for sock in self.sockets:
+            if not self._accepting:
+                break  # out of descriptors again: the retry is scheduled
+            self._accept(sock)
 
     def _stop_accepting(self) -> None:
         if self._accepting:
