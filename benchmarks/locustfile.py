@@ -38,7 +38,6 @@ def _with_default(parser: LocustArgumentParser, flag: str, what: str, **options:
     parser.add_argument(flag, help=f"{what} (default: %(default)s)", **options)
 
 
-@events.init_command_line_parser.add_listener
 def add_options(parser: LocustArgumentParser) -> None:
     line_size = "body bytes of each line, without the newline"
     _with_default(
@@ -84,7 +83,6 @@ def add_options(parser: LocustArgumentParser) -> None:
 FINAL_REPORTS_TIMEOUT = 10.0
 
 
-@events.init.add_listener
 def wait_for_final_reports(environment: Environment, runner: Runner | None, **_: Any) -> None:
     """Make a master that is stopped (SIGTERM, Ctrl-C) count every worker's last requests.
 
@@ -105,14 +103,18 @@ def wait_for_final_reports(environment: Environment, runner: Runner | None, **_:
         # worker that leaves to the others.
         runner.stop(send_stop_to_client=False)
         for worker in runner.clients.all:
-            runner.server.send_to_client(Message("quit", None, worker.id))
+            runner.server.send_to_client(Message("quit", None, worker.id))  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + FINAL_REPORTS_TIMEOUT
         # A worker leaves runner.clients when its "quit" arrives, after its final report.
         while runner.clients.all and time.monotonic() < deadline:
             gevent.sleep(0.01)
 
     # Listeners of "quitting" run last-added first: this one before the runner's own.
-    environment.events.quitting.add_listener(collect)
+    environment.events.quitting.add_listener(collect)  # type: ignore[no-untyped-call]
+
+
+events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(wait_for_final_reports)  # type: ignore[no-untyped-call]
 
 
 class Echo(EchoUser):

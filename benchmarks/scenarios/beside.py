@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 from . import neighbours
 from .abuser import Abuser
@@ -36,7 +37,9 @@ def alone_then_beside(
     for a phase.
     """
     suffix = suffix_of(server.spec.args)
-    alone, beside, abused = [], [], []
+    alone: list[neighbours.Neighbours] = []
+    beside: list[neighbours.Neighbours] = []
+    abused: list[dict[str, Any]] = []
     for _ in range(settings.repeats):
         alone.append(measure(server.port, settings.duration, suffix))
         abuser_seconds = RAMP_S + settings.duration + neighbours.WARMUP_S + ABUSER_SLACK_S

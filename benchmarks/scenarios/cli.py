@@ -100,7 +100,7 @@ def add_arguments(cli: Parser) -> None:
 
 
 def settings_from(options: argparse.Namespace) -> Settings:
-    chosen = {
+    chosen: dict[str, Any] = {
         knob: getattr(options, knob) or presets[options.quick] for knob, presets in SIZES.items()
     }
     return Settings(server_args=options.server_args, **chosen)

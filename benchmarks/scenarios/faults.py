@@ -134,11 +134,12 @@ def paced_idle(server: ServerProcess, settings: Settings, window: int | None = N
             time.sleep(IDLE_RAMP_S)
         else:
             _until_nothing_sent(server)
-        cpu, out, start = server.cpu_seconds(), last_figure(server, OUT) or 0, time.monotonic()
+        cpu_before, sent_before = server.cpu_seconds(), last_figure(server, OUT) or 0
+        start = time.monotonic()
         time.sleep(settings.duration)
         seconds = time.monotonic() - start
-        cpu = (server.cpu_seconds() - cpu) / seconds
-        out = ((last_figure(server, OUT) or 0) - out) / seconds
+        cpu = (server.cpu_seconds() - cpu_before) / seconds
+        out = ((last_figure(server, OUT) or 0) - sent_before) / seconds
     finally:
         sockets.reset_all(socks)
     return {

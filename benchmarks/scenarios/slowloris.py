@@ -14,6 +14,7 @@ import asyncio
 import random
 from asyncio import FIRST_COMPLETED
 from collections import Counter
+from typing import Any, Literal
 
 from .model import Column, Figures, Scenario, Settings
 from .target import HOST, ServerProcess, suffix_of
@@ -86,10 +87,11 @@ async def _hold(
 
 
 async def _ended(
-    answer: asyncio.Future[bytes], stopped: asyncio.Future[bool], pause: float
+    answer: asyncio.Future[bytes], stopped: asyncio.Future[Literal[True]], pause: float
 ) -> bool:
     """Wait ``pause`` seconds unless the server answers or the run stops first: did either?"""
-    await asyncio.wait({answer, stopped}, timeout=pause, return_when=FIRST_COMPLETED)
+    pending: set[asyncio.Future[Any]] = {answer, stopped}
+    await asyncio.wait(pending, timeout=pause, return_when=FIRST_COMPLETED)
     return answer.done() or stopped.done()
 
 

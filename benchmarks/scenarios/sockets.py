@@ -92,8 +92,9 @@ def fill(
         progress = time.monotonic()
         while owed and (now := time.monotonic()) < until and now - progress < stall_s:
             for key, _ in selector.select(timeout=0.1):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                sock = ready
                 left = owed[sock]
                 chunk = payload if left is None else payload[len(payload) - left :]
                 try:

@@ -36,7 +36,9 @@ async def main(args: argparse.Namespace) -> None:
     listener = await anyio.create_tcp_listener(
         local_host=args.host, local_port=args.port, backlog=args.backlog
     )
-    host, port = listener.extra(SocketAttribute.local_address)[:2]
+    address = listener.extra(SocketAttribute.local_address)
+    assert isinstance(address, tuple)  # TCP, not a Unix socket's path
+    host, port = address[:2]
     async with anyio.create_task_group() as group:
         group.start_soon(listener.serve, handle)
         announce(host, port, args.ready_fd)
