@@ -168,8 +168,7 @@ class EchoServer:
         """
         if self._timeouts is not None:
             self._connections.sweep(self._timeouts)
-        if self._observers.metrics is not None:
-            self._observers.metrics.check_deadlines()
+        self._observers.check_deadlines()
 
     def set_faults(self, **faults: Any) -> None:
         """Change the faults (``delay``, ``reset``, ... as in :class:`ServerConfig`).

@@ -43,7 +43,7 @@ class Observers:
     def __init__(self, config: ServerConfig, stats: Callable[[], Stats]) -> None:
         self._config = config
         self._stats = stats
-        self.metrics: MetricsServer | None = None
+        self._metrics: MetricsServer | None = None
         self._lines: asyncio.Task[None] | None = None
 
     async def serve_metrics(
@@ -56,7 +56,7 @@ class Observers:
         if config.metrics_port is not None:
             from .metrics import start_metrics  # the metrics extra, only where asked for
 
-            self.metrics = await start_metrics(
+            self._metrics = await start_metrics(
                 self._stats, config.hosts[0], config.metrics_port, restarts, clock
             )
 
@@ -68,14 +68,19 @@ class Observers:
 
     @property
     def metrics_addresses(self) -> list[Address]:
-        return self.metrics.addresses if self.metrics is not None else []
+        return self._metrics.addresses if self._metrics is not None else []
+
+    def check_deadlines(self) -> None:
+        """Apply the metrics endpoint's request deadline now (a test's clock moved)."""
+        if self._metrics is not None:
+            self._metrics.check_deadlines()
 
     def close(self) -> None:
         """Stop both; safe at any point of a start."""
         if self._lines is not None:
             self._lines.cancel()
-        if self.metrics is not None:
-            self.metrics.close()
+        if self._metrics is not None:
+            self._metrics.close()
 
     async def wait_closed(self) -> None:
         """Wait for the stats lines to end after :meth:`close`."""
