@@ -193,11 +193,12 @@ def kernel_held(server: ServerProcess, settings: Settings) -> Figures:
     }
 
 
+COUNTED = Column("counted MiB", "counted_mib", "float")
 MEMORY_COLUMNS = (
     CLIENTS,
     SENT,
     Column("RSS growth MiB (peak)", "growth_mib|peak_growth_mib", "float"),
-    Column("counted MiB", "counted_mib", "float"),
+    COUNTED,
     Column("growth ÷ counted", "growth_per_counted", "ratio"),
     Column("still open", "open"),
     REFUSED,
@@ -281,12 +282,12 @@ def _kernel_buffers(name: str, *flags: str) -> Scenario:
         flags=lambda settings: (*flags, *STATS_INTERVAL),
         run=kernel_held,
         columns=(
-            Column("clients", "clients"),
-            Column("sent MiB", "sent_mib", "float"),
+            CLIENTS,
+            SENT,
             Column("kernel send queues MiB", "kernel_mib", "float"),
             Column("KiB per client", "kernel_kib_per_client", "float"),
             Column("RSS growth MiB", "growth_mib", "float"),
-            Column("counted MiB", "counted_mib", "float"),
+            COUNTED,
         ),
     )
 
